@@ -1,0 +1,40 @@
+# The two commands: `make run` (install, then start the dashboard) and `make test` (install, then
+# lint and run every test). Both create .venv on first use and reinstall only when requirements change.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test demo lint browser clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) -m aixchange_images init
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+demo: $(VENV)/.runtime
+	$(PY) -m aixchange_images demo-data
+
+# The browser test needs Debian's chromium; installed here when we are root (CI is).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.dev browser lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,191 @@
+"""Users, passwords, roles and what each role may do; the audit log."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from .config import Settings
+from .models import AuditEvent, Role, User, utcnow
+
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
+SETUP_TOKEN_FILE = "setup-token"
+
+# What each role may do (product.md's table); every service function checks it.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view": frozenset({Role.admin, Role.product, Role.manager}),
+    "generate": frozenset({Role.admin, Role.product}),
+    "edit_templates": frozenset({Role.admin, Role.product}),
+    "review": frozenset({Role.admin}),  # approve, reject, roll back, upload, publish
+    "edit_catalogue": frozenset({Role.admin}),
+    "manage": frozenset({Role.admin}),  # settings, budgets, prices, users, audit log
+}
+_hasher = PasswordHasher()
+
+
+class PermissionDenied(PermissionError):
+    """The actor's role may not do this; the message says who may."""
+
+
+class AuthError(ValueError):
+    """Sign-in or user management refused; one sentence for a person."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    role: str
+
+    def can(self, permission: str) -> bool:
+        return self.role in PERMISSIONS.get(permission, frozenset())
+
+
+CLI_ACTOR = Actor("cli", Role.admin)  # whoever has a shell on the server is its administrator
+
+_ACTIONS = {
+    "generate": "generate images",
+    "edit_templates": "edit prompt templates",
+    "review": "approve, reject, roll back or upload images",
+    "edit_catalogue": "change the catalogue",
+    "manage": "change settings, budgets, prices or users",
+}
+
+
+def require(actor: Actor, permission: str) -> None:
+    if not actor.can(permission):
+        allowed = " or ".join(sorted(PERMISSIONS[permission]))
+        raise PermissionDenied(f"The {actor.role} role may not {_ACTIONS.get(permission, permission)}; ask an {allowed}.")
+
+
+def audit(session: Session, actor: Actor, action: str, target: str | None = None, **detail: Any) -> None:
+    session.add(AuditEvent(actor=actor.username, action=action, target=target, detail=detail))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise AuthError("The password must be at least 8 characters long.")
+
+
+def add_user(*, session: Session, actor: Actor, username: str, password: str, role: str) -> User:
+    require(actor, "manage")
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise AuthError("A username is 1-64 letters, digits, '.', '-' or '_'.")
+    if role not in Role.__members__:
+        raise AuthError(f"The role must be admin, product or manager, not '{role}'.")
+    _check_password(password)
+    if session.exec(select(User).where(func.lower(User.username) == username.lower())).first():
+        raise AuthError(f"A user called {username} exists already.")
+    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    session.add(user)
+    audit(session, actor, "user.add", username, role=role)
+    session.flush()
+    return user
+
+
+def list_users(*, session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(User.username)).all())
+
+
+def set_role(*, session: Session, actor: Actor, username: str, role: str) -> User:
+    require(actor, "manage")
+    user = _get_user(session, username)
+    if role not in Role.__members__:
+        raise AuthError(f"The role must be admin, product or manager, not '{role}'.")
+    if user.role == Role.admin and role != Role.admin and _admin_count(session) <= 1:
+        raise AuthError("That is the last admin; make another user admin first.")
+    audit(session, actor, "user.role", username, old=user.role, new=role)
+    user.role = role
+    session.add(user)
+    return user
+
+
+def set_disabled(*, session: Session, actor: Actor, username: str, disabled: bool) -> User:
+    require(actor, "manage")
+    user = _get_user(session, username)
+    if disabled and user.role == Role.admin and _admin_count(session) <= 1:
+        raise AuthError("That is the last admin; make another user admin first.")
+    user.disabled = disabled
+    session.add(user)
+    audit(session, actor, "user.disable" if disabled else "user.enable", username)
+    return user
+
+
+def _get_user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise AuthError(f"There is no user called {username}.")
+    return user
+
+
+def _admin_count(session: Session) -> int:
+    query = select(func.count()).select_from(User).where(User.role == Role.admin, col(User.disabled).is_(False))
+    return int(session.exec(query).one())
+
+
+def authenticate(*, session: Session, username: str, password: str) -> Actor:
+    """Check a sign-in; repeated failures lock the account for a while. The caller commits."""
+    user = session.exec(select(User).where(User.username == username.strip())).first()
+    now = utcnow()
+    if user is None or user.disabled:
+        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
+        raise AuthError("Wrong username or password.")
+    if user.locked_until and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        raise AuthError(f"Too many failed sign-ins; this account is locked for {minutes} more minute(s).")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+            user.failed_logins = 0
+            session.add(AuditEvent(actor=user.username, action="user.locked", target=user.username))
+        session.add(user)
+        raise AuthError("Wrong username or password.") from None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.add(user)
+    return Actor(user.username, user.role)
+
+
+def has_users(*, session: Session) -> bool:
+    return session.exec(select(User.id).limit(1)).first() is not None
+
+
+def setup_token(settings: Settings) -> str:
+    """The one-time token that lets the first admin be created from the browser (Jenkins-style)."""
+    path = settings.data_dir / SETUP_TOKEN_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        if token:
+            return token
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(18)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def claim_setup(*, session: Session, settings: Settings, token: str, username: str, password: str) -> Actor:
+    """Create the first admin when `token` matches the setup token; the token is then spent."""
+    if has_users(session=session):
+        raise AuthError("Set-up is finished: an admin exists already. Sign in instead.")
+    path = settings.data_dir / SETUP_TOKEN_FILE
+    expected = path.read_text().strip() if path.is_file() else ""
+    if not expected or not hmac.compare_digest(expected.encode(), token.strip().encode()):
+        raise AuthError(f"That set-up token is wrong; the server printed it to its log and wrote it to {path}.")
+    setup_actor = Actor("setup", Role.admin)
+    add_user(session=session, actor=setup_actor, username=username, password=password, role=Role.admin)
+    path.unlink(missing_ok=True)
+    return Actor(username.strip(), Role.admin)

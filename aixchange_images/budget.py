@@ -1,0 +1,211 @@
+"""Prices, cost from usage, estimates before a call, and hard budgets with reservations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import Session, select
+
+from .config import Settings, parse_size
+from .db import take_lock
+from .models import Attempt, AttemptStatus, Price, utcnow
+
+# USD per 1M tokens (../shared/openai-images.md, late 2026). Seeded once; admins edit the table.
+DEFAULT_PRICES: dict[str, tuple[float, float, float, str | None]] = {
+    "gpt-image-2": (5.00, 8.00, 30.00, None),
+    "gpt-image-2-2026-04-21": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.5-sunburst": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.5-sunburst-2026-09-08": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.5-flare": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.5-flare-2026-09-08": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.6-sunburst": (5.00, 8.00, 30.00, None),
+    "gpt-image-2.6-flare": (5.00, 8.00, 30.00, None),
+    "gpt-image-1.5": (5.00, 8.00, 32.00, "2026-12-01"),
+    "gpt-image-1-mini": (2.00, 2.50, 8.00, "2026-12-01"),
+    "chatgpt-image-latest": (5.00, 8.00, 32.00, "2026-12-01"),
+}
+
+# Output image tokens for a 1024x1024 image; other sizes scale with their area. Only for
+# estimates before a call: what is charged comes from the `usage` the call returns.
+OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320, "auto": 1056}
+FREE_PROVIDERS = frozenset({"local"})
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    output_text_tokens: int = 0
+
+
+def seed_prices(*, session: Session) -> None:
+    """Insert today's published prices for models the table does not know yet."""
+    known = set(session.exec(select(Price.model)).all())
+    for model, (text_in, image_in, image_out, shutdown) in DEFAULT_PRICES.items():
+        if model not in known:
+            session.add(
+                Price(
+                    model=model,
+                    text_input_per_m=text_in,
+                    image_input_per_m=image_in,
+                    image_output_per_m=image_out,
+                    shutdown_date=shutdown,
+                )
+            )
+
+
+def price_for(*, session: Session, model: str) -> tuple[Price, bool]:
+    """The model's price row and whether it is its own; unknown models are charged at the dearest."""
+    price = session.get(Price, model)
+    if price is not None:
+        return price, True
+    dearest = session.exec(select(Price).order_by(Price.image_output_per_m.desc())).first()
+    if dearest is None:
+        return Price(model=model, text_input_per_m=5, image_input_per_m=8, image_output_per_m=32), False
+    return dearest, False
+
+
+def prompt_tokens(prompt: str) -> int:
+    """A tokenizer-free estimate: about four characters a token."""
+    return max(1, math.ceil(len(prompt) / 4))
+
+
+def expected_output_tokens(size: str, quality: str) -> int:
+    width, height = parse_size(size)
+    return math.ceil(OUTPUT_TOKENS_1024.get(quality, 1056) * width * height / (1024 * 1024))
+
+
+def cost_from_usage(price: Price, usage: Usage) -> float:
+    """Dollars for one call. Output text tokens are charged at the image rate: never under-count."""
+    dollars = (
+        usage.input_text_tokens * price.text_input_per_m
+        + usage.input_image_tokens * price.image_input_per_m
+        + (usage.output_image_tokens + usage.output_text_tokens) * price.image_output_per_m
+    ) / 1_000_000
+    return round(dollars, 6)
+
+
+def estimate_call(*, session: Session, provider: str, model: str, size: str, quality: str, prompt: str) -> float:
+    """What one image is expected to cost before it is asked for."""
+    if provider in FREE_PROVIDERS:
+        return 0.0
+    price, _ = price_for(session=session, model=model)
+    usage = Usage(input_text_tokens=prompt_tokens(prompt), output_image_tokens=expected_output_tokens(size, quality))
+    return cost_from_usage(price, usage)
+
+
+def period_starts(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Start of the current UTC day and month: the budget periods."""
+    now = now or utcnow()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day, day.replace(day=1)
+
+
+_COMMITTED = case((Attempt.status == AttemptStatus.running, Attempt.reserved_usd), else_=Attempt.cost_usd)
+
+
+def committed_since(*, session: Session, since: datetime) -> float:
+    """Money spent or reserved by calls started since `since`."""
+    total = session.exec(select(func.coalesce(func.sum(_COMMITTED), 0.0)).where(Attempt.started_at >= since)).one()
+    return float(total)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    daily_cap: float | None
+    monthly_cap: float | None
+    spent_today: float
+    spent_month: float
+    alert_share: float
+
+    @property
+    def left(self) -> float | None:
+        """Dollars that may still be committed now; None when no cap is set."""
+        lefts = [cap - spent for cap, spent in self._pairs() if cap is not None]
+        return max(0.0, min(lefts)) if lefts else None
+
+    @property
+    def alerts(self) -> list[str]:
+        """One sentence per budget at or past its alert share."""
+        out = []
+        for name, (cap, spent) in zip(("daily", "monthly"), self._pairs(), strict=True):
+            if cap and spent >= cap * self.alert_share:
+                out.append(f"The {name} image budget is {spent / cap:.0%} used (${spent:.2f} of ${cap:.2f}).")
+        return out
+
+    def _pairs(self) -> list[tuple[float | None, float]]:
+        return [(self.daily_cap, self.spent_today), (self.monthly_cap, self.spent_month)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "daily_cap_usd": self.daily_cap,
+            "monthly_cap_usd": self.monthly_cap,
+            "spent_today_usd": round(self.spent_today, 6),
+            "spent_month_usd": round(self.spent_month, 6),
+            "left_usd": None if self.left is None else round(self.left, 6),
+            "alerts": self.alerts,
+        }
+
+
+def budget_state(*, session: Session, settings: Settings, now: datetime | None = None) -> BudgetState:
+    day, month = period_starts(now)
+    return BudgetState(
+        daily_cap=settings.image_budget_daily_usd,
+        monthly_cap=settings.image_budget_monthly_usd,
+        spent_today=committed_since(session=session, since=day),
+        spent_month=committed_since(session=session, since=month),
+        alert_share=settings.image_budget_alert_share,
+    )
+
+
+def open_attempt(*, session: Session, settings: Settings, attempt: Attempt, estimate: float) -> bool:
+    """Insert `attempt` as running with `estimate` reserved, if the budgets can cover it.
+
+    Runs under the `budget` lock, so parallel workers and other processes see each other's
+    reservations. When the budget cannot cover it the attempt is stored as failed
+    (`budget_exceeded`) and False comes back. The caller commits.
+    """
+    if estimate > 0 and (settings.image_budget_daily_usd is not None or settings.image_budget_monthly_usd is not None):
+        take_lock(session, "budget")
+        left = budget_state(session=session, settings=settings).left
+        if left is not None and estimate > left + 1e-9:
+            attempt.status = AttemptStatus.failed
+            attempt.error_kind = "budget_exceeded"
+            attempt.error_message = (
+                f"The image budget has ${left:.4f} left and this call is estimated at ${estimate:.4f}; "
+                "raise the budget in Settings or wait for the next period."
+            )
+            attempt.finished_at = attempt.started_at
+            attempt.duration_ms = 0
+            session.add(attempt)
+            session.flush()
+            return False
+    attempt.reserved_usd = estimate
+    session.add(attempt)
+    session.flush()
+    return True
+
+
+def settle_interrupted(*, session: Session, older_than: timedelta | None = None) -> int:
+    """Close attempts whose process died mid-call, charging their reservation (we can't know better)."""
+    from .pipeline import process_alive  # local: pipeline imports this module
+
+    rows = session.exec(select(Attempt).where(Attempt.status == AttemptStatus.running)).all()
+    closed = 0
+    now = utcnow()
+    for row in rows:
+        stale = older_than is not None and now - row.started_at > older_than
+        if stale or not process_alive(row.pid, row.host):
+            row.status = AttemptStatus.interrupted
+            row.error_message = "The process making this call stopped before it finished."
+            row.cost_usd = row.reserved_usd
+            row.cost_source = "estimate"
+            row.finished_at = now
+            session.add(row)
+            closed += 1
+    return closed

@@ -1,0 +1,301 @@
+"""The command line: `python -m aixchange_images COMMAND` (the contract is in product.md)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, col, select
+
+from . import admin, auth, budget, catalogue, demo, metrics, pipeline, prompts, review
+from .config import ConfigError, Settings, load_settings
+from .db import get_engine, session_scope
+from .models import ImageStatus, Solution
+from .providers import model_notice
+from .storage import StorageError
+
+
+class UsageError(Exception):
+    """Bad usage or input: exit 2 with this one sentence."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help).\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m aixchange_images", description="Generate, review and publish AIXchange solution images.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        return cmd
+
+    command("init", "create the database and folders (idempotent)")
+    cmd = command("import", "import AIXchange bulk JSON or CSV")
+    cmd.add_argument("file", type=Path)
+    cmd = command("solutions", "list solutions")
+    cmd.add_argument("--status", choices=[s.value for s in ImageStatus])
+    cmd = command("generate", "generate candidate images")
+    which = cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--solution", nargs="+", metavar="ID", help="these solutions (also ones with an uploaded image)")
+    which.add_argument("--missing", action="store_true", help="solutions with no image or the placeholder")
+    which.add_argument("--all", action="store_true", help="every solution except those with an uploaded image")
+    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="images per solution (1-10)")
+    cmd.add_argument("--provider", choices=["local", "openai"])
+    cmd.add_argument("--model")
+    cmd.add_argument("--size", metavar="WxH")
+    cmd.add_argument("--quality")
+    cmd.add_argument("--template", metavar="NAME[@VERSION]")
+    cmd.add_argument("--auto-approve", action="store_true", help="publish the first good candidate at once")
+    cmd.add_argument("--no-cache", action="store_true", help="always make a new call")
+    cmd.add_argument("--concurrency", type=int, metavar="C")
+    cmd = command("approve", "publish a candidate")
+    cmd.add_argument("candidate_id", type=int)
+    cmd = command("reject", "reject a candidate with a reason")
+    cmd.add_argument("candidate_id", type=int)
+    cmd.add_argument("--reason", required=True, help=", ".join(review.REJECT_REASONS))
+    cmd.add_argument("--note")
+    cmd = command("rollback", "restore a solution's previous image")
+    cmd.add_argument("solution_id")
+    cmd = command("prompt", "print the rendered prompt for a solution")
+    cmd.add_argument("solution_id")
+    cmd.add_argument("--template", metavar="NAME[@VERSION]")
+    cmd = command("export", "write the catalogue as AIXchange bulk JSON")
+    cmd.add_argument("file", type=Path)
+    cmd = command("stats", "headline figures")
+    cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    users = command("users", "manage dashboard users")
+    users_sub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "product", "manager"])
+    add.add_argument("--json", action="store_true")
+    lst = users_sub.add_parser("list", help="list users")
+    lst.add_argument("--json", action="store_true")
+    cmd = command("demo-data", "load a realistic synthetic catalogue and history")
+    cmd.add_argument("--solutions", type=int, default=120, metavar="N")
+    cmd.add_argument("--generations", type=int, default=600, metavar="M")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        engine = get_engine(settings)
+        with Session(engine) as session:
+            settings = admin.effective_settings(session=session, settings=settings)
+        handler = HANDLERS[args.command]
+        payload, code = handler(args, settings, engine)
+    except (UsageError, ConfigError, catalogue.InputError, prompts.PromptError, review.ReviewError,
+            auth.AuthError, auth.PermissionDenied, StorageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return 1
+    if payload is not None:
+        if getattr(args, "json", False):
+            print(json.dumps(payload, indent=2, default=_json_default))
+        else:
+            print(_human(args.command, payload))
+    return code
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _human(command: str, payload: Any) -> str:
+    if command == "prompt":
+        return payload["prompt"]
+    if command == "solutions":
+        rows = payload["solutions"]
+        lines = [f"{s['id']}  {s['image_status']:<11}  {s['category'][:24]:<24}  {s['title']}" for s in rows]
+        return "\n".join(lines + [f"{len(rows)} solution(s)"])
+    if command == "generate":
+        s = payload["summary"]
+        return (f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
+                f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s")
+    return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
+
+
+def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
+    for folder in (settings.data_dir, settings.candidates_dir, settings.thumbnails_dir, settings.publish_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    return {"database": url, "data_dir": str(settings.data_dir), "publish_dir": str(settings.publish_dir)}, 0
+
+
+def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
+    records = catalogue.read_records(args.file)
+    with session_scope(engine, write=True) as session:
+        report = catalogue.import_records(session=session, records=records)
+        auth.audit(session, auth.CLI_ACTOR, "catalogue.import", args.file.name, **report.as_dict())
+        session.commit()
+    return report.as_dict(), 1 if report.errors else 0
+
+
+def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        rows = catalogue.list_solutions(session=session, status=args.status)
+    return {"solutions": [{"id": s.id, "title": s.title, "category": s.category, "image_status": s.image_status,
+                           "image_url": s.image_url} for s in rows]}, 0
+
+
+def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        if args.solution:
+            found = set(session.exec(select(Solution.id).where(col(Solution.id).in_(args.solution))).all())
+            missing = [sid for sid in args.solution if sid not in found]
+            if missing:
+                raise UsageError(f"There is no solution with id {missing[0]}; see `solutions` for the ids.")
+            return list(dict.fromkeys(args.solution))
+        if args.missing:
+            return catalogue.missing_ids(session=session)
+        query = select(Solution.id).where(Solution.image_status != ImageStatus.uploaded)
+        return list(session.exec(query.order_by(Solution.created_at, Solution.id)).all())
+
+
+def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
+    if args.concurrency is not None and not 1 <= args.concurrency <= 64:
+        raise UsageError("--concurrency must be between 1 and 64.")
+    options = pipeline.GenerateOptions(
+        provider=args.provider, model=args.model, size=args.size, quality=args.quality, template=args.template,
+        candidates=args.candidates, use_cache=not args.no_cache, auto_approve=args.auto_approve,
+        concurrency=args.concurrency,
+    )
+    plan = pipeline.make_plan(settings, options)  # bad values fail here, before anything changes
+    for notice in (settings.quality_notice, model_notice(plan.model, date.today()) if plan.provider.paid else None):
+        if notice:
+            print(f"note: {notice}", file=sys.stderr)
+    ids = _select_ids(args, engine)
+    estimate = pipeline.estimate_batch(engine, settings, ids, options)
+    if ids:
+        print(f"Generating {len(ids) * args.candidates} image(s) with {plan.provider.name}/{plan.model}"
+              f" (about ${estimate['estimated_cost_usd']:.4f}).", file=sys.stderr)
+    results, summary = pipeline.run_batch(engine, settings, ids, options, progress=_print_progress)
+    summary["estimate"] = estimate
+    with Session(engine) as session:
+        summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
+    for alert in summary["budget"]["alerts"]:
+        print(f"warning: {alert}", file=sys.stderr)
+    keys = ("solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit", "error")
+    payload = {"results": [{k: r.as_dict()[k] for k in keys} for r in results], "summary": summary}
+    return payload, 1 if summary["failed"] else 0
+
+
+def _print_progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
+    mark = "ok  " if result.status == "succeeded" else "FAIL"
+    cache = " (cache)" if result.cache_hit else ""
+    tail = f"${result.cost_usd:.4f}{cache}" if result.status == "succeeded" else f"{result.error_kind}: {result.error}"
+    print(f"[{done}/{total}] {mark} {result.solution_id} {result.duration_ms / 1000:.1f}s {tail}", file=sys.stderr, flush=True)
+
+
+def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
+    with session_scope(engine, write=True) as session:
+        pub = review.approve(session=session, settings=settings, candidate_id=args.candidate_id, actor=auth.CLI_ACTOR)
+        session.commit()
+    return {"candidate_id": args.candidate_id, "solution_id": pub.solution_id, "image_url": pub.image_url,
+            "file_name": pub.file_name}, 0
+
+
+def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
+    with session_scope(engine, write=True) as session:
+        cand = review.reject(session=session, candidate_id=args.candidate_id, reason=args.reason, note=args.note,
+                             actor=auth.CLI_ACTOR)
+        session.commit()
+    return {"candidate_id": cand.id, "solution_id": cand.solution_id, "state": cand.state, "reason": cand.reject_reason}, 0
+
+
+def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
+    with session_scope(engine, write=True) as session:
+        pub = review.rollback(session=session, solution_id=args.solution_id, actor=auth.CLI_ACTOR)
+        solution = session.get(Solution, args.solution_id)
+        session.commit()
+    return {"solution_id": args.solution_id, "image_url": solution.image_url, "image_status": solution.image_status,
+            "rolled_back": pub.file_name}, 0
+
+
+def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        solution = session.get(Solution, args.solution_id)
+        if solution is None:
+            raise UsageError(f"There is no solution with id {args.solution_id}.")
+        template, text = prompts.render(session=session, solution=solution, ref=args.template)
+    return {"solution_id": solution.id, "template": template.ref, "prompt": text, "length": len(text)}, 0
+
+
+def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        document = catalogue.export_document(session=session)
+    target = args.file
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        raise UsageError(f"Could not write {target}: {exc.strerror or exc}.") from None
+    return {"exported": len(document["solutions"]), "file": str(target)}, 0
+
+
+def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
+    since = datetime.combine(args.since, datetime.min.time()) if args.since else None
+    with Session(engine) as session:
+        figures = metrics.headline(session=session, since=since)
+        figures["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
+    return figures, 0
+
+
+def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
+    if args.users_command == "list":
+        with Session(engine) as session:
+            users = auth.list_users(session=session)
+        return {"users": [{"username": u.username, "role": u.role, "disabled": u.disabled,
+                           "last_login_at": u.last_login_at} for u in users]}, 0
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    with session_scope(engine, write=True) as session:
+        user = auth.add_user(session=session, actor=auth.CLI_ACTOR, username=args.username, password=password,
+                             role=args.role)
+        session.commit()
+    (settings.data_dir / auth.SETUP_TOKEN_FILE).unlink(missing_ok=True)
+    return {"username": user.username, "role": user.role}, 0
+
+
+def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
+    if args.solutions < 1 or args.generations < 0:
+        raise UsageError("--solutions must be at least 1 and --generations at least 0.")
+    return demo.load(engine, settings, solutions=args.solutions, generations=args.generations,
+                     progress=lambda msg: print(msg, file=sys.stderr, flush=True)), 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "init": cmd_init,
+    "import": cmd_import,
+    "solutions": cmd_solutions,
+    "generate": cmd_generate,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "rollback": cmd_rollback,
+    "prompt": cmd_prompt,
+    "export": cmd_export,
+    "stats": cmd_stats,
+    "users": cmd_users,
+    "demo-data": cmd_demo,
+}

@@ -1,0 +1,173 @@
+"""Configuration, resolved in one place from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# DALL-E era quality values the seed used; the GPT image models call them medium/high.
+LEGACY_QUALITY = {"standard": "medium", "hd": "high"}
+QUALITIES = ("low", "medium", "high", "auto", "xhigh", "max")
+FORMATS = ("png", "jpeg")
+STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+
+# Settings an admin may override from the dashboard (stored in the `setting` table).
+OPERATIONAL_KEYS = (
+    "image_provider",
+    "image_model",
+    "dalle_image_size",
+    "dalle_image_quality",
+    "dalle_image_format",
+    "image_budget_daily_usd",
+    "image_budget_monthly_usd",
+    "image_budget_alert_share",
+    "image_concurrency",
+    "image_rate_limit_per_minute",
+    "cleanup_after_days",
+)
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message says how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Everything the library needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = "sqlite:///data/aixchange.db"
+    external_images_path: Path = Path("external-images")
+    data_dir: Path = Field(default=Path("data"), validation_alias="AIXCHANGE_DATA_DIR")
+    image_provider: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    image_model: str = "gpt-image-2"
+    dalle_image_size: str = "1024x1024"
+    dalle_image_quality: str = "medium"
+    dalle_image_format: str = "png"
+    image_budget_daily_usd: float | None = Field(default=None, ge=0)
+    image_budget_monthly_usd: float | None = Field(default=None, ge=0)
+    image_budget_alert_share: float = Field(default=0.8, gt=0, le=1)
+    image_concurrency: int = Field(default=4, ge=1, le=64)
+    image_rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    image_timeout_seconds: float = Field(default=120.0, gt=0)
+    image_max_retries: int = Field(default=2, ge=0, le=10)
+    image_max_retry_wait_seconds: float = Field(default=60.0, ge=0)
+    cleanup_after_days: int = Field(default=30, ge=0)
+    quality_notice: str | None = None
+
+    @field_validator("image_budget_daily_usd", "image_budget_monthly_usd", "image_rate_limit_per_minute", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Settings:
+        quality = self.dalle_image_quality.strip().lower()
+        if quality in LEGACY_QUALITY:
+            self.quality_notice = (
+                f"DALLE_IMAGE_QUALITY={quality} is a DALL-E value; using {LEGACY_QUALITY[quality]} "
+                "for the GPT image models."
+            )
+            quality = LEGACY_QUALITY[quality]
+        if quality not in QUALITIES:
+            raise ConfigError(f"Image quality '{quality}' is unknown; use one of {', '.join(QUALITIES)}.")
+        self.dalle_image_quality = quality
+        fmt = self.dalle_image_format.strip().lower().replace("jpg", "jpeg")
+        if fmt not in FORMATS:
+            raise ConfigError(f"DALLE_IMAGE_FORMAT must be png or jpeg (the marketplace serves only those), not '{fmt}'.")
+        self.dalle_image_format = fmt
+        self.dalle_image_size = check_size(self.dalle_image_size)
+        if self.image_provider:
+            self.image_provider = self.image_provider.strip().lower()
+        return self
+
+    @property
+    def provider_name(self) -> str:
+        """The provider to use: configured, else openai when a key is set, else local."""
+        if self.image_provider:
+            return self.image_provider
+        return "openai" if self.openai_api_key else "local"
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.data_dir / "candidates"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+    @property
+    def publish_dir(self) -> Path:
+        return self.external_images_path / "solutions"
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Settings:
+        """A copy with operational overrides applied and validated again."""
+        allowed = {k: v for k, v in overrides.items() if k in OPERATIONAL_KEYS}
+        if not allowed:
+            return self
+        data = self.model_dump(exclude={"quality_notice"})
+        data.update(allowed)
+        try:
+            return Settings.model_validate(data)
+        except ValueError as exc:
+            raise ConfigError(_first_problem(exc)) from None
+
+
+_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
+
+
+def check_size(size: str) -> str:
+    """Validate an image size (`WxH` or `auto`) and return it normalised."""
+    size = size.strip().lower()
+    if size == "auto":
+        return size
+    match = _SIZE.match(size)
+    if not match:
+        raise ConfigError(f"Image size '{size}' is not WIDTHxHEIGHT (for example 1024x1024).")
+    width, height = int(match[1]), int(match[2])
+    if width % 16 or height % 16:
+        raise ConfigError(f"Image size {size}: both sides must be divisible by 16.")
+    if not (1 / 3 <= width / height <= 3):
+        raise ConfigError(f"Image size {size}: the aspect ratio must be between 1:3 and 3:1.")
+    if width * height > 3840 * 2160 or max(width, height) > 3840:
+        raise ConfigError(f"Image size {size} is larger than the 3840x2160 maximum.")
+    if min(width, height) < 256:
+        raise ConfigError(f"Image size {size} is too small for a card image; use at least 256 on each side.")
+    return size
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """(width, height) for a size; `auto` means 1024x1024."""
+    if size == "auto":
+        return 1024, 1024
+    width, height = size.split("x")
+    return int(width), int(height)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with explicit overrides on top."""
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError: one sentence per problem
+        raise ConfigError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    first = errors()[0]
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ").rstrip(".")
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"Setting {where.upper()}: {message}." if where else f"{message}."

@@ -1,0 +1,126 @@
+"""The engine, the schema migrations and the cross-process lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from . import models
+from .config import Settings
+
+_engines: dict[str, Engine] = {}
+_immediate: ContextVar[bool] = ContextVar("immediate", default=False)
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: Settings) -> Engine:
+    """One engine per database URL, built once, migrated on first use."""
+    url = settings.database_url
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _build_engine(url)
+            migrate(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests and forked workers)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _build_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see `_begin`).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes
+        # waits for other writers instead of failing with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """A session for one action; `write=True` takes the database's write lock when it begins."""
+    token = _immediate.set(write)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        _immediate.reset(token)
+
+
+def take_lock(session: Session, name: str) -> None:
+    """Serialise the rest of this transaction with every other holder of `name` (any process)."""
+    result = session.execute(text("UPDATE lock SET counter = counter + 1 WHERE name = :n"), {"n": name})
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(models.Lock(name=name, counter=1))
+        session.flush()
+
+
+# Ordered, numbered migrations, recorded in `schemamigration` (the way simonw/llm keeps them).
+# Each is idempotent so a database created by an older build can be brought forward safely.
+def _m001_initial(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+
+
+def _m002_seed_prices(engine: Engine) -> None:
+    from .budget import seed_prices
+
+    with Session(engine) as session:
+        seed_prices(session=session)
+        session.commit()
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
+    (1, "initial tables", _m001_initial),
+    (2, "seed the price table", _m002_seed_prices),
+]
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply the migrations this database has not seen; returns their numbers."""
+    if not inspect(engine).has_table("schemamigration"):
+        SQLModel.metadata.tables["schemamigration"].create(engine)
+    with Session(engine) as session:
+        done = set(session.exec(select(models.SchemaMigration.version)).all())
+    applied = []
+    for number, name, step in MIGRATIONS:
+        if number in done:
+            continue
+        step(engine)
+        with Session(engine) as session:
+            if session.get(models.SchemaMigration, number) is None:
+                session.add(models.SchemaMigration(version=number, name=name))
+                session.commit()
+        applied.append(number)
+    return applied

@@ -1,0 +1,212 @@
+"""`demo-data`: a realistic synthetic catalogue and generation history (also the scale fixture)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from . import storage
+from .budget import Usage, cost_from_usage, expected_output_tokens, price_for
+from .config import Settings
+from .db import session_scope
+from .models import (
+    PLACEHOLDER_URL,
+    PUBLIC_PREFIX,
+    Attempt,
+    Candidate,
+    ImageStatus,
+    Publication,
+    Solution,
+    new_solution_id,
+    utcnow,
+)
+from .providers import ImageRequest, LocalProvider
+
+CATEGORIES = [
+    "Natural Language Processing", "Computer Vision", "Speech Recognition", "Generative AI",
+    "Machine Learning", "Deep Learning", "Reinforcement Learning", "AppliedDataScience", "Automation", "Other",
+]
+SUBJECTS = {
+    "Natural Language Processing": ["contract clauses", "support tickets", "clinical notes", "product reviews", "legal briefs"],
+    "Computer Vision": ["shelf images", "X-ray scans", "drone footage", "factory cameras", "satellite tiles"],
+    "Speech Recognition": ["call-centre audio", "meeting recordings", "voice commands", "podcast episodes", "field interviews"],
+    "Generative AI": ["marketing copy", "product photos", "slide decks", "test data", "code snippets"],
+    "Machine Learning": ["churn signals", "sales pipelines", "sensor readings", "credit applications", "demand history"],
+    "Deep Learning": ["protein sequences", "medical images", "time series", "molecule graphs", "video streams"],
+    "Reinforcement Learning": ["warehouse robots", "ad bidding", "traffic lights", "energy grids", "pricing engines"],
+    "AppliedDataScience": ["clinical trials", "supply chains", "survey results", "lab results", "patient cohorts"],
+    "Automation": ["invoice processing", "onboarding workflows", "IT tickets", "report generation", "data entry"],
+    "Other": ["team knowledge", "research papers", "compliance checks", "meeting notes", "customer feedback"],
+}
+VERBS = ["analyses", "summarises", "classifies", "forecasts", "detects anomalies in", "extracts insights from",
+         "automates the review of", "generates reports from", "monitors", "answers questions about"]
+NAMES = ["Insight", "Pilot", "Lens", "Flow", "Scout", "Forge", "Pulse", "Atlas", "Echo", "Nova", "Sage", "Beacon"]
+ERRORS = [("rate_limited", 30), ("server_error", 20), ("timeout", 15), ("moderation_blocked", 10),
+          ("bad_image", 5), ("budget_exceeded", 10), ("connection", 5), ("invalid_request", 5)]
+MODELS = [("openai", "gpt-image-2", 70), ("local", "local-card", 20), ("openai", "gpt-image-2.5-sunburst", 10)]
+REASONS = ["off_topic", "low_quality", "text_artefacts", "off_brand", "unsafe", "other"]
+POOL_SIZE = 8
+CHUNK = 5000
+
+
+def _solution_rows(rng: random.Random, count: int, taken: set[str]) -> list[dict[str, Any]]:
+    rows = []
+    now = utcnow()
+    for i in range(count):
+        category = CATEGORIES[i % len(CATEGORIES)] if i < len(CATEGORIES) else rng.choice(CATEGORIES)
+        subject = rng.choice(SUBJECTS[category])
+        title = f"{rng.choice(NAMES)} {subject.split()[0].title()} {rng.choice(['AI', 'Assistant', 'Analyzer', 'Studio', 'Copilot'])}"
+        base, n = title, 2
+        while title.lower() in taken:
+            title, n = f"{base} {n}", n + 1
+        taken.add(title.lower())
+        verb = rng.choice(VERBS)
+        created = now - timedelta(days=rng.uniform(5, 120))
+        rows.append({
+            "id": new_solution_id(), "title": title[:100], "category": category,
+            "description": f"{verb} {subject} so teams act faster, with explainable results and an audit trail.",
+            "provider": rng.choice(["Acme Labs", "Northwind AI", "Contoso Research", "Fabrikam"]),
+            "launch_url": f"https://example.com/solutions/{storage.slugify(title)}",
+            "source_code_url": None, "tags": [category.split()[0].lower(), subject.split()[0].lower()],
+            "version": "1.0.0", "is_published": True, "status": "Active", "token_cost": rng.choice([0, 5, 10, 25]),
+            "rating": round(rng.uniform(3, 5), 1), "metadata": {}, "author_id": None, "image_url": None,
+            "image_status": ImageStatus.none, "created_at": created, "updated_at": created,
+        })
+    return rows
+
+
+def _image_pool(settings: Settings, solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A few real images (local provider) that the synthetic candidates share, so galleries show pictures."""
+    provider, pool = LocalProvider(settings), []
+    for row in solutions[:POOL_SIZE]:
+        request = ImageRequest(prompt=row["description"], model="local-card", size="1024x1024", quality="medium",
+                               output_format="png", subject=row)
+        data = provider.generate(request).data
+        info = storage.verify_image(data)
+        file_path, thumb_path = storage.store_candidate(settings, "demo", data, info)
+        pool.append({"file_path": file_path, "thumb_path": thumb_path, "image_format": "png", "width": info.width,
+                     "height": info.height, "sha256": info.sha256})
+    return pool
+
+
+def load(engine: Engine, settings: Settings, *, solutions: int, generations: int,
+         progress: Callable[[str], None] = lambda _msg: None, seed: int = 42) -> dict[str, Any]:
+    """Insert `solutions` solutions and about `generations` attempts over the last 60 days."""
+    rng = random.Random(seed)
+    with Session(engine) as session:
+        taken = {t.lower() for t in session.exec(select(Solution.title)).all()}
+        next_attempt = (session.exec(select(func.max(Attempt.id))).one() or 0) + 1
+        next_candidate = (session.exec(select(func.max(Candidate.id))).one() or 0) + 1
+        prices = {m: price_for(session=session, model=m)[0] for _, m, _ in MODELS}
+    rows = _solution_rows(rng, solutions, taken)
+    progress(f"Drawing {min(POOL_SIZE, len(rows))} demo images…")
+    pool = _image_pool(settings, rows)
+    history = _History(rng, prices, pool, next_attempt, next_candidate)
+    for row in rows:
+        history.solution(row, generations / max(1, solutions))
+    with session_scope(engine, write=True) as session:
+        _bulk(session, Solution, rows)
+        progress(f"Inserted {len(rows)} solutions; writing {len(history.attempts)} attempts…")
+        _bulk(session, Attempt, history.attempts)
+        _bulk(session, Candidate, history.candidates)
+        _bulk(session, Publication, history.publications)
+        session.commit()
+    return {"solutions": len(rows), "attempts": len(history.attempts), "candidates": len(history.candidates),
+            "publications": len(history.publications)}
+
+
+def _bulk(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    table = model.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(table), rows[start:start + CHUNK])
+
+
+class _History:
+    """Builds plausible attempts, candidates and publications for one solution at a time."""
+
+    def __init__(self, rng: random.Random, prices: dict, pool: list[dict], next_attempt: int, next_candidate: int):
+        self.rng, self.prices, self.pool = rng, prices, pool
+        self.next_attempt, self.next_candidate = next_attempt, next_candidate
+        self.attempts: list[dict[str, Any]] = []
+        self.candidates: list[dict[str, Any]] = []
+        self.publications: list[dict[str, Any]] = []
+        self.now = utcnow()
+
+    def solution(self, row: dict[str, Any], mean_attempts: float) -> None:
+        rng = self.rng
+        count = min(int(rng.expovariate(1 / mean_attempts)) if mean_attempts else 0, 60)
+        fate = rng.choices(["approved", "pending", "placeholder", "none"], [60, 15, 10, 15])[0]
+        if fate == "none":
+            count = 0
+        times = sorted(self.now - timedelta(days=rng.uniform(0, 60)) for _ in range(count))
+        successes = [self._attempt(row, t, ok=fate != "placeholder") for t in times]
+        successes = [c for c in successes if c is not None]
+        if fate == "placeholder" or (fate != "none" and not successes):
+            row["image_url"], row["image_status"] = PLACEHOLDER_URL, ImageStatus.placeholder
+        elif fate == "pending":
+            successes[-1]["state"] = "pending"
+            row["image_status"] = ImageStatus.pending
+        elif fate == "approved":
+            self._publish(row, successes[-1])
+        for cand in successes[:-1]:
+            cand["state"], cand["reject_reason"] = "rejected", rng.choice(REASONS)
+
+    def _attempt(self, row: dict[str, Any], started, ok: bool) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+        rng = self.rng
+        provider, model, _ = rng.choices(MODELS, [m[2] for m in MODELS])[0]
+        quality = rng.choices(["low", "medium", "high"], [15, 70, 15])[0]
+        succeeded = ok and rng.random() < 0.9
+        cache_hit = succeeded and rng.random() < 0.05
+        paid = provider == "openai" and succeeded and not cache_hit
+        duration = int(rng.lognormvariate(9.1, 0.35)) if provider == "openai" else int(rng.lognormvariate(5.5, 0.3))
+        tokens = expected_output_tokens("1024x1024", quality)
+        cost = cost_from_usage(self.prices[model], Usage(60, 0, tokens, 0)) if paid else 0.0
+        attempt_id, self.next_attempt = self.next_attempt, self.next_attempt + 1
+        attempt = {
+            "id": attempt_id, "solution_id": row["id"], "batch_id": "demo", "actor": "demo", "provider": provider,
+            "model": model, "size": "1024x1024", "quality": quality, "output_format": "png",
+            "template_ref": "default@1", "prompt": row["description"], "variant": 0,
+            "request_key": f"demo-{attempt_id}", "status": "succeeded" if succeeded else "failed",
+            "error_kind": None if succeeded else rng.choices(ERRORS, [e[1] for e in ERRORS])[0][0],
+            "error_message": None, "cache_hit": cache_hit, "moderation": "passed", "started_at": started,
+            "finished_at": started + timedelta(milliseconds=duration), "duration_ms": duration,
+            "provider_ms": duration - 40, "retries": 0, "input_text_tokens": 60 if paid else None,
+            "input_image_tokens": 0 if paid else None, "output_image_tokens": tokens if paid else None,
+            "output_text_tokens": 0 if paid else None, "reserved_usd": cost, "cost_usd": cost,
+            "cost_source": "usage" if paid else ("cache" if cache_hit else "none"), "request_id": None,
+            "bytes": None, "candidate_id": None, "pid": None, "host": "demo",
+        }
+        self.attempts.append(attempt)
+        if not succeeded:
+            return None
+        image = self.pool[attempt_id % len(self.pool)] if self.pool else {}
+        size = int(rng.uniform(1.1e6, 1.9e6))
+        cand_id, self.next_candidate = self.next_candidate, self.next_candidate + 1
+        attempt["candidate_id"], attempt["bytes"] = cand_id, size
+        candidate = {
+            "id": cand_id, "solution_id": row["id"], "attempt_id": attempt_id, "state": "rejected",
+            "bytes": size, "template_ref": "default@1", "model": model, "cost_usd": cost, "cache_hit": cache_hit,
+            "source": "generated", "reject_reason": None, "reject_note": None, "created_at": attempt["finished_at"],
+            "reviewed_at": attempt["finished_at"] + timedelta(hours=rng.uniform(1, 48)), "reviewed_by": "demo",
+            **image,
+        }
+        self.candidates.append(candidate)
+        return candidate
+
+    def _publish(self, row: dict[str, Any], candidate: dict[str, Any]) -> None:
+        stamp = int(candidate["reviewed_at"].timestamp() * 1000)
+        name = f"{storage.slugify(row['title'])}-{stamp}.png"
+        candidate["state"] = "approved"
+        row["image_url"], row["image_status"] = PUBLIC_PREFIX + name, ImageStatus.approved
+        self.publications.append({
+            "solution_id": row["id"], "candidate_id": candidate["id"], "file_name": name,
+            "image_url": PUBLIC_PREFIX + name, "bytes": candidate["bytes"], "previous_image_url": None,
+            "previous_status": ImageStatus.none, "published_at": candidate["reviewed_at"], "published_by": "demo",
+            "active": True, "rolled_back_at": None, "rolled_back_by": None,
+        })

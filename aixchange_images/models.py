@@ -1,0 +1,245 @@
+"""The tables: solutions, generation attempts, candidates, publications, users and the rest.
+
+Timestamps are aware UTC (SQLModel stores them as UTC); `utcnow()` is the one clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+PLACEHOLDER_URL = "/placeholder-image.jpg"
+PUBLIC_PREFIX = "/api/external-images/solutions/"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_solution_id() -> str:
+    """A cuid-shaped id (the marketplace's Prisma default) for solutions that come without one."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "c" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+class ImageStatus(StrEnum):
+    none = "none"
+    placeholder = "placeholder"
+    pending = "pending"
+    approved = "approved"
+    uploaded = "uploaded"
+
+
+MISSING_STATUSES = (ImageStatus.none, ImageStatus.placeholder)
+
+
+class CandidateState(StrEnum):
+    pending = "pending"
+    approved = "approved"  # the one published now
+    superseded = "superseded"  # published before, replaced by a later approval
+    rejected = "rejected"
+    rolled_back = "rolled_back"
+
+
+class AttemptStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    interrupted = "interrupted"  # the process died mid-call; found and closed by a later run
+
+
+class Role(StrEnum):
+    admin = "admin"
+    product = "product"
+    manager = "manager"
+
+
+ERROR_KINDS = (
+    "moderation_blocked",
+    "budget_exceeded",
+    "rate_limited",
+    "quota_exceeded",
+    "timeout",
+    "connection",
+    "auth",
+    "invalid_request",
+    "model_unavailable",
+    "server_error",
+    "bad_image",
+    "storage",
+)
+
+
+class SolutionBase(SQLModel):
+    title: str = Field(index=True, max_length=100)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(index=True, max_length=100)
+    provider: str = "Unknown"
+    launch_url: str = ""
+    source_code_url: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: str = "1.0.0"
+    is_published: bool = True
+    status: str = "Active"
+    token_cost: int = 0
+    rating: float = 0.0
+    metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    author_id: str | None = None
+    image_url: str | None = None
+
+
+class Solution(SolutionBase, table=True):
+    id: str = Field(default_factory=new_solution_id, primary_key=True, max_length=40)
+    image_status: str = Field(default=ImageStatus.none, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Attempt(SQLModel, table=True):
+    """One request for an image, whatever became of it: the ledger of calls, time and money."""
+
+    __table_args__ = (
+        Index("ix_attempt_started_status", "started_at", "status"),
+        Index("ix_attempt_request_key_status", "request_key", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    solution_id: str = Field(index=True, foreign_key="solution.id")
+    batch_id: str | None = Field(default=None, index=True)
+    actor: str = "cli"
+    provider: str
+    model: str = Field(index=True)
+    size: str
+    quality: str
+    output_format: str = "png"
+    template_ref: str = Field(default="default@1", index=True)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    variant: int = 0
+    request_key: str = Field(max_length=64)
+    status: str = Field(default=AttemptStatus.running, index=True)
+    error_kind: str | None = Field(default=None, index=True)
+    error_message: str | None = None
+    cache_hit: bool = False
+    moderation: str | None = None  # passed | flagged | skipped
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    provider_ms: int | None = None
+    retries: int = 0
+    input_text_tokens: int | None = None
+    input_image_tokens: int | None = None
+    output_image_tokens: int | None = None
+    output_text_tokens: int | None = None
+    reserved_usd: float = 0.0
+    cost_usd: float = 0.0
+    cost_source: str | None = None  # usage | per_image | cache | estimate | none
+    request_id: str | None = None
+    bytes: int | None = None
+    candidate_id: int | None = None
+    pid: int | None = None
+    host: str | None = None
+
+
+class Candidate(SQLModel, table=True):
+    """A stored image awaiting (or past) review."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    solution_id: str = Field(index=True, foreign_key="solution.id")
+    attempt_id: int | None = Field(default=None, index=True)
+    state: str = Field(default=CandidateState.pending, index=True)
+    file_path: str  # relative to the data folder
+    thumb_path: str
+    image_format: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str = Field(index=True, max_length=64)
+    template_ref: str = "default@1"
+    model: str = ""
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    source: str = "generated"  # generated | uploaded
+    reject_reason: str | None = None
+    reject_note: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = None
+
+
+class Publication(SQLModel, table=True):
+    """An approval written to the publish folder, with what it replaced (for rollback)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    solution_id: str = Field(index=True, foreign_key="solution.id")
+    candidate_id: int | None = None
+    file_name: str
+    image_url: str
+    bytes: int = 0
+    previous_image_url: str | None = None
+    previous_status: str = ImageStatus.none
+    published_at: datetime = Field(default_factory=utcnow, index=True)
+    published_by: str = "cli"
+    active: bool = True
+    rolled_back_at: datetime | None = None
+    rolled_back_by: str | None = None
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    password_hash: str
+    role: str = Role.admin
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    disabled: bool = False
+
+
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str
+    action: str = Field(index=True)
+    target: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Price(SQLModel, table=True):
+    """USD per 1M tokens for one model; admins edit it, attempts keep what they were charged."""
+
+    model: str = Field(primary_key=True, max_length=80)
+    text_input_per_m: float = Field(ge=0)
+    image_input_per_m: float = Field(ge=0)
+    image_output_per_m: float = Field(ge=0)
+    shutdown_date: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str = "seed"
+
+
+class Setting(SQLModel, table=True):
+    """An operational override of the environment's configuration."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str = "cli"
+
+
+class Lock(SQLModel, table=True):
+    """A row whose update serialises a critical section across threads and processes."""
+
+    name: str = Field(primary_key=True, max_length=40)
+    counter: int = 0
+
+
+class SchemaMigration(SQLModel, table=True):
+    version: int = Field(primary_key=True)
+    name: str
+    applied_at: datetime = Field(default_factory=utcnow)

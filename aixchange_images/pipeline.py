@@ -1,0 +1,513 @@
+"""Generation: one solution's attempt from prompt to stored candidate, and parallel batches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from . import budget, storage
+from .auth import CLI_ACTOR, Actor, require
+from .budget import Usage
+from .config import Settings, check_size
+from .db import session_scope
+from .models import (
+    PLACEHOLDER_URL,
+    Attempt,
+    AttemptStatus,
+    Candidate,
+    CandidateState,
+    ImageStatus,
+    Solution,
+    utcnow,
+)
+from .prompts import PromptError, check_prompt, render
+from .providers import ImageRequest, ImageResult, Provider, ProviderError, get_provider, redact
+
+HOST = socket.gethostname()
+
+
+@dataclass
+class GenerateOptions:
+    """What a batch asks for; None means the configured default."""
+
+    provider: str | None = None
+    model: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    output_format: str | None = None
+    template: str | None = None
+    candidates: int = 1
+    use_cache: bool = True
+    auto_approve: bool = False
+    concurrency: int | None = None
+    actor: Actor = CLI_ACTOR
+
+
+@dataclass
+class Plan:
+    """Options resolved against the settings: exactly what each call will send."""
+
+    provider: Provider
+    model: str
+    size: str
+    quality: str
+    output_format: str
+    options: GenerateOptions
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass
+class GenerationResult:
+    solution_id: str
+    status: str  # succeeded | failed
+    error_kind: str | None = None
+    candidate_id: int | None = None
+    cost_usd: float = 0.0
+    duration_ms: int = 0
+    cache_hit: bool = False
+    error: str | None = None
+    attempt_id: int | None = None
+    published_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
+    """Resolve provider, model, size, quality and format; bad values fail with one sentence."""
+    require(options.actor, "generate")
+    provider = get_provider(options.provider or settings.provider_name, settings)
+    quality = (options.quality or settings.dalle_image_quality).lower()
+    override = settings.with_overrides({"dalle_image_quality": quality}) if options.quality else settings
+    if options.auto_approve:
+        require(options.actor, "review")
+    if not 1 <= options.candidates <= 10:
+        raise ValueError("--candidates must be between 1 and 10.")
+    return Plan(
+        provider=provider,
+        model=provider.fixed_model or options.model or settings.image_model,
+        size=check_size(options.size or settings.dalle_image_size),
+        quality=override.dalle_image_quality,
+        output_format=(options.output_format or settings.dalle_image_format).replace("jpg", "jpeg"),
+        options=options,
+    )
+
+
+def request_key(plan: Plan, prompt: str, variant: int) -> str:
+    """Identity of a request for the cache: same key, same kind of image."""
+    parts = (plan.provider.name, plan.model, plan.size, plan.quality, plan.output_format, prompt, str(variant))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def process_alive(pid: int | None, host: str | None) -> bool:
+    """Whether the process that opened an attempt may still be working on it."""
+    if pid is None or host != HOST:
+        return host != HOST  # another machine's attempt: only its own runs may close it
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RateLimiter:
+    """At most `per_minute` calls in any sliding minute, shared by a batch's workers."""
+
+    def __init__(self, per_minute: int | None, stop: threading.Event | None = None):
+        self.per_minute = per_minute
+        self.stop = stop or threading.Event()
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Wait for a slot; False when the batch was stopped meanwhile."""
+        if not self.per_minute:
+            return not self.stop.is_set()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._times and now - self._times[0] >= 60:
+                    self._times.popleft()
+                if len(self._times) < self.per_minute:
+                    self._times.append(now)
+                    return True
+                wait = 60 - (now - self._times[0])
+            if self.stop.wait(wait):
+                return False
+
+
+class Generator:
+    """Runs attempts for one plan; shared by the batch's worker threads."""
+
+    def __init__(self, engine: Engine, settings: Settings, plan: Plan, stop: threading.Event | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.plan = plan
+        self.stop = stop or threading.Event()
+        self.limiter = RateLimiter(settings.image_rate_limit_per_minute, self.stop)
+        self._publish_lock = threading.Lock()
+        self._published: set[str] = set()
+        self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
+
+    # -- one attempt -------------------------------------------------------------------------
+    def generate(self, solution_id: str, variant: int) -> GenerationResult:
+        started = time.perf_counter()
+        result = self._generate(solution_id, variant, started)
+        if result.status == "failed":
+            self._give_placeholder(solution_id)
+        return result
+
+    def _generate(self, solution_id: str, variant: int, started: float) -> GenerationResult:
+        with Session(self.engine, expire_on_commit=False) as session:
+            solution = session.get(Solution, solution_id)
+            if solution is None:
+                return GenerationResult(solution_id, "failed", "invalid_request", error=f"No solution with id {solution_id}.")
+            attempt = self._new_attempt(session, solution, variant)
+            subject = {"title": solution.title, "description": solution.description,
+                       "category": solution.category, "tags": list(solution.tags or [])}
+        if attempt.status == AttemptStatus.failed:  # the prompt could not be made
+            return self._store(attempt, started)
+        if self.plan.options.use_cache:
+            cached = self._from_cache(attempt, started)
+            if cached is not None:
+                return cached
+        if not self._moderate(attempt):
+            return self._store(attempt, started)
+        if not self._reserve(attempt):
+            return self._result(attempt)
+        return self._call(attempt, subject, started)
+
+    def _new_attempt(self, session: Session, solution: Solution, variant: int) -> Attempt:
+        plan = self.plan
+        attempt = Attempt(
+            solution_id=solution.id, batch_id=plan.batch_id, actor=plan.options.actor.username,
+            provider=plan.provider.name, model=plan.model, size=plan.size, quality=plan.quality,
+            output_format=plan.output_format, prompt="", variant=variant, request_key="",
+            pid=os.getpid(), host=HOST,
+        )
+        try:
+            template, prompt = render(session=session, solution=solution, ref=plan.options.template)
+            attempt.template_ref, attempt.prompt = template.ref, prompt
+            check_prompt(prompt, model=plan.model, description=solution.description)
+        except PromptError as exc:
+            attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, "invalid_request", str(exc)
+        attempt.request_key = request_key(plan, attempt.prompt, variant)
+        return attempt
+
+    def _from_cache(self, attempt: Attempt, started: float) -> GenerationResult | None:
+        """Reuse an identical earlier success at $0: a new candidate, or the same pending one."""
+        with session_scope(self.engine, write=True) as session:
+            source = session.exec(
+                select(Candidate).join(Attempt, Attempt.candidate_id == Candidate.id)
+                .where(Attempt.request_key == attempt.request_key, Attempt.status == AttemptStatus.succeeded)
+                .order_by(Attempt.id.desc())
+            ).first()
+            if source is None or not (self.settings.data_dir / source.file_path).is_file():
+                return None
+            if source.solution_id == attempt.solution_id and source.state == CandidateState.pending:
+                candidate = source
+            else:
+                candidate = Candidate(
+                    **source.model_dump(exclude={"id", "state", "reject_reason", "reject_note", "reviewed_at",
+                                                 "reviewed_by", "created_at", "solution_id", "cost_usd"}),
+                    solution_id=attempt.solution_id, cost_usd=0.0,
+                )
+                candidate.cache_hit = True
+                session.add(candidate)
+                session.flush()
+            attempt.cache_hit, attempt.cost_source, attempt.bytes = True, "cache", candidate.bytes
+            attempt.candidate_id = candidate.id
+            self._finish(attempt, started, AttemptStatus.succeeded)
+            session.add(attempt)
+            _mark_pending(session, attempt.solution_id)
+            session.commit()
+        self._auto_approve(attempt)
+        return self._result(attempt)
+
+    def _moderate(self, attempt: Attempt) -> bool:
+        try:
+            verdict = self.plan.provider.moderate(attempt.prompt)
+        except ProviderError as exc:
+            attempt.moderation = "error"
+            self._fail(attempt, exc.kind, f"The moderation check failed: {exc.message}")
+            return False
+        attempt.moderation = "flagged" if verdict.flagged else "passed"
+        if verdict.flagged:
+            found = ", ".join(verdict.categories) or "unsafe content"
+            self._fail(attempt, "moderation_blocked", f"The prompt was flagged by moderation ({found}); reword the description.")
+            return False
+        return True
+
+    def _reserve(self, attempt: Attempt) -> bool:
+        plan = self.plan
+        with session_scope(self.engine, write=True) as session:
+            estimate = budget.estimate_call(session=session, provider=plan.provider.name, model=plan.model,
+                                            size=plan.size, quality=plan.quality, prompt=attempt.prompt)
+            attempt.started_at = utcnow()
+            ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
+            session.commit()
+            session.refresh(attempt)
+        return ok
+
+    def _call(self, attempt: Attempt, subject: dict[str, Any], started: float) -> GenerationResult:
+        plan = self.plan
+        request = ImageRequest(prompt=attempt.prompt, model=plan.model, size=plan.size, quality=plan.quality,
+                               output_format=plan.output_format, variant=attempt.variant, subject=subject)
+        if not self.limiter.acquire():
+            self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
+            return self._store(attempt, started)
+        try:
+            reply = plan.provider.generate(request)
+        except ProviderError as exc:
+            attempt.request_id = exc.request_id
+            self._fail(attempt, exc.kind, exc.message)
+            return self._store(attempt, started)
+        except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
+            self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}"))
+            return self._store(attempt, started)
+        self._charge(attempt, reply)
+        return self._keep_image(attempt, reply, started)
+
+    def _charge(self, attempt: Attempt, reply: ImageResult) -> None:
+        """Cost from the returned usage; the per-image price when the server sent none."""
+        attempt.request_id, attempt.provider_ms, attempt.retries = reply.request_id, reply.provider_ms, reply.retries
+        if not self.plan.provider.paid:
+            attempt.cost_usd, attempt.cost_source = 0.0, "none"
+            return
+        with Session(self.engine) as session:
+            price, own = budget.price_for(session=session, model=attempt.model)
+            usage = reply.usage
+            source = "usage" if own else "assumed_price"
+            if usage is None:
+                usage = Usage(input_text_tokens=budget.prompt_tokens(attempt.prompt),
+                              output_image_tokens=budget.expected_output_tokens(attempt.size, attempt.quality))
+                source = "per_image"
+            else:
+                attempt.input_text_tokens, attempt.input_image_tokens = usage.input_text_tokens, usage.input_image_tokens
+                attempt.output_image_tokens, attempt.output_text_tokens = usage.output_image_tokens, usage.output_text_tokens
+            attempt.cost_usd, attempt.cost_source = budget.cost_from_usage(price, usage), source
+
+    def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
+        try:
+            info = storage.verify_image(reply.data)
+            data, info = storage.normalise_format(reply.data, info)
+            file_path, thumb_path = storage.store_candidate(self.settings, attempt.solution_id, data, info)
+        except storage.BadImage as exc:
+            self._fail(attempt, "bad_image", f"The provider's reply is not a usable image: {exc}")
+            return self._store(attempt, started)
+        except storage.StorageError as exc:
+            self._fail(attempt, "storage", str(exc))
+            return self._store(attempt, started)
+        attempt.bytes = info.bytes
+        candidate = Candidate(
+            solution_id=attempt.solution_id, attempt_id=attempt.id, file_path=file_path, thumb_path=thumb_path,
+            image_format=info.image_format, width=info.width, height=info.height, bytes=info.bytes,
+            sha256=info.sha256, template_ref=attempt.template_ref, model=attempt.model, cost_usd=attempt.cost_usd,
+        )
+        self._finish(attempt, started, AttemptStatus.succeeded)
+        with session_scope(self.engine, write=True) as session:
+            session.add(candidate)
+            session.flush()
+            attempt.candidate_id = candidate.id
+            session.add(attempt)
+            _mark_pending(session, attempt.solution_id)
+            session.commit()
+        self._auto_approve(attempt)
+        return self._result(attempt)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _fail(self, attempt: Attempt, kind: str, message: str) -> None:
+        attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, kind, message[:1000]
+
+    def _finish(self, attempt: Attempt, started: float, status: str) -> None:
+        attempt.status = status
+        attempt.finished_at = utcnow()
+        attempt.duration_ms = int((time.perf_counter() - started) * 1000)
+
+    def _store(self, attempt: Attempt, started: float) -> GenerationResult:
+        """Write a finished (usually failed) attempt; a reservation is released by its status."""
+        self._finish(attempt, started, attempt.status if attempt.status != AttemptStatus.running else AttemptStatus.failed)
+        with session_scope(self.engine, write=True) as session:
+            session.add(attempt)
+            session.commit()
+        return self._result(attempt)
+
+    def _result(self, attempt: Attempt) -> GenerationResult:
+        return GenerationResult(
+            solution_id=attempt.solution_id,
+            status="succeeded" if attempt.status == AttemptStatus.succeeded else "failed",
+            error_kind=attempt.error_kind,
+            candidate_id=attempt.candidate_id,
+            cost_usd=round(attempt.cost_usd, 6),
+            duration_ms=attempt.duration_ms or 0,
+            cache_hit=attempt.cache_hit,
+            error=attempt.error_message,
+            attempt_id=attempt.id,
+            published_url=self._urls.get(attempt.candidate_id or -1),
+        )
+
+    def _give_placeholder(self, solution_id: str) -> None:
+        """A solution with no image gets the placeholder so its card still renders."""
+        with session_scope(self.engine, write=True) as session:
+            solution = session.get(Solution, solution_id)
+            if solution is not None and solution.image_status == ImageStatus.none:
+                solution.image_url, solution.image_status = PLACEHOLDER_URL, ImageStatus.placeholder
+                solution.updated_at = utcnow()
+                session.add(solution)
+                session.commit()
+
+    def _auto_approve(self, attempt: Attempt) -> None:
+        if not self.plan.options.auto_approve or attempt.candidate_id is None:
+            return
+        from .review import approve  # review imports pipeline's neighbours, not the other way round
+
+        with self._publish_lock:
+            if attempt.solution_id in self._published:
+                return
+            self._published.add(attempt.solution_id)
+        with session_scope(self.engine, write=True) as session:
+            publication = approve(session=session, settings=self.settings, candidate_id=attempt.candidate_id,
+                                  actor=self.plan.options.actor)
+            session.commit()
+        self._urls[attempt.candidate_id] = publication.image_url
+
+
+def _mark_pending(session: Session, solution_id: str) -> None:
+    solution = session.get(Solution, solution_id)
+    if solution is not None:
+        solution.image_status = ImageStatus.pending
+        solution.updated_at = utcnow()
+        session.add(solution)
+
+
+def next_variant(*, session: Session, solution_id: str) -> int:
+    latest = session.exec(select(func.max(Attempt.variant)).where(Attempt.solution_id == solution_id)).one()
+    return 0 if latest is None else int(latest) + 1
+
+
+ProgressFn = Callable[[int, int, GenerationResult], None]
+
+
+def run_batch(
+    engine: Engine,
+    settings: Settings,
+    solution_ids: list[str],
+    options: GenerateOptions,
+    *,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[list[GenerationResult], dict[str, Any]]:
+    """Generate `options.candidates` images for each solution, in parallel up to the concurrency."""
+    plan = make_plan(settings, options)
+    with session_scope(engine, write=True) as session:
+        budget.settle_interrupted(session=session)
+        session.commit()
+        tasks = _tasks(session, solution_ids, options)
+    generator = Generator(engine, settings, plan, stop)
+    workers = max(1, min(options.concurrency or settings.image_concurrency, len(tasks) or 1))
+    results: list[GenerationResult] = []
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool:
+        futures = [pool.submit(_guarded, generator, sid, variant) for sid, variant in tasks]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                if result is None:
+                    continue
+                results.append(result)
+                if progress:
+                    progress(len(results), len(tasks), result)
+        except BaseException:
+            # The caller went away (Ctrl-C, a Streamlit rerun): start nothing new; calls in
+            # flight finish and are recorded, so nothing paid for is lost.
+            generator.stop.set()
+            raise
+    return results, summarise(results, len(tasks), time.perf_counter() - started, plan)
+
+
+def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) -> list[tuple[str, int]]:
+    tasks = []
+    for sid in dict.fromkeys(solution_ids):
+        first = 0 if options.use_cache else next_variant(session=session, solution_id=sid)
+        tasks.extend((sid, first + n) for n in range(options.candidates))
+    return tasks
+
+
+def _guarded(generator: Generator, solution_id: str, variant: int) -> GenerationResult | None:
+    if generator.stop.is_set():
+        return None  # stopped before it began: nothing was asked, nothing is recorded
+    return generator.generate(solution_id, variant)
+
+
+def estimate_batch(engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions) -> dict[str, Any]:
+    """Paid calls and dollars a batch is expected to take, against what the budget has left."""
+    plan = make_plan(settings, options)
+    paid_calls = cache_hits = 0
+    dollars = 0.0
+    with Session(engine) as session:
+        generator = Generator(engine, settings, plan)
+        for sid, variant in _tasks(session, solution_ids, options):
+            solution = session.get(Solution, sid)
+            if solution is None:
+                continue
+            attempt = generator._new_attempt(session, solution, variant)
+            if attempt.status == AttemptStatus.failed:
+                continue
+            if options.use_cache and _cached(session, attempt.request_key):
+                cache_hits += 1
+                continue
+            paid_calls += 1
+            dollars += budget.estimate_call(session=session, provider=plan.provider.name, model=plan.model,
+                                            size=plan.size, quality=plan.quality, prompt=attempt.prompt)
+        left = budget.budget_state(session=session, settings=settings).left
+    return {
+        "calls": paid_calls,
+        "paid": plan.provider.paid,
+        "expected_cache_hits": cache_hits,
+        "estimated_cost_usd": round(dollars, 6),
+        "budget_left_usd": None if left is None else round(left, 6),
+        "fits_budget": left is None or dollars <= left + 1e-9,
+    }
+
+
+def _cached(session: Session, key: str) -> bool:
+    query = select(Attempt.id).where(Attempt.request_key == key, Attempt.status == AttemptStatus.succeeded).limit(1)
+    return session.exec(query).first() is not None
+
+
+def summarise(results: list[GenerationResult], planned: int, seconds: float, plan: Plan) -> dict[str, Any]:
+    kinds = Counter(r.error_kind for r in results if r.error_kind)
+    return {
+        "batch_id": plan.batch_id,
+        "provider": plan.provider.name,
+        "model": plan.model,
+        "size": plan.size,
+        "quality": plan.quality,
+        "planned": planned,
+        "attempted": len(results),
+        "not_run": planned - len(results),
+        "succeeded": sum(r.status == "succeeded" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "cache_hits": sum(r.cache_hit for r in results),
+        "published": sum(r.published_url is not None for r in results),
+        "cost_usd": round(sum(r.cost_usd for r in results), 6),
+        "errors_by_kind": dict(kinds),
+        "seconds": round(seconds, 3),
+    }

@@ -1,0 +1,189 @@
+"""Image providers behind one small interface, and a registry to find them by name."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, ClassVar
+
+from .budget import Usage
+from .config import Settings, parse_size
+
+# Models the API no longer serves (or soon won't), with the day they stop (openai-images.md).
+SHUTDOWN_DATES = {
+    "dall-e-2": date(2026, 5, 12),
+    "dall-e-3": date(2026, 5, 12),
+    "gpt-image-1": date(2026, 10, 23),
+    "gpt-image-1-mini": date(2026, 12, 1),
+    "gpt-image-1.5": date(2026, 12, 1),
+    "chatgpt-image-latest": date(2026, 12, 1),
+}
+CURRENT_MODEL = "gpt-image-2"
+RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection"})
+
+
+class ProviderError(Exception):
+    """A failed call, already sorted into one of product.md's error kinds."""
+
+    def __init__(self, kind: str, message: str, *, retry_after: float | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    model: str
+    size: str
+    quality: str
+    output_format: str
+    variant: int = 0
+    subject: dict[str, Any] = field(default_factory=dict)  # title, description, category, tags
+
+    @property
+    def seed(self) -> int:
+        digest = hashlib.sha256(f"{self.prompt}\x00{self.variant}".encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+
+@dataclass
+class ImageResult:
+    data: bytes
+    usage: Usage | None = None
+    request_id: str | None = None
+    provider_ms: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    flagged: bool
+    categories: tuple[str, ...] = ()
+    source: str = "local"
+
+
+class Provider:
+    """One required method, `generate`; capabilities are class attributes."""
+
+    name: ClassVar[str] = "base"
+    paid: ClassVar[bool] = False
+    fixed_model: ClassVar[str | None] = None  # providers that ignore IMAGE_MODEL name their own
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        raise NotImplementedError
+
+    def moderate(self, text: str) -> ModerationResult:
+        """Screen a prompt before any paid call; the default is the local rule list."""
+        return local_moderation(text)
+
+
+# A short list of what a product card must never depict; the openai provider asks the API instead.
+_BLOCKED = re.compile(
+    r"\b(gore|gory|beheading|massacre|terroris[mt]|bomb[- ]making|child (?:abuse|porn)|porn(?:ographic)?|"
+    r"nude|naked|sexual|self[- ]harm|suicide|kill(?:ing)? people|genocide|swastika|hate speech)\b",
+    re.IGNORECASE,
+)
+
+
+def local_moderation(text: str) -> ModerationResult:
+    found = sorted({m.group(0).lower() for m in _BLOCKED.finditer(text)})
+    return ModerationResult(flagged=bool(found), categories=tuple(found), source="local")
+
+
+class LocalProvider(Provider):
+    """Offline and free: draws a card from the solution itself, deterministic per prompt and variant."""
+
+    name = "local"
+    fixed_model = "local-card"
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        from .artwork import draw_card  # drawing code is only loaded when it draws
+
+        started = time.perf_counter()
+        width, height = parse_size(request.size)
+        subject = request.subject
+        image = draw_card(
+            title=subject.get("title") or "Untitled solution",
+            description=subject.get("description") or request.prompt,
+            category=subject.get("category") or "Other",
+            tags=list(subject.get("tags") or []),
+            seed=request.seed,
+            width=width,
+            height=height,
+        )
+        out = io.BytesIO()
+        if request.output_format == "jpeg":
+            image.convert("RGB").save(out, format="JPEG", quality=92)
+        else:
+            image.save(out, format="PNG", compress_level=1)
+        return ImageResult(data=out.getvalue(), provider_ms=int((time.perf_counter() - started) * 1000))
+
+
+_registry: dict[str, Callable[[Settings], Provider]] = {}
+_instances: dict[tuple[str, int], Provider] = {}
+_instances_lock = threading.Lock()
+
+
+def register(name: str, factory: Callable[[Settings], Provider]) -> None:
+    _registry[name] = factory
+    with _instances_lock:
+        for key in [k for k in _instances if k[0] == name]:
+            del _instances[key]
+
+
+def provider_names() -> list[str]:
+    return sorted(_registry)
+
+
+def get_provider(name: str, settings: Settings) -> Provider:
+    """The provider called `name`, built once per settings object; unknown names fail clearly."""
+    factory = _registry.get(name)
+    if factory is None:
+        raise ValueError(f"Unknown image provider '{name}'; choose one of: {', '.join(provider_names())}.")
+    key = (name, id(settings))
+    with _instances_lock:
+        if key not in _instances:
+            _instances[key] = factory(settings)
+        return _instances[key]
+
+
+def model_notice(model: str, today: date) -> str | None:
+    """A warning for a model that is shut down or will be soon."""
+    shutdown = SHUTDOWN_DATES.get(model)
+    if shutdown is None:
+        return None
+    if today >= shutdown:
+        return f"Model {model} was shut down on {shutdown.isoformat()}; set IMAGE_MODEL to a current model such as {CURRENT_MODEL}."
+    return f"Model {model} shuts down on {shutdown.isoformat()}; move IMAGE_MODEL to {CURRENT_MODEL} before then."
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove anything that looks like, or is, a secret from a message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return re.sub(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{8,}", r"\1…[redacted]", text)
+
+
+register("local", LocalProvider)
+
+
+def _openai_factory(settings: Settings) -> Provider:
+    from .openai_provider import OpenAIProvider  # the SDK loads only when it is used
+
+    return OpenAIProvider(settings)
+
+
+register("openai", _openai_factory)

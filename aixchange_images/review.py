@@ -1,0 +1,245 @@
+"""Review: approve (publish), reject with a reason, roll back, upload an image instead."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func
+from sqlmodel import Session, col, select
+
+from . import storage
+from .auth import Actor, audit, require
+from .catalogue import status_for_url
+from .config import Settings
+from .models import Attempt, Candidate, CandidateState, ImageStatus, Publication, Solution, utcnow
+
+REJECT_REASONS = {
+    "off_topic": "Off-topic",
+    "low_quality": "Low quality",
+    "text_artefacts": "Text artefacts",
+    "off_brand": "Off-brand",
+    "unsafe": "Unsafe",
+    "other": "Other",
+}
+NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be done; one sentence for a person."""
+
+
+def _candidate(session: Session, candidate_id: int) -> tuple[Candidate, Solution]:
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None:
+        raise ReviewError(f"There is no candidate {candidate_id}.")
+    solution = session.get(Solution, candidate.solution_id)
+    if solution is None:
+        raise ReviewError(f"Candidate {candidate_id} belongs to a solution that no longer exists.")
+    return candidate, solution
+
+
+def approve(*, session: Session, settings: Settings, candidate_id: int, actor: Actor) -> Publication:
+    """Publish a candidate under a new AIXchange file name and point the solution at it."""
+    require(actor, "review")
+    candidate, solution = _candidate(session, candidate_id)
+    if candidate.state == CandidateState.approved:
+        raise ReviewError(f"Candidate {candidate_id} is already the published image.")
+    try:
+        data = storage.read_data_file(settings, candidate.file_path)
+    except OSError:
+        raise ReviewError(f"Candidate {candidate_id}'s file is gone from the data folder; generate again.") from None
+    if candidate.image_format != settings.dalle_image_format:
+        data = storage.convert(data, settings.dalle_image_format)
+    file_name, url = storage.publish_file(settings, solution.title, data, settings.dalle_image_format)
+    return _point_at(session, solution, candidate, file_name, url, len(data), actor)
+
+
+def _point_at(
+    session: Session, solution: Solution, candidate: Candidate, file_name: str, url: str, size: int, actor: Actor
+) -> Publication:
+    previous = _active_publication(session, solution.id)
+    if previous is not None:
+        previous.active = False
+        session.add(previous)
+        _set_state(session, previous.candidate_id, CandidateState.superseded)
+    publication = Publication(
+        solution_id=solution.id, candidate_id=candidate.id, file_name=file_name, image_url=url, bytes=size,
+        previous_image_url=solution.image_url, previous_status=_settled_status(solution), published_by=actor.username,
+    )
+    session.add(publication)
+    now = utcnow()
+    candidate.state, candidate.reviewed_at, candidate.reviewed_by = CandidateState.approved, now, actor.username
+    session.add(candidate)
+    for other in _pending(session, solution.id, exclude=candidate.id):
+        other.state, other.reject_reason = CandidateState.rejected, NOT_CHOSEN
+        other.reviewed_at, other.reviewed_by = now, actor.username
+        session.add(other)
+    solution.image_url = url
+    solution.image_status = ImageStatus.uploaded if candidate.source == "uploaded" else ImageStatus.approved
+    solution.updated_at = now
+    session.add(solution)
+    audit(session, actor, "image.approve", solution.id, candidate_id=candidate.id, file=file_name)
+    session.flush()
+    return publication
+
+
+def reject(*, session: Session, candidate_id: int, reason: str, actor: Actor, note: str | None = None) -> Candidate:
+    require(actor, "review")
+    key = reason.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in REJECT_REASONS:
+        raise ReviewError(f"The reason must be one of: {', '.join(REJECT_REASONS)} (got '{reason}').")
+    candidate, solution = _candidate(session, candidate_id)
+    if candidate.state != CandidateState.pending:
+        raise ReviewError(f"Candidate {candidate_id} is {candidate.state}, not awaiting review.")
+    candidate.state, candidate.reject_reason = CandidateState.rejected, key
+    candidate.reject_note = (note or "").strip()[:500] or None
+    candidate.reviewed_at, candidate.reviewed_by = utcnow(), actor.username
+    session.add(candidate)
+    session.flush()
+    _refresh_status(session, solution)
+    audit(session, actor, "image.reject", solution.id, candidate_id=candidate.id, reason=key, note=candidate.reject_note)
+    return candidate
+
+
+def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication:
+    """Undo the latest approval: the solution shows what it showed before. Files stay on disk."""
+    require(actor, "review")
+    solution = session.get(Solution, solution_id)
+    if solution is None:
+        raise ReviewError(f"There is no solution {solution_id}.")
+    current = _active_publication(session, solution_id)
+    if current is None:
+        raise ReviewError(f"{solution.title} has no published image of ours to roll back.")
+    current.active, current.rolled_back_at, current.rolled_back_by = False, utcnow(), actor.username
+    session.add(current)
+    _set_state(session, current.candidate_id, CandidateState.rolled_back)
+    earlier = session.exec(
+        select(Publication)
+        .where(Publication.solution_id == solution_id, Publication.image_url == current.previous_image_url,
+               col(Publication.rolled_back_at).is_(None), Publication.id != current.id)
+        .order_by(col(Publication.id).desc())
+    ).first()
+    if earlier is not None:
+        earlier.active = True
+        session.add(earlier)
+        _set_state(session, earlier.candidate_id, CandidateState.approved)
+    solution.image_url = current.previous_image_url
+    solution.image_status = current.previous_status
+    session.add(solution)
+    session.flush()
+    _refresh_status(session, solution)
+    audit(session, actor, "image.rollback", solution_id, file=current.file_name, restored=current.previous_image_url)
+    return current
+
+
+def upload(*, session: Session, settings: Settings, solution_id: str, data: bytes, actor: Actor) -> Publication:
+    """Publish an admin-supplied image (the author's own) after checking it really is one."""
+    require(actor, "review")
+    solution = session.get(Solution, solution_id)
+    if solution is None:
+        raise ReviewError(f"There is no solution {solution_id}.")
+    try:
+        info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES)
+    except storage.BadImage as exc:
+        raise ReviewError(str(exc)) from None
+    data, info = storage.normalise_format(data, info)
+    file_path, thumb_path = storage.store_candidate(settings, solution_id, data, info)
+    candidate = Candidate(
+        solution_id=solution_id, file_path=file_path, thumb_path=thumb_path, image_format=info.image_format,
+        width=info.width, height=info.height, bytes=info.bytes, sha256=info.sha256, source="uploaded",
+        template_ref="upload", model="upload",
+    )
+    session.add(candidate)
+    session.flush()
+    audit(session, actor, "image.upload", solution_id, candidate_id=candidate.id, bytes=info.bytes)
+    return approve(session=session, settings=settings, candidate_id=candidate.id, actor=actor)
+
+
+def _active_publication(session: Session, solution_id: str) -> Publication | None:
+    query = select(Publication).where(Publication.solution_id == solution_id, col(Publication.active).is_(True))
+    return session.exec(query.order_by(col(Publication.id).desc())).first()
+
+
+def _pending(session: Session, solution_id: str, exclude: int | None = None) -> list[Candidate]:
+    query = select(Candidate).where(Candidate.solution_id == solution_id, Candidate.state == CandidateState.pending)
+    if exclude is not None:
+        query = query.where(Candidate.id != exclude)
+    return list(session.exec(query).all())
+
+
+def _set_state(session: Session, candidate_id: int | None, state: str) -> None:
+    if candidate_id is None:
+        return
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is not None:
+        candidate.state = state
+        session.add(candidate)
+
+
+def _settled_status(solution: Solution) -> str:
+    """The status a solution has apart from candidates awaiting review."""
+    if solution.image_status != ImageStatus.pending:
+        return solution.image_status
+    return status_for_url(solution.image_url)
+
+
+def _refresh_status(session: Session, solution: Solution) -> None:
+    if _pending(session, solution.id):
+        solution.image_status = ImageStatus.pending
+    elif solution.image_status == ImageStatus.pending:
+        solution.image_status = status_for_url(solution.image_url)
+    solution.updated_at = utcnow()
+    session.add(solution)
+
+
+def candidates_for(*, session: Session, solution_id: str, states: tuple[str, ...] | None = None) -> list[Candidate]:
+    query = select(Candidate).where(Candidate.solution_id == solution_id)
+    if states:
+        query = query.where(col(Candidate.state).in_(states))
+    return list(session.exec(query.order_by(col(Candidate.id).desc())).all())
+
+
+def publications_for(*, session: Session, solution_id: str) -> list[Publication]:
+    query = select(Publication).where(Publication.solution_id == solution_id)
+    return list(session.exec(query.order_by(col(Publication.id).desc())).all())
+
+
+def review_queue(*, session: Session, offset: int = 0, limit: int = 20) -> list[tuple[Solution, int]]:
+    """Solutions with candidates awaiting review, oldest first, with how many each has."""
+    pending = (
+        select(Candidate.solution_id, func.count().label("n"), func.min(Candidate.created_at).label("since"))
+        .where(Candidate.state == CandidateState.pending)
+        .group_by(Candidate.solution_id)
+        .subquery()
+    )
+    query = (
+        select(Solution, pending.c.n)
+        .join(pending, pending.c.solution_id == Solution.id)
+        .order_by(pending.c.since, Solution.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(s, int(n)) for s, n in session.exec(query).all()]
+
+
+def queue_size(*, session: Session) -> int:
+    query = select(func.count(func.distinct(Candidate.solution_id))).where(Candidate.state == CandidateState.pending)
+    return int(session.exec(query).one())
+
+
+def attempt_for(*, session: Session, candidate: Candidate) -> Attempt | None:
+    return session.get(Attempt, candidate.attempt_id) if candidate.attempt_id else None
+
+
+def thumbnails_for(*, session: Session, solution_ids: list[str]) -> dict[str, str]:
+    """Each solution's thumbnail (relative path): its published candidate, else its newest one."""
+    if not solution_ids:
+        return {}
+    rank = case((Candidate.state == CandidateState.approved, 0), (Candidate.state == CandidateState.pending, 1), else_=2)
+    rows = session.exec(
+        select(Candidate.solution_id, Candidate.thumb_path)
+        .where(col(Candidate.solution_id).in_(solution_ids), Candidate.state != CandidateState.rejected)
+        .order_by(Candidate.solution_id, rank, col(Candidate.id).desc())
+    ).all()
+    thumbs: dict[str, str] = {}
+    for solution_id, thumb in rows:
+        thumbs.setdefault(solution_id, thumb)
+    return thumbs

@@ -1,0 +1,180 @@
+"""Files: verifying images, storing candidates and thumbnails, publishing atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .config import Settings
+from .models import PUBLIC_PREFIX
+
+MAX_PIXELS = 40_000_000  # well above 3840x2160, far below a decompression bomb
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+THUMB_EDGE = 480
+EXTENSIONS = {"png": "png", "jpeg": "jpg"}
+
+
+class BadImage(ValueError):
+    """Bytes that are not an acceptable image; the message is one sentence for a person."""
+
+
+class StorageError(OSError):
+    """The disk refused a write; the message says which folder."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    image_format: str  # png | jpeg | webp
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+def slugify(title: str) -> str:
+    """The marketplace's rule: lower-case, runs outside [a-z0-9] become `_`, trimmed."""
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    return slug or "solution"
+
+
+def verify_image(data: bytes, *, max_bytes: int | None = None) -> ImageInfo:
+    """Check that `data` really is a whole PNG, JPEG or WebP image of sane size."""
+    if not data:
+        raise BadImage("The image is empty.")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise BadImage(f"The image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = (probe.format or "").lower()
+            width, height = probe.size
+            if width * height > MAX_PIXELS:
+                raise BadImage(f"The image claims {width}x{height} pixels, more than is safe to open.")
+            if fmt not in ("png", "jpeg", "webp"):
+                raise BadImage(f"The image is {fmt or 'of an unknown format'}; PNG, JPEG or WebP are accepted.")
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as full:
+            full.load()  # verify() skips pixel data; a truncated file fails here
+    except BadImage:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadImage(f"The reply is not a readable image ({type(exc).__name__}).") from None
+    return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"Could not write {path.parent}: {exc.strerror or exc}.") from None
+
+
+def normalise_format(data: bytes, info: ImageInfo) -> tuple[bytes, ImageInfo]:
+    """WebP (which the marketplace cannot serve) becomes PNG; PNG and JPEG pass through."""
+    if info.image_format in ("png", "jpeg"):
+        return data, info
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+    png = out.getvalue()
+    return png, ImageInfo("png", info.width, info.height, len(png), hashlib.sha256(png).hexdigest())
+
+
+def make_thumbnail(data: bytes) -> bytes:
+    """A small JPEG for galleries (full-size images are never sent to a gallery)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (THUMB_EDGE, THUMB_EDGE))
+        thumb = img.convert("RGB")
+        thumb.thumbnail((THUMB_EDGE, THUMB_EDGE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        thumb.save(out, format="JPEG", quality=82, optimize=True)
+    return out.getvalue()
+
+
+def store_candidate(settings: Settings, solution_id: str, data: bytes, info: ImageInfo) -> tuple[str, str]:
+    """Store a verified image and its thumbnail; returns their paths relative to the data folder."""
+    safe_id = slugify(solution_id)
+    stem = f"{info.sha256[:16]}-{secrets.token_hex(3)}"
+    rel_file = Path("candidates") / safe_id / f"{stem}.{EXTENSIONS[info.image_format]}"
+    rel_thumb = Path("thumbnails") / safe_id / f"{stem}.jpg"
+    _write_atomically(settings.data_dir / rel_file, data)
+    _write_atomically(settings.data_dir / rel_thumb, make_thumbnail(data))
+    return rel_file.as_posix(), rel_thumb.as_posix()
+
+
+def read_data_file(settings: Settings, rel_path: str) -> bytes:
+    path = (settings.data_dir / rel_path).resolve()
+    if settings.data_dir.resolve() not in path.parents:
+        raise StorageError(f"{rel_path} is outside the data folder.")
+    return path.read_bytes()
+
+
+def convert(data: bytes, image_format: str) -> bytes:
+    """Re-encode to png or jpeg for publishing."""
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        if image_format == "jpeg":
+            img.convert("RGB").save(out, format="JPEG", quality=92, optimize=True)
+        else:
+            img.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def publish_file(settings: Settings, title: str, data: bytes, image_format: str) -> tuple[str, str]:
+    """Write `data` into the publish folder under a new AIXchange name; returns (file name, imageUrl).
+
+    The bytes go to `.incoming/` (outside `solutions/`, same disk) and are hard-linked into place,
+    which fails rather than overwrite: the marketplace caches a published URL for a year.
+    """
+    publish_dir = settings.publish_dir
+    incoming = settings.external_images_path / ".incoming"
+    try:
+        publish_dir.mkdir(parents=True, exist_ok=True)
+        incoming.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"Could not create {publish_dir}: {exc.strerror or exc}.") from None
+    tmp = incoming / f"{secrets.token_hex(8)}.tmp"
+    _write_atomically(tmp, data)
+    slug, ext = slugify(title), EXTENSIONS[image_format]
+    millis = int(time.time() * 1000)
+    try:
+        for _ in range(1000):
+            name = f"{slug}-{millis}.{ext}"
+            target = publish_dir / name
+            try:
+                os.link(tmp, target)
+                return name, PUBLIC_PREFIX + name
+            except FileExistsError:
+                millis += 1
+        raise StorageError(f"Could not find a free file name in {publish_dir}.")
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"Could not publish into {publish_dir}: {exc.strerror or exc}.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def published_path(settings: Settings, image_url: str | None) -> Path | None:
+    """The file behind one of our imageUrls, or None for any other URL."""
+    if not image_url or not image_url.startswith(PUBLIC_PREFIX):
+        return None
+    name = image_url.removeprefix(PUBLIC_PREFIX)
+    if "/" in name or name.startswith("."):
+        return None
+    return settings.publish_dir / name

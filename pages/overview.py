@@ -1,0 +1,71 @@
+"""Overview: what needs doing today, each number leading to where it is handled."""
+
+import plotly.express as px
+import streamlit as st
+
+import ui
+from aixchange_images import budget, demo, metrics
+
+actor = ui.guard("view")
+st.title("Overview")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def figures(_marker: str) -> dict:
+    with ui.db() as session:
+        out = metrics.overview(session=session)
+        out["budget"] = budget.budget_state(session=session, settings=ui.settings()).as_dict()
+        out["daily"] = metrics.daily(session=session, since=budget.period_starts()[0].replace(day=1))
+    return out
+
+
+data = figures(str(ui.base_settings().database_url))
+if data["solutions"] == 0:
+    st.info(
+        "No solutions yet. Import AIXchange bulk JSON or CSV on **Solutions**, or load a demo catalogue "
+        "to look around (`python -m aixchange_images demo-data` does the same from a shell).",
+        icon=":material/inbox:",
+    )
+    ui.page_link("pages/solutions.py", "Import solutions", ":material/upload:")
+    if actor.can("edit_catalogue") and st.button("Load demo data", type="primary", icon=":material/magic_button:"):
+        with st.spinner("Drawing demo images and writing a history…"):
+            ui.attempt(lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600),
+                       "Demo data loaded.")
+        st.rerun()
+    st.stop()
+
+money = data["budget"]
+cols = st.columns(4)
+with cols[0]:
+    st.metric("Missing an image", f"{data['missing']:,}")
+    ui.page_link("pages/generate.py", "Generate for them", ":material/auto_awesome:")
+with cols[1]:
+    st.metric("Awaiting review", f"{data['awaiting_review']:,}")
+    ui.page_link("pages/review.py", "Review candidates", ":material/fact_check:")
+with cols[2]:
+    st.metric("Published this week", f"{data['published_week']:,}")
+    ui.page_link("pages/solutions.py", "Browse solutions", ":material/inventory_2:")
+with cols[3]:
+    cap = money["monthly_cap_usd"]
+    st.metric("Spent this month", ui.money(money["spent_month_usd"]),
+              help="Month to date, UTC, including calls in flight.")
+    if cap:
+        st.progress(min(1.0, money["spent_month_usd"] / cap), text=f"of {ui.money(cap)} monthly budget")
+    else:
+        st.caption("No monthly budget set" + (" — set one in Settings." if actor.can("manage") else "."))
+    ui.page_link("pages/metrics.py", "See the metrics", ":material/monitoring:")
+
+st.subheader("Images by status")
+counts = {k: v for k, v in data["status_counts"].items()}
+chart = px.bar(x=list(counts.keys()), y=list(counts.values()), labels={"x": "image status", "y": "solutions"},
+               color=list(counts.keys()), color_discrete_sequence=px.colors.qualitative.Set2)
+chart.update_layout(showlegend=False, height=280, margin=dict(l=10, r=10, t=10, b=10))
+st.plotly_chart(chart, width="stretch")
+
+daily = data["daily"]
+if not daily.empty:
+    st.subheader("Generations this month")
+    fig = px.bar(daily, x="day", y=["succeeded"], labels={"value": "images", "day": ""})
+    fig.add_scatter(x=daily["day"], y=daily["attempts"], mode="lines+markers", name="attempts")
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="")
+    st.plotly_chart(fig, width="stretch")

@@ -1,0 +1,99 @@
+"""Every test gets its own database, data folder and publish folder under tmp_path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from openai_standin import OpenAIStandIn  # noqa: E402
+
+from aixchange_images import catalogue, db  # noqa: E402
+from aixchange_images.config import Settings, load_settings  # noqa: E402
+from aixchange_images.models import Solution  # noqa: E402
+
+ENV_VARS = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "IMAGE_PROVIDER", "IMAGE_MODEL", "DALLE_IMAGE_SIZE", "DALLE_IMAGE_QUALITY",
+    "DALLE_IMAGE_FORMAT", "IMAGE_BUDGET_DAILY_USD", "IMAGE_BUDGET_MONTHLY_USD", "IMAGE_CONCURRENCY",
+    "IMAGE_RATE_LIMIT_PER_MINUTE",
+)
+TEST_KEY = "test-key-not-real-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the database, data folder and publish folder at tmp_path; no real key, no .env."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    monkeypatch.setenv("AIXCHANGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EXTERNAL_IMAGES_PATH", str(tmp_path / "external-images"))
+    yield tmp_path
+    db.dispose_engines()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    return db.get_engine(settings)
+
+
+@pytest.fixture
+def standin():
+    with OpenAIStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_settings(standin: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings that send the openai provider to the local stand-in with a fake key."""
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", standin.base_url)
+    monkeypatch.setenv("IMAGE_PROVIDER", "openai")
+    return load_settings(image_max_retry_wait_seconds=2.0, image_timeout_seconds=5.0)
+
+
+def solution_record(i: int, **overrides) -> dict:
+    """A valid AIXchange bulk-import record."""
+    record = {
+        "title": f"Solution number {i}",
+        "description": f"Summarises support tickets number {i} and routes them to the right team.",
+        "category": ["Natural Language Processing", "Computer Vision", "Generative AI"][i % 3],
+        "provider": "Acme Labs",
+        "launchUrl": f"https://example.com/s/{i}",
+        "tags": ["support", "nlp"],
+    }
+    record.update(overrides)
+    return record
+
+
+@pytest.fixture
+def make_solutions(engine):
+    """Insert n valid solutions through the real importer; returns their ids in order."""
+
+    def make(n: int, **overrides) -> list[str]:
+        records = [solution_record(i, **overrides) for i in range(n)]
+        with Session(engine) as session:
+            report = catalogue.import_records(session=session, records=records)
+            assert not report.errors, report.errors
+            session.commit()
+            by_title = {s.title: s.id for s in catalogue.list_solutions(session=session)}
+        return [by_title[r["title"]] for r in records]
+
+    return make
+
+
+def get_solution(engine, solution_id: str) -> Solution:
+    with Session(engine) as session:
+        return session.get(Solution, solution_id)

@@ -1,0 +1,178 @@
+"""Streamlit glue shared by the pages: cached engine and settings, the gate, cards, messages.
+
+The library never imports streamlit; everything Streamlit-specific lives here and in pages/.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+from PIL import Image
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from aixchange_images import admin, auth, budget, catalogue, prompts, review, storage
+from aixchange_images.auth import Actor
+from aixchange_images.config import ConfigError, Settings, load_settings
+from aixchange_images.db import get_engine, session_scope
+
+T = TypeVar("T")
+# Errors a person can fix: shown as one sentence, never as a traceback.
+USER_ERRORS = (
+    ConfigError, catalogue.InputError, prompts.PromptError, review.ReviewError, auth.AuthError,
+    auth.PermissionDenied, storage.StorageError, storage.BadImage, ValueError,
+)
+PAGES = [  # (file, title, icon, permission to see it)
+    ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
+    ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
+    ("pages/generate.py", "Generate", ":material/auto_awesome:", "generate"),
+    ("pages/review.py", "Review", ":material/fact_check:", "review"),
+    ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
+    ("pages/prompt_studio.py", "Prompt Studio", ":material/edit_note:", "edit_templates"),
+    ("pages/settings.py", "Settings", ":material/settings:", "manage"),
+]
+
+
+@st.cache_resource(show_spinner=False)
+def base_settings() -> Settings:
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def engine() -> Engine:
+    """One engine per server; on a fresh install, announce the one-time set-up token."""
+    eng = get_engine(base_settings())
+    with Session(eng) as session:
+        if not auth.has_users(session=session):
+            token = auth.setup_token(base_settings())
+            path = base_settings().data_dir / auth.SETUP_TOKEN_FILE
+            print(f"\n  AIXchange Images set-up token: {token}\n  (also in {path}; it creates the first admin)\n",
+                  file=sys.stderr, flush=True)
+    return eng
+
+
+def settings() -> Settings:
+    """The environment's settings with the admins' overrides (one small query)."""
+    with Session(engine()) as session:
+        return admin.effective_settings(session=session, settings=base_settings())
+
+
+@contextmanager
+def db(write: bool = False) -> Iterator[Session]:
+    with session_scope(engine(), write=write) as session:
+        yield session
+
+
+def current_actor() -> Actor | None:
+    return st.session_state.get("actor")
+
+
+def guard(permission: str = "view") -> Actor:
+    """A page's first line: stop with a clear message unless the user may be here."""
+    actor = current_actor()
+    if actor is None:
+        st.warning("Sign in to use AIXchange Images.")
+        st.stop()
+    if not actor.can(permission):
+        st.error(f"Your role ({actor.role}) does not give access to this page.")
+        st.stop()
+    budget_banner(actor)
+    return actor
+
+
+def budget_banner(actor: Actor) -> None:
+    if actor.role not in ("admin", "manager"):
+        return
+    with Session(engine()) as session:
+        state = budget.budget_state(session=session, settings=settings())
+    for alert in state.alerts:
+        st.warning(alert, icon=":material/savings:")
+
+
+def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
+    """Run a library action; a user error becomes one sentence on the page, nothing else."""
+    try:
+        result = action()
+    except USER_ERRORS as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+    st.cache_data.clear()
+    if success:
+        st.toast(success, icon=":material/check_circle:")
+    return result
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def thumb_uri(data_dir: str, rel_path: str | None, edge: int = 96) -> str | None:
+    """A small data: URI of a stored thumbnail for tables (made once per file, then cached)."""
+    if not rel_path:
+        return None
+    path = Path(data_dir) / rel_path
+    try:
+        with Image.open(path) as img:
+            img.thumbnail((edge, edge))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, format="JPEG", quality=80)
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def thumb_bytes(rel_path: str | None) -> bytes | None:
+    if not rel_path:
+        return None
+    try:
+        return (base_settings().data_dir / rel_path).read_bytes()
+    except OSError:
+        return None
+
+
+def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> None:
+    """A candidate as the marketplace card shows it: image cropped to 16:9 above title and category."""
+    uri = thumb_uri(str(base_settings().data_dir), thumb_rel, 480)
+    image = (f'<img src="{uri}" style="width:100%;aspect-ratio:16/9;object-fit:cover;display:block">' if uri else
+             '<div style="aspect-ratio:16/9;background:#e5e7eb;display:flex;align-items:center;'
+             'justify-content:center;color:#6b7280">no image</div>')
+    st.html(
+        f'<div style="border:1px solid #e5e7eb;border-radius:12px;overflow:hidden;background:#fff;'
+        f'box-shadow:0 1px 3px rgba(0,0,0,.06)">{image}<div style="padding:10px 12px">'
+        f'<div style="font-size:.72rem;color:#4f46e5;font-weight:600;text-transform:uppercase;letter-spacing:.04em">'
+        f'{html.escape(category)}</div><div style="font-weight:600;font-size:1rem;margin-top:2px">'
+        f'{html.escape(title)}</div><div style="font-size:.8rem;color:#6b7280;margin-top:4px">'
+        f'{html.escape(footer)}</div></div></div>'
+    )
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+
+
+def page_link(path: str, label: str, icon: str | None = None) -> None:
+    """A link to a page the user may open; nothing for pages their role cannot see."""
+    actor = current_actor()
+    permission = next((p for f, _, _, p in PAGES if f == path), "view")
+    if actor is not None and actor.can(permission):
+        st.page_link(path, label=label, icon=icon)
+
+
+def pager(key: str, total: int, size: int) -> int:
+    """A page picker under a table; returns the offset."""
+    pages = max(1, -(-total // size))
+    if pages == 1:
+        return 0
+    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
+    return (int(page) - 1) * size
+
+
+def describe(exc_or_text: Any) -> str:
+    return str(exc_or_text).strip().rstrip(".") + "."
