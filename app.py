@@ -66,6 +66,7 @@ def sidebar(actor: auth.Actor) -> None:
             st.rerun()
 
 
+ui.leave_pages_directory_mode()
 ui.engine()  # build the engine (and announce a set-up token) once per server
 actor = ui.current_actor()
 if actor is None:

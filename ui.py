@@ -12,12 +12,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import streamlit as st
 from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from streamlit.runtime.pages_manager import PagesManager
 
 from aixchange_images import admin, auth, budget, catalogue, prompts, review, storage
 from aixchange_images.auth import Actor
@@ -39,6 +40,20 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/prompt_studio.py", "Prompt Studio", ":material/edit_note:", "edit_templates"),
     ("pages/settings.py", "Settings", ":material/settings:", "manage"),
 ]
+
+
+# Streamlit runs its old `pages/` discovery (no app.py, so no gate) for a server's first run when a
+# pages/ folder exists, until some run calls st.navigation. We route with st.navigation only: turn
+# the old mode off for good, and rerun the one run that may already have started in it.
+_started_in_pages_mode = bool(PagesManager.uses_pages_directory)
+PagesManager.uses_pages_directory = False
+
+
+def leave_pages_directory_mode() -> None:
+    global _started_in_pages_mode
+    if _started_in_pages_mode:
+        _started_in_pages_mode = False
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,6 +92,7 @@ def current_actor() -> Actor | None:
 
 def guard(permission: str = "view") -> Actor:
     """A page's first line: stop with a clear message unless the user may be here."""
+    leave_pages_directory_mode()
     actor = current_actor()
     if actor is None:
         st.warning("Sign in to use AIXchange Images.")
@@ -135,19 +151,25 @@ def thumb_bytes(rel_path: str | None) -> bytes | None:
         return None
 
 
+# The marketplace's SolutionCard shows the title first, then the image in a `w-full h-48` box with
+# object-cover (about 350x192 in its three-column grid), then the category chip.
+CARD_ASPECT = "350 / 192"
+
+
 def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> None:
-    """A candidate as the marketplace card shows it: image cropped to 16:9 above title and category."""
+    """A candidate as the marketplace card shows it, cropped the same way."""
     uri = thumb_uri(str(base_settings().data_dir), thumb_rel, 480)
-    image = (f'<img src="{uri}" style="width:100%;aspect-ratio:16/9;object-fit:cover;display:block">' if uri else
-             '<div style="aspect-ratio:16/9;background:#e5e7eb;display:flex;align-items:center;'
-             'justify-content:center;color:#6b7280">no image</div>')
+    box = f"width:100%;aspect-ratio:{CARD_ASPECT};border-radius:8px;border:1px solid #e5e7eb;display:block"
+    image = (f'<img src="{uri}" alt="" style="{box};object-fit:cover">' if uri else
+             f'<div style="{box};background:#e5e7eb;display:flex;align-items:center;justify-content:center;'
+             'color:#6b7280">no image</div>')
     st.html(
-        f'<div style="border:1px solid #e5e7eb;border-radius:12px;overflow:hidden;background:#fff;'
-        f'box-shadow:0 1px 3px rgba(0,0,0,.06)">{image}<div style="padding:10px 12px">'
-        f'<div style="font-size:.72rem;color:#4f46e5;font-weight:600;text-transform:uppercase;letter-spacing:.04em">'
-        f'{html.escape(category)}</div><div style="font-weight:600;font-size:1rem;margin-top:2px">'
-        f'{html.escape(title)}</div><div style="font-size:.8rem;color:#6b7280;margin-top:4px">'
-        f'{html.escape(footer)}</div></div></div>'
+        '<div style="border:1px solid #e5e7eb;border-radius:12px;padding:14px;background:#fff;'
+        'box-shadow:0 1px 3px rgba(0,0,0,.06)">'
+        f'<div style="font-weight:600;font-size:1.05rem;color:#4f46e5;margin-bottom:10px">{html.escape(title)}</div>'
+        f'{image}<div style="margin-top:10px;font-size:.8rem;color:#6b7280">Category: '
+        f'<span style="background:#eef2ff;color:#4f46e5;padding:1px 6px;border-radius:4px">{html.escape(category)}'
+        f'</span></div><div style="font-size:.78rem;color:#6b7280;margin-top:6px">{html.escape(footer)}</div></div>'
     )
 
 
@@ -172,7 +194,3 @@ def pager(key: str, total: int, size: int) -> int:
         return 0
     page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
     return (int(page) - 1) * size
-
-
-def describe(exc_or_text: Any) -> str:
-    return str(exc_or_text).strip().rstrip(".") + "."

@@ -17,6 +17,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 RGB = tuple[int, int, int]
 RGBA = tuple[int, int, int, int]
 Pt = tuple[float, float]
+Square = tuple[int, int, int]  # x, y, side
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
@@ -131,7 +132,7 @@ def _motif_name(text: str, category: str) -> str:
     return name if best else _CATEGORY_MOTIF.get(_norm(category), "orbit")
 
 
-def _layout(w: int, h: int, title: str, category: str, rng: random.Random):
+def _layout(w: int, h: int, title: str, category: str, rng: random.Random) -> tuple[Square, tuple[int, int], _Text]:
     """Motif square (x, y, side), text origin and fitted text for a card size."""
     m = round(0.075 * min(w, h))
     if w >= 1.2 * h:  # landscape: motif beside the text column, sometimes mirrored
@@ -151,16 +152,21 @@ def _layout(w: int, h: int, title: str, category: str, rng: random.Random):
     return (x, m + (room - s) // 2, s), (m, top), text
 
 
-def _background(w: int, h: int, pal: _Palette, motif, rng) -> Image.Image:
+def _gradient(w: int, h: int, c0: RGB, c1: RGB, flip: bool = False) -> Image.Image:
+    """Diagonal gradient from c0 (bottom-left, or bottom-right when flipped) to c1."""
+    ramp = Image.linear_gradient("L")
+    mask = ImageChops.add(ramp, ramp.transpose(Image.Transpose.ROTATE_270), scale=2.0)
+    if flip:
+        mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    mask = mask.transpose(Image.Transpose.FLIP_TOP_BOTTOM).resize((w, h), Image.BILINEAR)
+    return Image.composite(Image.new("RGB", (w, h), c1), Image.new("RGB", (w, h), c0), mask)
+
+
+def _background(w: int, h: int, pal: _Palette, motif: Square, rng: random.Random) -> Image.Image:
     """Diagonal gradient, soft glows and a fading grid centred on the motif."""
     mx, my, s = motif
     cx, cy = mx + s / 2, my + s / 2
-    ramp = Image.linear_gradient("L")
-    mask = ImageChops.add(ramp, ramp.transpose(Image.Transpose.ROTATE_270), scale=2.0)
-    if cx < w / 2:  # the lighter corner follows the motif; the text side stays dark
-        mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    mask = mask.transpose(Image.Transpose.FLIP_TOP_BOTTOM).resize((w, h), Image.BILINEAR)
-    img = Image.composite(Image.new("RGB", (w, h), pal.bg1), Image.new("RGB", (w, h), pal.bg0), mask)
+    img = _gradient(w, h, pal.bg0, pal.bg1, cx < w / 2)  # light corner follows the motif
     # Glows are drawn at 1/8 scale and upscaled: a full-size blur would eat the budget.
     k = 8
     glow = Image.new("RGB", (max(4, w // k), max(4, h // k)))
@@ -199,7 +205,7 @@ class _Pen:
     """Draws on a square canvas in unit coordinates, blending alpha."""
 
     def __init__(self, canvas: Image.Image, pal: _Palette, acc, rng: random.Random):
-        self.d = ImageDraw.Draw(canvas, "RGBA")
+        self.img, self.d = canvas, ImageDraw.Draw(canvas, "RGBA")
         self.s, self.acc, self.bg, self.rng = canvas.width, acc, pal.bg1, rng
 
     def c(self, i: int, alpha: int = 255) -> RGBA:
@@ -227,6 +233,14 @@ class _Pen:
         """Closed polygon."""
         self.d.polygon(self.px(pts), **self.kw(fill, line, w))
 
+    def grad(self, shape: str, *args, **kw) -> None:
+        """Fill an ImageDraw shape with an accent gradient: the hero of a motif."""
+        mask = Image.new("L", self.img.size)
+        getattr(ImageDraw.Draw(mask), shape)(*args, fill=255, **kw)
+        if box := mask.getbbox():
+            tile = _gradient(box[2] - box[0], box[3] - box[1], self.acc[0], self.acc[1])
+            self.img.paste(tile, box, mask.crop(box))
+
     def line(self, pts, colour, w=0.006) -> None:
         """Polyline with round joints."""
         width = max(1, round(w * self.s))
@@ -251,13 +265,15 @@ def _sparkle(cx: float, cy: float, r: float) -> list[Pt]:
 
 def _m_bubbles(p: _Pen) -> None:
     """Chat exchange: a glass question and an accent answer, each with an avatar."""
-    for y, fill, line, ax, tone in ((0.08, GLASS, EDGE, 0.08, 150), (0.5, p.c(0, 235), None, 0.92, 225)):
-        x = 0.18 if ax < 0.5 else 0.1
-        p.box(x, y, x + 0.72, y + 0.32, 0.06, fill, line)
-        p.dot(ax, y + 0.25, 0.05, p.c(1 if ax < 0.5 else 2, 210))
+    for k, (x, y, ax) in enumerate(((0.18, 0.08, 0.08), (0.1, 0.5, 0.92))):
+        if k:
+            p.grad("rounded_rectangle", p.px([(x, y), (x + 0.72, y + 0.32)]), radius=0.06 * p.s)
+        else:
+            p.box(x, y, x + 0.72, y + 0.32, 0.06, GLASS, EDGE)
+        p.dot(ax, y + 0.25, 0.05, p.c(1 + k, 210))
         for i, ln in enumerate((0.58, 0.48 * p.rng.uniform(0.6, 1.0), 0.36)):
             top = y + 0.07 + 0.075 * i
-            p.box(x + 0.07, top, x + 0.07 + ln, top + 0.035, 0.0175, (255, 255, 255, tone - 50 * (i > 0)))
+            p.box(x + 0.07, top, x + 0.07 + ln, top + 0.035, 0.0175, (255, 255, 255, 150 + 75 * k - 50 * (i > 0)))
     p.box(0.1, 0.87, 0.28, 0.95, 0.04, GLASS, EDGE)
     for i in range(3):
         p.dot(0.145 + 0.045 * i, 0.91, 0.012, (255, 255, 255, 200 - 50 * i))
@@ -271,7 +287,8 @@ def _m_aperture(p: _Pen) -> None:
     verts = [_polar(0.5, 0.5, hole, rot + math.tau * i / n) for i in range(n)]
     p.poly(verts, p.c(0, 45), p.c(1, 230), 0.006)
     for (ux, uy), (vx, vy) in zip(verts[-1:] + verts[:-1], verts, strict=True):
-        dx, dy = (vx - ux) / math.dist((ux, uy), (vx, vy)), (vy - uy) / math.dist((ux, uy), (vx, vy))
+        edge = math.dist((ux, uy), (vx, vy))
+        dx, dy = (vx - ux) / edge, (vy - uy) / edge
         b = (vx - 0.5) * dx + (vy - 0.5) * dy  # extend each hole edge to the lens rim
         t = -b + math.sqrt(b * b - (vx - 0.5) ** 2 - (vy - 0.5) ** 2 + (big - 0.01) ** 2)
         p.line([(vx, vy), (vx + t * dx, vy + t * dy)], p.c(1, 230), 0.006)
@@ -378,8 +395,10 @@ def _m_flow(p: _Pen) -> None:
         p.line(pts, arrow, 0.009)
         p.poly([(ex + 0.008, ey), (ex - 0.03, ey - 0.025), (ex - 0.03, ey + 0.025)], arrow)
     for i, (x, y) in enumerate(nodes):
-        fill, line = (p.c(0, 220), p.c(0)) if i == hot else ((*p.bg, 230), EDGE)
-        p.box(x - h, y - h, x + h, y + h, 0.035, fill, line, 0.005)
+        if i == hot:
+            p.grad("rounded_rectangle", p.px([(x - h, y - h), (x + h, y + h)]), radius=0.035 * p.s)
+        else:
+            p.box(x - h, y - h, x + h, y + h, 0.035, (*p.bg, 230), EDGE, 0.005)
         p.box(x - 0.045, y - 0.012, x + 0.045, y + 0.012, 0.012, (255, 255, 255, 110 + 90 * (i == hot)))
 
 
@@ -396,7 +415,7 @@ def _m_shield(p: _Pen) -> None:
     for r, a in ((0.46, 40), (0.38, 70)):
         p.dot(0.5, 0.52, r, None, (255, 255, 255, a))
     p.poly(_shield(1.0), p.c(0, 60), p.c(0), 0.012)
-    p.poly(_shield(0.74), p.c(0, 230))
+    p.grad("polygon", p.px(_shield(0.74)))
     p.line([(0.41, 0.5), (0.48, 0.57), (0.61, 0.42)], INK, 0.034)
 
 
@@ -407,8 +426,11 @@ def _m_sparkles(p: _Pen) -> None:
     p.dot(0.26, 0.3 + j(-0.05, 0.05), 0.08, p.c(2, 70))
     for i, (x, y, r) in enumerate(((0.46, 0.52, 0.34), (0.78, 0.24, 0.13), (0.2, 0.74, 0.08))):
         x, y = x + j(-0.03, 0.03), y + j(-0.03, 0.03)
-        p.dot(x, y, r * 0.35, p.c(i, 60))
-        p.poly(_sparkle(x, y, r), p.c(i))
+        p.dot(x, y, r * 0.45, p.c(i, 50))
+        if i:
+            p.poly(_sparkle(x, y, r), p.c(i))
+        else:
+            p.grad("polygon", p.px(_sparkle(x, y, r)))
 
 
 def _m_path(p: _Pen) -> None:
@@ -438,7 +460,7 @@ def _m_orbit(p: _Pen) -> None:
         ring = [(0.5 + x * ct - y * st, 0.5 + x * st + y * ct) for x, y in ell]
         p.line(ring, (255, 255, 255, 70), 0.004)
         p.dot(*ring[p.rng.randrange(96)], 0.028, p.c(i + 1), INK, 0.005)
-    p.dot(0.5, 0.5, 0.12, p.c(0))
+    p.grad("ellipse", p.px([(0.38, 0.38), (0.62, 0.62)]))
 
 
 _MOTIFS: dict[str, tuple[Callable[[_Pen], None], ...]] = {
@@ -538,19 +560,21 @@ def _runs(text: str, size: int, weight: int) -> list[tuple[str, Font]]:
 
 def _measure(text: str, size: int, weight: int, track: float = 0.0) -> float:
     """Advance width of text in pixels, with optional letter spacing in em."""
-    if track:
-        return sum(_measure(ch, size, weight) for ch in text) + track * size * (len(text) - 1)
-    return sum(font.getlength(part) for part, font in _runs(text, size, weight))
+    width = sum(font.getlength(part) for part, font in _runs(text, size, weight))
+    return width + track * size * max(len(text) - 1, 0)
 
 
 def _draw_str(draw, x: float, y: float, text: str, size: int, weight: int, fill, track=0.0) -> None:
     """Draw text on the baseline y, optionally letter-spaced by track em."""
-    parts = [(ch, size) for ch in text] if track else [(text, size)]
-    for chunk, _ in parts:
-        for part, font in _runs(chunk, size, weight):
-            draw.text((x, y), part, font=font, fill=fill, anchor="ls")
-            x += font.getlength(part)
-        x += track * size
+    if track:  # place each character by its prefix width so the font's kerning survives
+        for i, ch in enumerate(text):
+            _draw_str(
+                draw, x + _measure(text[:i], size, weight, track) + track * size * (i > 0), y, ch, size, weight, fill
+            )
+        return
+    for part, font in _runs(text, size, weight):
+        draw.text((x, y), part, font=font, fill=fill, anchor="ls")
+        x += font.getlength(part)
 
 
 Token = tuple[str, float, bool]  # text, width, preceded by a space
@@ -613,7 +637,9 @@ def _fit_title(title: str, box_w: int, box_h: int, big: int, small: int) -> tupl
     lines = _balanced(title, small, box_w)
     if fits(small, lines):
         return small, lines
-    room = 1 + max(0, box_h - _title_height(small, 1)) // round(small * 1.12)
+    room = min(len(lines), 1 + max(0, box_h - _title_height(small, 1)) // round(small * 1.12))
+    if room == len(lines):  # more than four lines, but they do fit
+        return small, lines
     keep, last = lines[: room - 1], lines[room - 1] + " …"
     while len(last) > 1 and _measure(last, small, 700) > box_w:  # ellipsise, never overflow
         last = last[:-2].rstrip() + "…"
@@ -651,13 +677,18 @@ def _draw_label(draw, x: int, y: int, max_w: int, size: int, text: str, acc) -> 
 
 
 def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, acc) -> None:
-    """Category pill above the fitted title lines."""
-    x, top = xy
-    draw = ImageDraw.Draw(img, "RGBA")
-    m = round(0.075 * min(img.size))
+    """Category pill above the fitted title lines, supersampled on small cards."""
+    # Small text snaps glyphs to whole pixels and spaces unevenly; drawing at k times the
+    # size and box-filtering back keeps the spacing true.
+    k = 3 if min(img.size) < 512 else 2 if min(img.size) < 800 else 1
+    big = img.resize((img.width * k, img.height * k), Image.NEAREST) if k > 1 else img
+    draw, (x, top) = ImageDraw.Draw(big, "RGBA"), (xy[0] * k, xy[1] * k)
+    size, lsize = text.size * k, text.lsize * k
     if text.label:
-        _draw_label(draw, x, top, img.width - m - x, text.lsize, text.label, acc)
-        top += round(text.lsize * 3.4)
-    ascent = _font(_font_path(), text.size, 700).getmetrics()[0]
+        _draw_label(draw, x, top, big.width - round(0.075 * min(big.size)) - x, lsize, text.label, acc)
+        top += round(lsize * 3.4)
+    ascent = _font(_font_path(), size, 700).getmetrics()[0]
     for i, line in enumerate(text.lines):
-        _draw_str(draw, x, top + ascent + i * round(text.size * 1.12), line, text.size, 700, INK)
+        _draw_str(draw, x, top + ascent + i * round(size * 1.12), line, size, 700, INK)
+    if k > 1:
+        img.paste(big.resize(img.size, Image.BOX))

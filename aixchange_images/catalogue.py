@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
@@ -47,8 +56,10 @@ class SolutionRecord(BaseModel):
 
     @field_validator("launch_url", "source_code_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value in (None, ""):
+            if info.field_name == "launch_url":  # required by the marketplace; only sourceCodeUrl may be empty
+                raise ValueError("must be a full http(s) URL")
             return None
         _URL.validate_python(value)
         return value

@@ -89,6 +89,8 @@ class OpenAIProvider(Provider):
             response = raw.parse()
         except openai.OpenAIError as exc:
             raise self._classify(exc, request.model) from None
+        except ValueError:  # a body labelled JSON that is not (say, a proxy's HTML error page)
+            raise ProviderError("bad_image", "The image service's reply was not the JSON it should be.") from None
         elapsed = int((time.perf_counter() - started) * 1000)
         request_id = raw.headers.get("x-request-id")
         data = _first_image(response, request_id)

@@ -12,6 +12,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func
@@ -34,7 +35,16 @@ from .models import (
     utcnow,
 )
 from .prompts import PromptError, check_prompt, render
-from .providers import ImageRequest, ImageResult, Provider, ProviderError, get_provider, redact
+from .providers import (
+    CURRENT_MODEL,
+    SHUTDOWN_DATES,
+    ImageRequest,
+    ImageResult,
+    Provider,
+    ProviderError,
+    get_provider,
+    redact,
+)
 
 HOST = socket.gethostname()
 
@@ -188,7 +198,7 @@ class Generator:
             cached = self._from_cache(attempt, started)
             if cached is not None:
                 return cached
-        if not self._moderate(attempt):
+        if self._retired(attempt) or not self._moderate(attempt):
             return self._store(attempt, started)
         if not self._reserve(attempt):
             return self._result(attempt)
@@ -240,6 +250,15 @@ class Generator:
             session.commit()
         self._auto_approve(attempt)
         return self._result(attempt)
+
+    def _retired(self, attempt: Attempt) -> bool:
+        """A paid model past its shutdown date fails here, before the moderation call or any other."""
+        shutdown = SHUTDOWN_DATES.get(attempt.model)
+        if not self.plan.provider.paid or shutdown is None or date.today() < shutdown:
+            return False
+        self._fail(attempt, "model_unavailable", f"Model {attempt.model} was retired on {shutdown.isoformat()}; "
+                   f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.")
+        return True
 
     def _moderate(self, attempt: Attempt) -> bool:
         try:

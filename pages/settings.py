@@ -1,5 +1,7 @@
 """Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -103,4 +105,4 @@ with audit_tab:
         st.caption("Nothing recorded yet.")
     else:
         st.dataframe(pd.DataFrame([{"when": e.at, "who": e.actor, "action": e.action, "target": e.target,
-                                    "detail": e.detail} for e in events]), hide_index=True)
+                                    "detail": json.dumps(e.detail, default=str)} for e in events]), hide_index=True)

@@ -35,8 +35,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
     monkeypatch.setenv("AIXCHANGE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EXTERNAL_IMAGES_PATH", str(tmp_path / "external-images"))
+    _clear_streamlit_caches()  # the app caches its engine per server process, i.e. per test run
     yield tmp_path
     db.dispose_engines()
+
+
+def _clear_streamlit_caches() -> None:
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture

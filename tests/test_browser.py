@@ -1,0 +1,110 @@
+"""End to end in a real headless Chromium: sign in, generate (local provider), approve, see the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import solution_record
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)  # polling a condition under a deadline, not standing in for one
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "aixchange_images"]
+    subprocess.run([*cli, "users", "add", "admin", "--role", "admin"], input="browser-pass-123\n", text=True,
+                   env=env, check=True, capture_output=True)
+    catalogue = tmp_path / "solutions.json"
+    catalogue.write_text(json.dumps({"solutions": [solution_record(1, title="Vision Quality Inspector",
+                                                                   category="Computer Vision")]}))
+    subprocess.run([*cli, "import", str(catalogue)], env=env, check=True, capture_output=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until(lambda: _healthy(url) or proc.poll() is not None, 60, "the streamlit server")
+        assert proc.poll() is None, (tmp_path / "streamlit.log").read_text()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def test_admin_signs_in_generates_approves_and_the_file_is_published(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (make test does it)"
+    publish = tmp_path / "external-images" / "solutions"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{server}/review")  # a page's URL before signing in shows only the sign-in form
+        expect(page.get_by_label("Username")).to_be_visible()
+        expect(page.get_by_role("heading", name="Review")).to_have_count(0)
+
+        page.get_by_role("textbox", name="Username").fill("admin")
+        page.get_by_role("textbox", name="Password").fill("browser-pass-123")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+        page.get_by_role("link", name="Generate").first.click()
+        expect(page.get_by_role("heading", name="Generate")).to_be_visible()
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text("Done: 1 succeeded")).to_be_visible(timeout=60_000)
+
+        page.get_by_role("link", name="Review").first.click()
+        expect(page.get_by_role("heading", name="Vision Quality Inspector")).to_be_visible()
+        page.get_by_role("button", name="Approve").first.click()
+        files = _wait_until(lambda: list(publish.glob("vision_quality_inspector-*.png")), 30, "the published file")
+        expect(page.get_by_text("Live: ")).to_be_visible()
+        shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+        page.screenshot(path=str(shots / "review.png"), full_page=True)
+        browser.close()
+    assert len(files) == 1 and files[0].stat().st_size > 10_000

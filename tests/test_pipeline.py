@@ -1,0 +1,264 @@
+"""Generation end to end: stored candidates, the attempt ledger, cache, failures, parallelism, rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+
+import pytest
+from conftest import get_solution
+from PIL import Image
+from sqlmodel import Session, select
+
+from aixchange_images import catalogue, pipeline
+from aixchange_images.config import Settings, load_settings
+from aixchange_images.models import (
+    PLACEHOLDER_URL,
+    PUBLIC_PREFIX,
+    Attempt,
+    AttemptStatus,
+    Candidate,
+    CandidateState,
+    ImageStatus,
+    Solution,
+)
+from aixchange_images.providers import ImageRequest, get_provider
+
+
+@pytest.fixture
+def local_settings() -> Settings:
+    """The local provider at a small size, so drawing stays quick."""
+    return load_settings(dalle_image_size="256x256")
+
+
+def run(engine, settings: Settings, ids: list[str], **options) -> tuple[list[pipeline.GenerationResult], dict]:
+    return pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
+
+
+def rows(engine, model, *where) -> list:
+    with Session(engine) as session:
+        return list(session.exec(select(model).where(*where).order_by(model.id)).all())
+
+
+def test_local_generation_stores_a_candidate_a_thumbnail_and_a_complete_attempt(
+    engine, local_settings, make_solutions
+):
+    (sid,) = make_solutions(1)
+
+    (result,), summary = run(engine, local_settings, [sid])
+
+    assert (result.status, result.error_kind, result.cache_hit, result.cost_usd) == ("succeeded", None, False, 0.0)
+    (candidate,) = rows(engine, Candidate)
+    (attempt,) = rows(engine, Attempt)
+    data_dir = local_settings.data_dir.resolve()
+    image_file = (local_settings.data_dir / candidate.file_path).resolve()
+    thumb_file = (local_settings.data_dir / candidate.thumb_path).resolve()
+    assert data_dir / "candidates" in image_file.parents and data_dir / "thumbnails" in thumb_file.parents
+    data = image_file.read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.format, image.size) == ("PNG", (256, 256))
+    with Image.open(thumb_file) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) <= 480
+    assert (candidate.id, candidate.solution_id, candidate.attempt_id) == (result.candidate_id, sid, attempt.id)
+    assert (candidate.bytes, candidate.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (candidate.state, candidate.image_format, candidate.width, candidate.height) == ("pending", "png", 256, 256)
+    assert (candidate.model, candidate.template_ref, candidate.cost_usd) == ("local-card", "default@1", 0.0)
+
+    assert (attempt.status, attempt.error_kind, attempt.error_message) == (AttemptStatus.succeeded, None, None)
+    assert (attempt.solution_id, attempt.batch_id, attempt.actor) == (sid, summary["batch_id"], "cli")
+    assert (attempt.provider, attempt.model, attempt.size, attempt.quality) == ("local", "local-card", "256x256",
+                                                                               "medium")
+    assert (attempt.output_format, attempt.template_ref, attempt.variant) == ("png", "default@1", 0)
+    assert "Solution number 0" in attempt.prompt and "summarises support tickets number 0" in attempt.prompt
+    assert len(attempt.request_key) == 64 and int(attempt.request_key, 16) >= 0
+    assert (attempt.moderation, attempt.cache_hit, attempt.retries) == ("passed", False, 0)
+    assert attempt.started_at <= attempt.finished_at
+    assert 0 <= attempt.provider_ms <= attempt.duration_ms == result.duration_ms
+    assert (attempt.cost_usd, attempt.reserved_usd, attempt.cost_source) == (0.0, 0.0, "none")
+    assert (attempt.bytes, attempt.candidate_id) == (candidate.bytes, candidate.id)
+    assert (attempt.pid, attempt.host) == (os.getpid(), pipeline.HOST)
+
+    solution = get_solution(engine, sid)
+    assert (solution.image_status, solution.image_url) == (ImageStatus.pending, None)
+
+
+def test_local_images_are_the_same_for_the_same_prompt_and_variant(engine, local_settings, make_solutions):
+    (sid,) = make_solutions(1)
+    (result,), _ = run(engine, local_settings, [sid])
+    (attempt,) = rows(engine, Attempt)
+    (candidate,) = rows(engine, Candidate)
+    solution = get_solution(engine, sid)
+    subject = {"title": solution.title, "description": solution.description, "category": solution.category,
+               "tags": solution.tags}
+    provider = get_provider("local", local_settings)
+
+    def draw(variant: int) -> bytes:
+        request = ImageRequest(prompt=attempt.prompt, model="local-card", size="256x256", quality="medium",
+                               output_format="png", variant=variant, subject=subject)
+        return provider.generate(request).data
+
+    stored = (local_settings.data_dir / candidate.file_path).read_bytes()
+    assert draw(0) == draw(0) == stored
+    assert draw(1) != stored
+
+
+def test_regenerating_without_the_cache_draws_a_new_variant(engine, local_settings, make_solutions):
+    (sid,) = make_solutions(1)
+    run(engine, local_settings, [sid])
+
+    (again,), _ = run(engine, local_settings, [sid], use_cache=False)
+
+    assert (again.status, again.cache_hit) == ("succeeded", False)
+    first, second = rows(engine, Attempt)
+    assert (first.variant, second.variant) == (0, 1)
+    assert first.request_key != second.request_key
+    old, new = rows(engine, Candidate)
+    assert old.sha256 != new.sha256 and old.file_path != new.file_path
+    assert [c.state for c in (old, new)] == [CandidateState.pending, CandidateState.pending]
+
+
+def test_a_cache_hit_reuses_the_image_at_no_cost_without_a_provider_call(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    (paid,), _ = run(engine, openai_settings, [sid])
+    calls_before = len(standin.requests)
+
+    (cached,), summary = run(engine, openai_settings, [sid])
+
+    assert paid.cost_usd > 0 and not paid.cache_hit
+    assert (cached.status, cached.cache_hit, cached.cost_usd) == ("succeeded", True, 0.0)
+    assert len(standin.requests) == calls_before  # neither an image nor a moderation call
+    assert summary["cost_usd"] == 0
+    first, second = rows(engine, Attempt)
+    assert (second.cache_hit, second.cost_source, second.cost_usd) == (True, "cache", 0.0)
+    assert second.request_key == first.request_key
+    assert second.candidate_id == first.candidate_id  # the same pending candidate, not a copy to review twice
+
+
+def test_a_cache_hit_for_another_solution_is_a_free_copy_of_the_same_file(
+    engine, local_settings, make_solutions
+):
+    (sid,) = make_solutions(1)
+    (first,), _ = run(engine, local_settings, [sid])
+    with Session(engine) as session:  # a second solution that renders to exactly the same prompt
+        twin = Solution(**get_solution(engine, sid).model_dump(exclude={"id"}))
+        session.add(twin)
+        session.commit()
+        twin_id = twin.id
+
+    (copy,), _ = run(engine, local_settings, [twin_id])
+
+    assert copy.cache_hit and copy.candidate_id != first.candidate_id
+    source, duplicate = rows(engine, Candidate)
+    assert (duplicate.solution_id, duplicate.cache_hit, duplicate.cost_usd) == (twin_id, True, 0.0)
+    assert (duplicate.file_path, duplicate.sha256) == (source.file_path, source.sha256)
+    assert get_solution(engine, twin_id).image_status == ImageStatus.pending
+
+
+def test_a_failed_generation_gives_the_placeholder_and_stays_missing(
+    engine, openai_settings, standin, make_solutions
+):
+    failing, fine = make_solutions(2)
+    standin.enqueue("moderation_blocked")
+
+    results, summary = run(engine, openai_settings, [failing, fine], concurrency=1)
+
+    assert [(r.solution_id, r.status, r.error_kind) for r in results] == [
+        (failing, "failed", "moderation_blocked"),
+        (fine, "succeeded", None),
+    ]
+    assert summary["errors_by_kind"] == {"moderation_blocked": 1}
+    solution = get_solution(engine, failing)
+    assert (solution.image_url, solution.image_status) == (PLACEHOLDER_URL, ImageStatus.placeholder)
+    with Session(engine) as session:
+        assert catalogue.missing_ids(session=session) == [failing]
+
+    (retry,), _ = run(engine, openai_settings, [failing])  # the later retry the queue is for
+
+    assert retry.status == "succeeded"
+    assert get_solution(engine, failing).image_status == ImageStatus.pending
+
+
+def test_a_failed_regeneration_keeps_a_published_image(engine, openai_settings, standin, make_solutions):
+    published = PUBLIC_PREFIX + "solution_number_0-1740153503444.png"
+    (sid,) = make_solutions(1, imageUrl=published)
+    standin.enqueue("server_error", status=503, retry_after="0.01")
+    standin.enqueue("server_error", status=503, retry_after="0.01")
+    standin.enqueue("server_error", status=503, retry_after="0.01")
+
+    (result,), _ = run(engine, openai_settings, [sid])
+
+    assert result.error_kind == "server_error"
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (published, ImageStatus.approved)
+
+
+@pytest.mark.parametrize("description", ["", "   \n  "])
+def test_an_empty_description_is_an_invalid_request_without_any_provider_call(
+    engine, openai_settings, standin, make_solutions, description
+):
+    (sid,) = make_solutions(1)
+    with Session(engine) as session:
+        solution = session.get(Solution, sid)
+        solution.description = description
+        session.add(solution)
+        session.commit()
+
+    (result,), _ = run(engine, openai_settings, [sid])
+
+    assert (result.status, result.error_kind) == ("failed", "invalid_request")
+    assert standin.requests == []
+    (attempt,) = rows(engine, Attempt)
+    assert (attempt.status, attempt.error_kind) == (AttemptStatus.failed, "invalid_request")
+    assert "empty description" in attempt.error_message
+    assert (attempt.cost_usd, attempt.reserved_usd) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_a_batch_runs_its_calls_in_parallel_up_to_the_concurrency(
+    engine, openai_settings, standin, make_solutions, concurrency
+):
+    ids = make_solutions(8)
+    standin.latency = 0.3
+
+    results, summary = run(engine, openai_settings, ids, concurrency=concurrency)
+
+    assert summary["succeeded"] == 8 and len(results) == 8
+    assert standin.max_in_flight == concurrency
+    assert standin.image_calls == 8
+
+
+def test_the_rate_limit_holds_back_calls_beyond_it(engine, openai_settings, standin, make_solutions):
+    """Five workers, two calls a minute: two are made, three wait; stopping the batch releases them."""
+    ids = make_solutions(5)
+    standin.latency = 0.3  # without a limit, all five would be in flight before the first answer
+    settings = openai_settings.model_copy(update={"image_rate_limit_per_minute": 2})
+    stop = threading.Event()
+
+    def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
+        if done == 2:
+            stop.set()  # the minute is not over: the other three must still be waiting
+
+    results, _ = pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(concurrency=5),
+                                    progress=progress, stop=stop)
+
+    assert standin.image_calls == 2
+    assert sorted((r.status, r.error_kind) for r in results) == [
+        ("failed", "rate_limited"), ("failed", "rate_limited"), ("failed", "rate_limited"),
+        ("succeeded", None), ("succeeded", None),
+    ]
+    held = rows(engine, Attempt, Attempt.status == AttemptStatus.failed)
+    assert all("stopped before this call was made" in a.error_message for a in held)
+    assert all(a.cost_usd == 0 for a in held)
+
+
+def test_the_rate_limiter_gives_out_only_its_slots_per_minute():
+    stopped = threading.Event()
+    stopped.set()  # so a refused slot answers at once instead of waiting for the minute to pass
+    limiter = pipeline.RateLimiter(3, stopped)
+
+    assert [limiter.acquire() for _ in range(4)] == [True, True, True, False]
+    assert pipeline.RateLimiter(None).acquire()
