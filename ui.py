@@ -192,5 +192,6 @@ def pager(key: str, total: int, size: int) -> int:
     pages = max(1, -(-total // size))
     if pages == 1:
         return 0
-    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
+    column, _ = st.columns([1, 4])
+    page = column.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
     return (int(page) - 1) * size

@@ -568,9 +568,8 @@ def _draw_str(draw, x: float, y: float, text: str, size: int, weight: int, fill,
     """Draw text on the baseline y, optionally letter-spaced by track em."""
     if track:  # place each character by its prefix width so the font's kerning survives
         for i, ch in enumerate(text):
-            _draw_str(
-                draw, x + _measure(text[:i], size, weight, track) + track * size * (i > 0), y, ch, size, weight, fill
-            )
+            at = x + _measure(text[:i], size, weight, track) + track * size * (i > 0)
+            _draw_str(draw, at, y, ch, size, weight, fill)
         return
     for part, font in _runs(text, size, weight):
         draw.text((x, y), part, font=font, fill=fill, anchor="ls")

@@ -52,6 +52,7 @@ ERRORS = [("rate_limited", 30), ("server_error", 20), ("timeout", 15), ("moderat
 MODELS = [("openai", "gpt-image-2", 70), ("local", "local-card", 20), ("openai", "gpt-image-2.5-sunburst", 10)]
 REASONS = ["off_topic", "low_quality", "text_artefacts", "off_brand", "unsafe", "other"]
 POOL_SIZE = 8
+REAL_PENDING = 40  # candidates awaiting review get a real drawing of their own solution (the rest share a pool)
 CHUNK = 5000
 
 
@@ -81,18 +82,20 @@ def _solution_rows(rng: random.Random, count: int, taken: set[str]) -> list[dict
     return rows
 
 
+def _draw(settings: Settings, row: dict[str, Any], folder: str) -> dict[str, Any]:
+    """A real local-provider image of `row`, stored like a candidate's."""
+    request = ImageRequest(prompt=row["description"], model="local-card", size="1024x1024", quality="medium",
+                           output_format="png", subject=row)
+    data = LocalProvider(settings).generate(request).data
+    info = storage.verify_image(data)
+    file_path, thumb_path = storage.store_candidate(settings, folder, data, info)
+    return {"file_path": file_path, "thumb_path": thumb_path, "image_format": "png", "width": info.width,
+            "height": info.height, "sha256": info.sha256, "bytes": info.bytes}
+
+
 def _image_pool(settings: Settings, solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A few real images (local provider) that the synthetic candidates share, so galleries show pictures."""
-    provider, pool = LocalProvider(settings), []
-    for row in solutions[:POOL_SIZE]:
-        request = ImageRequest(prompt=row["description"], model="local-card", size="1024x1024", quality="medium",
-                               output_format="png", subject=row)
-        data = provider.generate(request).data
-        info = storage.verify_image(data)
-        file_path, thumb_path = storage.store_candidate(settings, "demo", data, info)
-        pool.append({"file_path": file_path, "thumb_path": thumb_path, "image_format": "png", "width": info.width,
-                     "height": info.height, "sha256": info.sha256})
-    return pool
+    """A few real images that the synthetic history shares, so galleries show pictures."""
+    return [{k: v for k, v in _draw(settings, row, "demo").items() if k != "bytes"} for row in solutions[:POOL_SIZE]]
 
 
 def load(engine: Engine, settings: Settings, *, solutions: int, generations: int,
@@ -109,7 +112,11 @@ def load(engine: Engine, settings: Settings, *, solutions: int, generations: int
     pool = _image_pool(settings, rows)
     history = _History(rng, prices, pool, next_attempt, next_candidate)
     for row in rows:
-        history.solution(row, generations / max(1, solutions))
+        history.solution(row, generations / max(1, solutions) / 0.85)  # 15% of solutions never had a try
+    if history.awaiting:
+        progress(f"Drawing {len(history.awaiting)} candidates awaiting review…")
+    for row, candidate in history.awaiting:
+        candidate.update(_draw(settings, row, row["id"]))
     with session_scope(engine, write=True) as session:
         _bulk(session, Solution, rows)
         progress(f"Inserted {len(rows)} solutions; writing {len(history.attempts)} attempts…")
@@ -136,12 +143,15 @@ class _History:
         self.attempts: list[dict[str, Any]] = []
         self.candidates: list[dict[str, Any]] = []
         self.publications: list[dict[str, Any]] = []
+        self.awaiting: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.now = utcnow()
 
     def solution(self, row: dict[str, Any], mean_attempts: float) -> None:
         rng = self.rng
         count = min(int(rng.expovariate(1 / mean_attempts)) if mean_attempts else 0, 60)
         fate = rng.choices(["approved", "pending", "placeholder", "none"], [60, 15, 10, 15])[0]
+        if fate == "pending" and len(self.awaiting) >= REAL_PENDING:
+            fate = "approved"
         if fate == "none":
             count = 0
         times = sorted(self.now - timedelta(days=rng.uniform(0, 60)) for _ in range(count))
@@ -150,8 +160,9 @@ class _History:
         if fate == "placeholder" or (fate != "none" and not successes):
             row["image_url"], row["image_status"] = PLACEHOLDER_URL, ImageStatus.placeholder
         elif fate == "pending":
-            successes[-1]["state"] = "pending"
+            successes[-1].update(state="pending", reviewed_at=None, reviewed_by=None)
             row["image_status"] = ImageStatus.pending
+            self.awaiting.append((row, successes[-1]))
         elif fate == "approved":
             self._publish(row, successes[-1])
         for cand in successes[:-1]:

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import plotly.express as px
 import streamlit as st
+from plotly.subplots import make_subplots
 
 import ui
 from aixchange_images import metrics
@@ -28,21 +29,23 @@ if not head["attempts"]:
             icon=":material/query_stats:")
     st.stop()
 
-cols = st.columns(6)
+cols = st.columns(7)
 cols[0].metric("Attempts", f"{head['attempts']:,}")
 cols[1].metric("Success rate", f"{head['success_rate']:.1%}")
-cols[2].metric("p50 / p95 time", f"{(head['p50_ms'] or 0) / 1000:.1f}s / {(head['p95_ms'] or 0) / 1000:.1f}s")
-cols[3].metric("Spend", ui.money(head["spend_usd"]))
-cols[4].metric("Per approved image", ui.money(head["cost_per_approved_usd"]))
-cols[5].metric("Storage", f"{head['storage_bytes'] / 1e9:.2f} GB")
+cols[2].metric("p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded.")
+cols[3].metric("p95 time", f"{(head['p95_ms'] or 0) / 1000:.1f} s")
+cols[4].metric("Spend", ui.money(head["spend_usd"]))
+cols[5].metric("Per approved image", ui.money(head["cost_per_approved_usd"]))
+cols[6].metric("Storage", f"{head['storage_bytes'] / 1e9:.2f} GB")
 
 layout = dict(height=300, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
 left, right = st.columns(2)
 with left:
-    fig = px.bar(daily, x="day", y="attempts", title="Attempts per day", labels={"day": ""})
-    fig.add_scatter(x=daily["day"], y=daily["success_rate"] * daily["attempts"].max(), mode="lines",
-                    name="success rate (scaled)")
-    fig.update_layout(**layout)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=daily["day"], y=daily["attempts"], name="attempts")
+    fig.add_scatter(x=daily["day"], y=daily["success_rate"], mode="lines", name="success rate", secondary_y=True)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], secondary_y=True)
+    fig.update_layout(title="Attempts and success rate per day", **layout)
     st.plotly_chart(fig, width="stretch")
 with right:
     fig = px.bar(failures, x="n", y="error_kind", orientation="h", title="Failures by kind",

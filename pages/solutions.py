@@ -53,7 +53,7 @@ with browse:
         total, frame = page_of(status, category, text, offset)
         st.caption(f"{total:,} solution(s); showing {offset + 1:,}–{offset + len(frame):,}")
         event = st.dataframe(
-            frame, hide_index=True, on_select="rerun", selection_mode="multi-row", row_height=64,
+            frame, hide_index=True, on_select="rerun", selection_mode="multi-row", row_height=64, height=64 * 10 + 40,
             column_config={
                 "image": st.column_config.ImageColumn("Image", width="small"),
                 "title": st.column_config.TextColumn("Title", width="medium"),
