@@ -7,7 +7,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("file", type=Path)
     cmd = command("stats", "headline figures")
     cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    cmd.add_argument("--model")
+    cmd.add_argument("--template", metavar="NAME@VERSION")
+    cmd.add_argument("--provider")
+    cmd = command("cleanup", "delete files of old rejected and superseded candidates")
+    cmd.add_argument("--older-than", type=int, metavar="DAYS", help="default: the cleanup_after_days setting")
+    cmd.add_argument("--dry-run", action="store_true", help="only report what would be freed")
     users = command("users", "manage dashboard users")
     users_sub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
     add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
@@ -181,6 +187,8 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
         concurrency=args.concurrency,
     )
     plan = pipeline.make_plan(settings, options)  # bad values fail here, before anything changes
+    with Session(engine) as session:  # an unknown template is bad usage too, not one failure per solution
+        prompts.resolve_template(session=session, ref=args.template)
     for notice in (settings.quality_notice, model_notice(plan.model, date.today()) if plan.provider.paid else None):
         if notice:
             print(f"note: {notice}", file=sys.stderr)
@@ -256,11 +264,21 @@ def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
-    since = datetime.combine(args.since, datetime.min.time()) if args.since else None
+    since = datetime.combine(args.since, datetime.min.time(), tzinfo=UTC) if args.since else None
+    scope = metrics.Scope(since=since, model=args.model, template=args.template, provider=args.provider)
     with Session(engine) as session:
-        figures = metrics.headline(session=session, since=since)
+        figures = metrics.headline(session=session, scope=scope)
         figures["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
     return figures, 0
+
+
+def cmd_cleanup(args, settings, engine):  # type: ignore[no-untyped-def]
+    days = settings.cleanup_after_days if args.older_than is None else args.older_than
+    with session_scope(engine, write=True) as session:
+        report = review.clean_up(session=session, settings=settings, actor=auth.CLI_ACTOR, older_than_days=days,
+                                 dry_run=args.dry_run)
+        session.commit()
+    return report, 0
 
 
 def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -296,6 +314,7 @@ HANDLERS: dict[str, Handler] = {
     "prompt": cmd_prompt,
     "export": cmd_export,
     "stats": cmd_stats,
+    "cleanup": cmd_cleanup,
     "users": cmd_users,
     "demo-data": cmd_demo,
 }

@@ -101,9 +101,21 @@ def _m002_seed_prices(engine: Engine) -> None:
         session.commit()
 
 
+def _add_column(engine: Engine, table: str, column: str, ddl: str) -> None:
+    if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
+def _m003_cache_savings_and_cleanup(engine: Engine) -> None:
+    _add_column(engine, "attempt", "saved_usd", "FLOAT NOT NULL DEFAULT 0")
+    _add_column(engine, "candidate", "deleted_at", "TIMESTAMP")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (1, "initial tables", _m001_initial),
     (2, "seed the price table", _m002_seed_prices),
+    (3, "cache savings and storage clean-up", _m003_cache_savings_and_cleanup),
 ]
 
 

@@ -177,7 +177,8 @@ class _History:
         paid = provider == "openai" and succeeded and not cache_hit
         duration = int(rng.lognormvariate(9.1, 0.35)) if provider == "openai" else int(rng.lognormvariate(5.5, 0.3))
         tokens = expected_output_tokens("1024x1024", quality)
-        cost = cost_from_usage(self.prices[model], Usage(60, 0, tokens, 0)) if paid else 0.0
+        full_price = cost_from_usage(self.prices[model], Usage(60, 0, tokens, 0)) if provider == "openai" else 0.0
+        cost = full_price if paid else 0.0
         attempt_id, self.next_attempt = self.next_attempt, self.next_attempt + 1
         attempt = {
             "id": attempt_id, "solution_id": row["id"], "batch_id": "demo", "actor": "demo", "provider": provider,
@@ -189,7 +190,7 @@ class _History:
             "finished_at": started + timedelta(milliseconds=duration), "duration_ms": duration,
             "provider_ms": duration - 40, "retries": 0, "input_text_tokens": 60 if paid else None,
             "input_image_tokens": 0 if paid else None, "output_image_tokens": tokens if paid else None,
-            "output_text_tokens": 0 if paid else None, "reserved_usd": cost, "cost_usd": cost,
+            "output_text_tokens": 0 if paid else None, "reserved_usd": cost, "cost_usd": cost, "saved_usd": full_price if cache_hit else 0.0,
             "cost_source": "usage" if paid else ("cache" if cache_hit else "none"), "request_id": None,
             "bytes": None, "candidate_id": None, "pid": None, "host": "demo",
         }

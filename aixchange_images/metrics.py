@@ -2,78 +2,107 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Integer, case, cast, func
+from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
 from sqlmodel import Session, col, select
 
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication
+from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Solution, utcnow
 
 FINISHED = (AttemptStatus.succeeded, AttemptStatus.failed, AttemptStatus.interrupted)
+APPROVED_STATES = (CandidateState.approved, CandidateState.superseded, CandidateState.rolled_back)
+BREAKDOWNS = {"model": Attempt.model, "template": Attempt.template_ref, "provider": Attempt.provider}
 
 
-def _window(query, since: datetime | None, until: datetime | None):  # type: ignore[no-untyped-def]
-    if since is not None:
-        query = query.where(Attempt.started_at >= since)
-    if until is not None:
-        query = query.where(Attempt.started_at < until)
-    return query
+@dataclass(frozen=True)
+class Scope:
+    """The period and filters a chart or figure covers; None means no filter."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    model: str | None = None
+    template: str | None = None
+    provider: str | None = None
+
+    def clauses(self) -> list[Any]:
+        out: list[Any] = [col(Attempt.status).in_(FINISHED)]
+        if self.since is not None:
+            out.append(Attempt.started_at >= self.since)
+        if self.until is not None:
+            out.append(Attempt.started_at < self.until)
+        for value, column in ((self.model, Attempt.model), (self.template, Attempt.template_ref),
+                              (self.provider, Attempt.provider)):
+            if value:
+                out.append(column == value)
+        return out
 
 
-def _percentile(session: Session, since: datetime | None, until: datetime | None, share: float) -> int | None:
-    """Nearest-rank percentile of paid generation time (cache hits excluded), via ORDER BY/OFFSET."""
-    base = _window(
-        select(Attempt.duration_ms).where(
-            Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False),
-            col(Attempt.duration_ms).is_not(None),
-        ),
-        since,
-        until,
+def last_days(days: int, **filters: str | None) -> Scope:
+    return Scope(since=utcnow() - timedelta(days=days), **filters)
+
+
+def _paid_durations(scope: Scope):  # type: ignore[no-untyped-def]
+    """Generation time of calls that reached a provider and succeeded (cache hits excluded)."""
+    return select(Attempt.duration_ms).where(
+        *scope.clauses(), Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False),
+        col(Attempt.duration_ms).is_not(None),
     )
+
+
+def _percentile(session: Session, scope: Scope, share: float) -> int | None:
+    """Nearest-rank percentile through ORDER BY/OFFSET (portable; uses the duration ordering)."""
+    base = _paid_durations(scope)
     count = session.exec(select(func.count()).select_from(base.subquery())).one()
     if not count:
         return None
-    offset = min(count - 1, max(0, int(round(share * count + 0.5)) - 1))
-    return int(session.exec(base.order_by(Attempt.duration_ms).offset(offset).limit(1)).one())
+    rank = max(1, -(-int(share * 1000) * count // 1000))  # ceil(share * count)
+    return int(session.exec(base.order_by(Attempt.duration_ms).offset(rank - 1).limit(1)).one())
 
 
-def headline(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+def _candidates_in(scope: Scope):  # type: ignore[no-untyped-def]
+    """Generated candidates whose attempt falls in the scope."""
+    return select(Candidate).join(Attempt, Attempt.id == Candidate.attempt_id).where(
+        *scope.clauses(), Candidate.source == "generated"
+    )
+
+
+def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
     """The numbers `stats` prints and the Metrics page shows above its charts."""
-    succeeded = func.sum(cast(Attempt.status == AttemptStatus.succeeded, Integer))
-    failed = func.sum(cast(Attempt.status != AttemptStatus.succeeded, Integer))
+    scope = scope or Scope()
     row = session.exec(
-        _window(
-            select(
-                func.count(), func.coalesce(succeeded, 0), func.coalesce(failed, 0),
-                func.coalesce(func.sum(Attempt.cost_usd), 0.0),
-                func.coalesce(func.sum(cast(Attempt.cache_hit, Integer)), 0),
-            ).where(col(Attempt.status).in_(FINISHED)),
-            since,
-            until,
+        select(
+            func.count(),
+            func.coalesce(func.sum(cast(Attempt.status == AttemptStatus.succeeded, Integer)), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+            func.coalesce(func.sum(cast(Attempt.cache_hit, Integer)), 0),
+            func.coalesce(func.sum(Attempt.saved_usd), 0.0),
+        ).where(*scope.clauses())
+    ).one()
+    attempts, ok, spend, cache_hits, saved = int(row[0]), int(row[1]), float(row[2]), int(row[3]), float(row[4])
+    reviewed = _candidates_in(scope).subquery()
+    approved, rejected_spend = session.exec(
+        select(
+            func.coalesce(func.sum(cast(col(reviewed.c.state).in_(APPROVED_STATES), Integer)), 0),
+            func.coalesce(func.sum(case((reviewed.c.state == CandidateState.rejected, reviewed.c.cost_usd),
+                                        else_=0.0)), 0.0),
         )
     ).one()
-    attempts, ok, bad, spend, cache_hits = int(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4])
-    approved_q = select(func.count()).select_from(Publication).where(
-        col(Publication.candidate_id).is_not(None)
-    )
-    if since is not None:
-        approved_q = approved_q.where(Publication.published_at >= since)
-    if until is not None:
-        approved_q = approved_q.where(Publication.published_at < until)
-    approved = int(session.exec(approved_q).one())
     return {
         "attempts": attempts,
         "succeeded": ok,
-        "failed": bad,
+        "failed": attempts - ok,
         "success_rate": round(ok / attempts, 4) if attempts else None,
-        "p50_ms": _percentile(session, since, until, 0.50),
-        "p95_ms": _percentile(session, since, until, 0.95),
+        "p50_ms": _percentile(session, scope, 0.50),
+        "p95_ms": _percentile(session, scope, 0.95),
         "spend_usd": round(spend, 6),
         "cache_hits": cache_hits,
-        "approved": approved,
+        "cache_saved_usd": round(saved, 6),
+        "approved": int(approved),
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
+        "rejected_spend_usd": round(float(rejected_spend), 6),
         "storage_bytes": storage_bytes(session=session),
     }
 
@@ -81,40 +110,138 @@ def headline(*, session: Session, since: datetime | None = None, until: datetime
 def storage_bytes(*, session: Session) -> int:
     """Bytes on disk: candidate files (a cache hit shares its source's file) plus published files."""
     candidates = session.exec(
-        select(func.coalesce(func.sum(Candidate.bytes), 0)).where(col(Candidate.cache_hit).is_(False))
+        select(func.coalesce(func.sum(Candidate.bytes), 0)).where(
+            col(Candidate.cache_hit).is_(False), col(Candidate.deleted_at).is_(None)
+        )
     ).one()
     published = session.exec(select(func.coalesce(func.sum(Publication.bytes), 0))).one()
     return int(candidates) + int(published)
 
 
-def daily(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
-    """Attempts, successes, spend and mean time per UTC day."""
+def daily(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
+    """Per UTC day: attempts, successes, success rate, spend, cache hits and savings."""
+    scope = scope or Scope()
     day = func.date(Attempt.started_at)
-    query = _window(
+    query = (
         select(
             day.label("day"),
             func.count().label("attempts"),
             func.sum(case((Attempt.status == AttemptStatus.succeeded, 1), else_=0)).label("succeeded"),
             func.sum(Attempt.cost_usd).label("spend_usd"),
-            func.avg(Attempt.duration_ms).label("mean_ms"),
-        ).where(col(Attempt.status).in_(FINISHED)),
-        since,
-        until,
-    ).group_by(day).order_by(day)
-    frame = pd.DataFrame(session.exec(query).all(), columns=["day", "attempts", "succeeded", "spend_usd", "mean_ms"])
-    if not frame.empty:
-        frame["success_rate"] = frame["succeeded"] / frame["attempts"]
+            func.sum(cast(Attempt.cache_hit, Integer)).label("cache_hits"),
+            func.sum(Attempt.saved_usd).label("saved_usd"),
+        )
+        .where(*scope.clauses())
+        .group_by(day)
+        .order_by(day)
+    )
+    columns = ["day", "attempts", "succeeded", "spend_usd", "cache_hits", "saved_usd"]
+    frame = pd.DataFrame(session.exec(query).all(), columns=columns)
+    frame["success_rate"] = frame["succeeded"] / frame["attempts"] if not frame.empty else []
     return frame
 
 
-def failures_by_kind(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
-    query = _window(
+def daily_percentiles(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
+    """p50 and p95 generation time per day, ranked with a window function in SQL."""
+    scope = scope or Scope()
+    day = func.date(Attempt.started_at)
+    ranked = (
+        select(
+            day.label("day"),
+            Attempt.duration_ms.label("ms"),
+            func.row_number().over(partition_by=day, order_by=Attempt.duration_ms).label("rn"),
+            func.count().over(partition_by=day).label("n"),
+        )
+        .where(*scope.clauses(), Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False),
+               col(Attempt.duration_ms).is_not(None))
+        .subquery()
+    )
+    # nearest rank: the smallest rn with rn >= share * n
+    p50 = func.min(case((ranked.c.rn * 100 >= ranked.c.n * 50, ranked.c.ms)))
+    p95 = func.min(case((ranked.c.rn * 100 >= ranked.c.n * 95, ranked.c.ms)))
+    query = select(ranked.c.day, p50.label("p50_ms"), p95.label("p95_ms")).group_by(ranked.c.day).order_by(ranked.c.day)
+    return pd.DataFrame(session.exec(query).all(), columns=["day", "p50_ms", "p95_ms"])
+
+
+def spend_by(*, session: Session, scope: Scope | None = None, by: str = "model") -> pd.DataFrame:
+    """Spend per day split by model, template version or provider."""
+    scope = scope or Scope()
+    key = BREAKDOWNS[by]
+    day = func.date(Attempt.started_at)
+    query = (
+        select(day.label("day"), key.label(by), func.sum(Attempt.cost_usd).label("spend_usd"))
+        .where(*scope.clauses())
+        .group_by(day, key)
+        .order_by(day)
+    )
+    return pd.DataFrame(session.exec(query).all(), columns=["day", by, "spend_usd"])
+
+
+def failures_by_kind(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
+    scope = scope or Scope()
+    query = (
         select(Attempt.error_kind, func.count().label("n"))
-        .where(Attempt.status == AttemptStatus.failed, col(Attempt.error_kind).is_not(None)),
-        since,
-        until,
-    ).group_by(Attempt.error_kind).order_by(func.count().desc())
+        .where(*scope.clauses(), Attempt.status != AttemptStatus.succeeded, col(Attempt.error_kind).is_not(None))
+        .group_by(Attempt.error_kind)
+        .order_by(func.count().desc())
+    )
     return pd.DataFrame(session.exec(query).all(), columns=["error_kind", "n"])
+
+
+def storage_over_time(*, session: Session, since: datetime | None = None) -> pd.DataFrame:
+    """Bytes on disk at the end of each day, for published, candidate and rejected images."""
+    kind = case((Candidate.state == CandidateState.rejected, literal("rejected")), else_=literal("candidates"))
+    own_file = and_(col(Candidate.cache_hit).is_(False))
+    added = select(func.date(Candidate.created_at).label("day"), kind.label("kind"),
+                   Candidate.bytes.label("delta")).where(own_file)
+    removed = select(func.date(Candidate.deleted_at).label("day"), kind.label("kind"),
+                     (-Candidate.bytes).label("delta")).where(own_file, col(Candidate.deleted_at).is_not(None))
+    published = select(func.date(Publication.published_at).label("day"), literal("published").label("kind"),
+                       Publication.bytes.label("delta"))
+    moves = union_all(added, removed, published).subquery()
+    query = (
+        select(moves.c.day, moves.c.kind, func.sum(moves.c.delta).label("delta"))
+        .group_by(moves.c.day, moves.c.kind)
+        .order_by(moves.c.day)
+    )
+    frame = pd.DataFrame(session.exec(query).all(), columns=["day", "kind", "delta"])
+    if frame.empty:
+        return pd.DataFrame(columns=["day", "kind", "bytes"])
+    wide = frame.pivot_table(index="day", columns="kind", values="delta", aggfunc="sum", fill_value=0).cumsum()
+    long = wide.reset_index().melt(id_vars="day", var_name="kind", value_name="bytes")
+    if since is not None:
+        long = long[long["day"] >= since.date().isoformat()]
+    return long
+
+
+def largest_consumers(*, session: Session, limit: int = 10) -> pd.DataFrame:
+    """Solutions holding the most bytes (candidate files still on disk plus published files)."""
+    cand = (
+        select(Candidate.solution_id.label("sid"), Candidate.bytes.label("b"))
+        .where(col(Candidate.cache_hit).is_(False), col(Candidate.deleted_at).is_(None))
+    )
+    pub = select(Publication.solution_id.label("sid"), Publication.bytes.label("b"))
+    both = union_all(cand, pub).subquery()
+    top = select(both.c.sid, func.sum(both.c.b).label("bytes"), func.count().label("files")).group_by(both.c.sid)
+    top = top.order_by(func.sum(both.c.b).desc()).limit(limit).subquery()
+    query = select(Solution.title, top.c.bytes, top.c.files).join(top, top.c.sid == Solution.id)
+    return pd.DataFrame(session.exec(query.order_by(top.c.bytes.desc())).all(), columns=["title", "bytes", "files"])
+
+
+def attempts_table(*, session: Session, scope: Scope | None = None, limit: int = 50_000) -> pd.DataFrame:
+    """The attempt rows behind the charts, for the CSV download (newest first)."""
+    scope = scope or Scope()
+    fields = [Attempt.id, Attempt.started_at, Attempt.solution_id, Attempt.provider, Attempt.model,
+              Attempt.template_ref, Attempt.size, Attempt.quality, Attempt.status, Attempt.error_kind,
+              Attempt.duration_ms, Attempt.cost_usd, Attempt.cache_hit, Attempt.saved_usd, Attempt.actor]
+    query = select(*fields).where(*scope.clauses()).order_by(col(Attempt.id).desc()).limit(limit)
+    return pd.DataFrame(session.exec(query).all(), columns=[f.key for f in fields])
+
+
+def choices(*, session: Session) -> dict[str, list[str]]:
+    """Values the filters can take."""
+    return {by: [v for v in session.exec(select(column).distinct().order_by(column)).all() if v]
+            for by, column in BREAKDOWNS.items()}
 
 
 def review_counts(*, session: Session) -> dict[str, int]:
@@ -126,10 +253,7 @@ def review_counts(*, session: Session) -> dict[str, int]:
 
 def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]:
     """The few numbers that matter today, for the Overview page."""
-    from datetime import timedelta
-
     from .catalogue import status_counts
-    from .models import utcnow
 
     now = now or utcnow()
     counts = status_counts(session=session)

@@ -138,6 +138,7 @@ class Attempt(SQLModel, table=True):
     output_text_tokens: int | None = None
     reserved_usd: float = 0.0
     cost_usd: float = 0.0
+    saved_usd: float = 0.0  # a cache hit: what the reused image cost when it was made
     cost_source: str | None = None  # usage | per_image | cache | estimate | none
     request_id: str | None = None
     bytes: int | None = None
@@ -170,6 +171,7 @@ class Candidate(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
     reviewed_at: datetime | None = None
     reviewed_by: str | None = None
+    deleted_at: datetime | None = None  # its file was removed by a storage clean-up
 
 
 class Publication(SQLModel, table=True):

@@ -229,7 +229,7 @@ class Generator:
                 .where(Attempt.request_key == attempt.request_key, Attempt.status == AttemptStatus.succeeded)
                 .order_by(Attempt.id.desc())
             ).first()
-            if source is None or not (self.settings.data_dir / source.file_path).is_file():
+            if source is None or source.deleted_at or not (self.settings.data_dir / source.file_path).is_file():
                 return None
             if source.solution_id == attempt.solution_id and source.state == CandidateState.pending:
                 candidate = source
@@ -243,6 +243,8 @@ class Generator:
                 session.add(candidate)
                 session.flush()
             attempt.cache_hit, attempt.cost_source, attempt.bytes = True, "cache", candidate.bytes
+            origin = session.get(Attempt, source.attempt_id) if source.attempt_id else None
+            attempt.saved_usd = origin.cost_usd if origin is not None else 0.0
             attempt.candidate_id = candidate.id
             self._finish(attempt, started, AttemptStatus.succeeded)
             session.add(attempt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
@@ -243,3 +245,42 @@ def thumbnails_for(*, session: Session, solution_ids: list[str]) -> dict[str, st
     for solution_id, thumb in rows:
         thumbs.setdefault(solution_id, thumb)
     return thumbs
+
+
+def clean_up(*, session: Session, settings: Settings, actor: Actor, older_than_days: int, dry_run: bool = False) -> dict:
+    """Delete the files of rejected and superseded candidates older than N days; returns what was freed.
+
+    Published files are never touched (they live in the publish folder, and rollback restores them),
+    and a file that a cache hit still shares with a live candidate stays.
+    """
+    require(actor, "manage")
+    if older_than_days < 0:
+        raise ReviewError("The age for a clean-up must be 0 days or more.")
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    done = (CandidateState.rejected, CandidateState.superseded)
+    doomed = session.exec(
+        select(Candidate).where(col(Candidate.state).in_(done), Candidate.created_at < cutoff,
+                                col(Candidate.deleted_at).is_(None))
+    ).all()
+    paths = {c.file_path for c in doomed}
+    kept = set(session.exec(
+        select(Candidate.file_path).where(col(Candidate.file_path).in_(paths), col(Candidate.state).not_in(done))
+    ).all()) if paths else set()
+    freed, files, now = 0, 0, utcnow()
+    for candidate in doomed:
+        if candidate.file_path in kept:
+            continue
+        for rel in {candidate.file_path, candidate.thumb_path}:
+            path = settings.data_dir / rel
+            if path.is_file():
+                freed += path.stat().st_size
+                files += 1
+                if not dry_run:
+                    path.unlink()
+        if not dry_run:
+            candidate.deleted_at = now
+            session.add(candidate)
+    if not dry_run:
+        audit(session, actor, "storage.cleanup", None, older_than_days=older_than_days, files=files, bytes=freed)
+    return {"candidates": len(doomed) - sum(c.file_path in kept for c in doomed), "files": files,
+            "freed_bytes": freed, "dry_run": dry_run}

@@ -1,6 +1,4 @@
-"""Metrics: success, time and spend over a chosen period (aggregated in SQL)."""
-
-from datetime import timedelta
+"""Metrics: what we spent, on what, and what it bought us (every aggregate runs in SQL)."""
 
 import plotly.express as px
 import streamlit as st
@@ -8,59 +6,127 @@ from plotly.subplots import make_subplots
 
 import ui
 from aixchange_images import metrics
-from aixchange_images.models import utcnow
 
 actor = ui.guard("view")
 st.title("Metrics")
-days = st.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days")
+LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def filter_choices() -> dict:
+    with ui.db() as session:
+        return metrics.choices(session=session)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def figures(days: int) -> tuple[dict, object, object]:
-    since = utcnow() - timedelta(days=days)
+def figures(days: int, model: str | None, template: str | None, provider: str | None) -> dict:
+    scope = metrics.last_days(days, model=model, template=template, provider=provider)
     with ui.db() as session:
-        return (metrics.headline(session=session, since=since), metrics.daily(session=session, since=since),
-                metrics.failures_by_kind(session=session, since=since))
+        return {
+            "head": metrics.headline(session=session, scope=scope),
+            "daily": metrics.daily(session=session, scope=scope),
+            "times": metrics.daily_percentiles(session=session, scope=scope),
+            "failures": metrics.failures_by_kind(session=session, scope=scope),
+            "by_model": metrics.spend_by(session=session, scope=scope, by="model"),
+            "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
+            "storage": metrics.storage_over_time(session=session, since=scope.since),
+            "largest": metrics.largest_consumers(session=session),
+        }
 
 
-head, daily, failures = figures(days or 30)
+choices = filter_choices()
+c1, c2, c3, c4 = st.columns([1.4, 1, 1, 1])
+days = c1.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days") or 30
+model = c2.selectbox("Model", [None, *choices["model"]], format_func=lambda v: v or "all models")
+template = c3.selectbox("Template version", [None, *choices["template"]], format_func=lambda v: v or "all versions")
+provider = c4.selectbox("Provider", [None, *choices["provider"]], format_func=lambda v: v or "all providers")
+data = figures(days, model, template, provider)
+head, daily = data["head"], data["daily"]
 if not head["attempts"]:
-    st.info("No generations in this period yet. Run some on Generate, or load demo data from Overview.",
-            icon=":material/query_stats:")
+    st.info("No generations match this period and filters. Widen them, run some on Generate, or load demo "
+            "data from Overview.", icon=":material/query_stats:")
     st.stop()
 
-cols = st.columns(7)
-cols[0].metric("Attempts", f"{head['attempts']:,}")
-cols[1].metric("Success rate", f"{head['success_rate']:.1%}")
-cols[2].metric("p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded.")
-cols[3].metric("p95 time", f"{(head['p95_ms'] or 0) / 1000:.1f} s")
-cols[4].metric("Spend", ui.money(head["spend_usd"]))
-cols[5].metric("Per approved image", ui.money(head["cost_per_approved_usd"]))
-cols[6].metric("Storage", f"{head['storage_bytes'] / 1e9:.2f} GB")
+row = st.columns(4)
+row[0].metric("Attempts", f"{head['attempts']:,}")
+row[1].metric("Success rate", f"{head['success_rate']:.1%}")
+row[2].metric("p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded.")
+row[3].metric("p95 time", f"{(head['p95_ms'] or 0) / 1000:.1f} s")
+row = st.columns(4)
+row[0].metric("Spend", ui.money(head["spend_usd"]))
+row[1].metric("Per approved image", ui.money(head["cost_per_approved_usd"]),
+              help=f"{head['approved']:,} images approved from this period's attempts.")
+row[2].metric("Spent on rejected", ui.money(head["rejected_spend_usd"]))
+row[3].metric("Saved by the cache", ui.money(head["cache_saved_usd"]), help=f"{head['cache_hits']:,} cache hits.")
 
-layout = dict(height=300, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
 left, right = st.columns(2)
 with left:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=daily["day"], y=daily["attempts"], name="attempts")
     fig.add_scatter(x=daily["day"], y=daily["success_rate"], mode="lines", name="success rate", secondary_y=True)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05], secondary_y=True)
-    fig.update_layout(title="Attempts and success rate per day", **layout)
+    fig.update_layout(title="Attempts and success rate", **LAYOUT)
     st.plotly_chart(fig, width="stretch")
 with right:
-    fig = px.bar(failures, x="n", y="error_kind", orientation="h", title="Failures by kind",
+    fig = px.bar(data["failures"], x="n", y="error_kind", orientation="h", title="Failures by kind",
                  labels={"n": "attempts", "error_kind": ""})
-    fig.update_layout(**layout)
-    st.plotly_chart(fig, width="stretch")
-left, right = st.columns(2)
-with left:
-    fig = px.line(daily, x="day", y="mean_ms", title="Mean generation time (ms)", labels={"day": "", "mean_ms": "ms"})
-    fig.update_layout(**layout)
-    st.plotly_chart(fig, width="stretch")
-with right:
-    fig = px.bar(daily, x="day", y="spend_usd", title="Spend per day (USD)", labels={"day": "", "spend_usd": "USD"})
-    fig.update_layout(**layout)
+    fig.update_layout(**LAYOUT)
     st.plotly_chart(fig, width="stretch")
 
-st.download_button("Download the daily table (CSV)", daily.to_csv(index=False), file_name="aixchange-daily.csv",
-                   mime="text/csv", icon=":material/download:")
+left, right = st.columns(2)
+with left:
+    fig = px.line(data["times"], x="day", y=["p50_ms", "p95_ms"], title="Generation time (ms)",
+                  labels={"day": "", "value": "ms", "variable": ""})
+    fig.update_layout(**LAYOUT)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    fig = px.bar(data["by_model"], x="day", y="spend_usd", color="model", title="Spend per day by model (USD)",
+                 labels={"day": "", "spend_usd": "USD"})
+    cap = ui.settings().image_budget_daily_usd
+    if cap:
+        fig.add_hline(y=cap, line_dash="dash", line_color="#dc2626", annotation_text="daily budget")
+    fig.update_layout(**LAYOUT)
+    st.plotly_chart(fig, width="stretch")
+
+left, right = st.columns(2)
+with left:
+    fig = px.bar(data["by_template"], x="day", y="spend_usd", color="template",
+                 title="Spend per day by template version (USD)", labels={"day": "", "spend_usd": "USD"})
+    fig.update_layout(**LAYOUT)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    fig = px.bar(daily, x="day", y="saved_usd", title="Money the cache saved (USD)", labels={"day": "", "saved_usd": "USD"})
+    fig.update_layout(**LAYOUT)
+    st.plotly_chart(fig, width="stretch")
+
+st.subheader("Storage")
+left, right = st.columns([3, 2])
+with left:
+    storage = data["storage"].assign(GB=lambda f: f["bytes"] / 1e9)
+    fig = px.area(storage, x="day", y="GB", color="kind", title="Bytes on disk", labels={"day": ""})
+    fig.update_layout(**LAYOUT)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    st.caption("Largest consumers")
+    st.dataframe(data["largest"].assign(MB=lambda f: (f["bytes"] / 1e6).round(1))[["title", "MB", "files"]],
+                 hide_index=True, height=280)
+    if actor.can("manage"):
+        ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
+
+
+def attempts_csv() -> str:
+    scope = metrics.last_days(days, model=model, template=template, provider=provider)
+    with ui.db() as session:
+        return metrics.attempts_table(session=session, scope=scope).to_csv(index=False)
+
+
+# Built on request: up to 50,000 rows is too much to prepare on every visit.
+key = ("attempts_csv", days, model, template, provider)
+if st.session_state.get("csv_key") != key:
+    if st.button("Prepare the attempts behind these charts (CSV)", icon=":material/table:"):
+        with st.spinner("Preparing the CSV…"):
+            st.session_state["csv"], st.session_state["csv_key"] = attempts_csv(), key
+        st.rerun()
+else:
+    st.download_button("Download the attempts (CSV)", st.session_state["csv"], file_name=f"aixchange-attempts-{days}d.csv",
+                       mime="text/csv", icon=":material/download:", on_click="ignore")

@@ -15,7 +15,7 @@ def figures(_marker: str) -> dict:
     with ui.db() as session:
         out = metrics.overview(session=session)
         out["budget"] = budget.budget_state(session=session, settings=ui.settings()).as_dict()
-        out["daily"] = metrics.daily(session=session, since=budget.period_starts()[0].replace(day=1))
+        out["daily"] = metrics.daily(session=session, scope=metrics.Scope(since=budget.period_starts()[1]))
     return out
 
 

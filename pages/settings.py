@@ -6,13 +6,14 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import admin, auth
+from aixchange_images import admin, auth, review
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
 
 actor = ui.guard("manage")
 settings = ui.settings()
 st.title("Settings")
-users_tab, defaults_tab, prices_tab, audit_tab = st.tabs(["Users", "Defaults and budgets", "Prices", "Audit log"])
+users_tab, defaults_tab, prices_tab, storage_tab, audit_tab = st.tabs(
+    ["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"])
 
 
 def write(fn, message: str):
@@ -96,6 +97,25 @@ with prices_tab:
                                 image_input=float(r["image in"]), image_output=float(r["image out"]))
             return len(changed)
         write(save, f"Saved {len(changed)} price(s).")
+
+with storage_tab:
+    st.caption("Delete the files of rejected and superseded candidates older than some days. Published files "
+               "(and so every rollback target) are never touched.")
+    days = st.number_input("Older than (days)", 0, 3650, settings.cleanup_after_days)
+
+    def clean(dry_run: bool):
+        return lambda s: review.clean_up(session=s, settings=settings, actor=actor, older_than_days=int(days),
+                                         dry_run=dry_run)
+    c1, c2 = st.columns([1, 4])
+    if c1.button("Preview"):
+        report = write(clean(True), None)
+        if report:
+            st.info(f"Would delete {report['files']:,} file(s) of {report['candidates']:,} candidate(s), "
+                    f"freeing {report['freed_bytes'] / 1e6:,.1f} MB.")
+    if c2.button("Delete old files", type="primary"):
+        report = write(clean(False), "Clean-up done.")
+        if report:
+            st.success(f"Deleted {report['files']:,} file(s), freed {report['freed_bytes'] / 1e6:,.1f} MB.")
 
 with audit_tab:
     offset = st.number_input("Skip the newest", 0, 10_000_000, 0, step=100)

@@ -209,6 +209,7 @@ def test_metrics_page_shows_headline_figures_and_charts(engine, demo_data):
     at = open_page("metrics", Actor("mia", "manager"))
     labels = [m.label for m in at.metric]
     assert labels[:5] == ["Attempts", "Success rate", "p50 time", "p95 time", "Spend"]
+    assert "Saved by the cache" in labels and "Spent on rejected" in labels
     assert int(at.metric[0].value.replace(",", "")) > 0
 
 
