@@ -6,9 +6,9 @@ import colorsys
 import io
 import itertools
 import os
+import random
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,6 +30,7 @@ KNOWN = (
     "Other",
 )
 LONG_TITLE = "Enterprise-Grade Multilingual Document Intelligence Platform for Contracts, Invoices & Compliance"
+HUNDRED_TITLE = "Enterprise-Grade Multilingual Document Intelligence Platform for Contracts, Invoices and Compliance!"
 
 
 def card(**overrides) -> Image.Image:
@@ -43,6 +44,11 @@ def card(**overrides) -> Image.Image:
         "height": 512,
     }
     return draw_card(**(args | overrides))
+
+
+def card_diff(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None:
+    """Bounding box of the pixels where two renders differ."""
+    return ImageChops.difference(a, b).getbbox()
 
 
 def png(image: Image.Image) -> bytes:
@@ -165,10 +171,58 @@ def test_fitted_title_never_overflows_its_box(title: str, box_w: int, box_h: int
     assert artwork._title_height(size, len(lines)) <= box_h
 
 
-def test_a_hundred_character_title_stays_legible_on_a_square_card():
-    text = artwork._fit_text(LONG_TITLE, "Other", 1024 - 2 * 77, 410, 1024, 1024)
+@pytest.mark.parametrize("seed", range(4))
+def test_a_hundred_character_title_stays_legible_on_a_square_card(seed: int):
+    assert len(HUNDRED_TITLE) == 100
+    text = artwork._layout(1024, 1024, HUNDRED_TITLE, "Other", random.Random(seed)).text
     assert text.size >= 29 and len(text.lines) <= 4
-    assert " ".join(text.lines).replace(" …", "").split() == LONG_TITLE.split()
+    assert " ".join(text.lines).split() == HUNDRED_TITLE.split()  # nothing dropped or ellipsised
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "box"),
+    [
+        (1024, 1024, (0, 231, 1024, 793)),
+        (1024, 1536, (0, 487, 1024, 1049)),
+        (1536, 1024, (0, 90, 1536, 933)),
+        (350, 192, (0, 0, 350, 192)),
+        (768, 256, (150, 0, 617, 256)),
+    ],
+)
+def test_safe_box_is_the_centred_band_a_marketplace_card_shows(width: int, height: int, box: tuple):
+    assert artwork.safe_box(width, height) == box
+
+
+@pytest.mark.parametrize(("width", "height"), [(1024, 1024), (1024, 1536), (1536, 1024)])
+@pytest.mark.parametrize(
+    ("title", "category", "description"),
+    [
+        ("Fraud Guard", "Other", "Stop fraud and other security threats"),
+        ("Smart Document Summarizer", "Natural Language Processing", "Summarize long text documents."),
+        ("Warehouse Route Optimizer Agent", "Reinforcement Learning", "An agent that plans routes"),
+        (LONG_TITLE, "Computer Vision", "Detect defects in camera images"),
+        (HUNDRED_TITLE, "Speech Recognition", "Transcribe meeting audio"),
+        ("画像認識のための高度なモデル", "Generative AI", "Generate designs"),
+    ],
+)
+def test_title_pill_and_motif_fall_inside_the_marketplace_crop(
+    monkeypatch, width, height, title, category, description
+):
+    # The marketplace shows a centred ~350x192 crop: every pixel the motif, pill or title
+    # touches must lie in that band (with a margin), so outside it the card must be exactly
+    # the backdrop a render without motif and text produces.
+    args = {"title": title, "category": category, "description": description, "width": width, "height": height}
+    full = card(**args)
+    monkeypatch.setattr(artwork, "draw_motif", lambda *a, **k: None)
+    motif_off = card(**args)
+    monkeypatch.setattr(artwork, "_draw_text", lambda *a, **k: None)
+    backdrop = card(**args)
+    left, top, right, bottom = artwork.safe_box(width, height)
+    inset = round(0.03 * (bottom - top))
+    for layer, drawn_over in (("motif", card_diff(full, motif_off)), ("text", card_diff(motif_off, backdrop))):
+        assert drawn_over is not None, f"no {layer} pixels at all"
+        x0, y0, x1, y1 = drawn_over
+        assert left + inset <= x0 and top + inset <= y0 and x1 <= right - inset and y1 <= bottom - inset, layer
 
 
 def test_title_pixels_stay_inside_the_margins():
@@ -185,14 +239,6 @@ def test_concurrent_rendering_matches_serial_rendering():
     with ThreadPoolExecutor(max_workers=4) as pool:
         parallel = list(pool.map(lambda it: png(card(title=it[1], seed=it[0])), list(enumerate(titles)) * 3))
     assert parallel == serial * 3
-
-
-def test_a_1024_card_renders_well_within_a_second():
-    card(width=1024, height=1024)  # warm font caches
-    started = time.perf_counter()
-    for seed in range(3):
-        card(width=1024, height=1024, seed=seed)
-    assert (time.perf_counter() - started) / 3 < 1.0
 
 
 def test_too_small_sizes_are_refused():
