@@ -112,10 +112,29 @@ def _m003_cache_savings_and_cleanup(engine: Engine) -> None:
     _add_column(engine, "candidate", "deleted_at", "TIMESTAMP")
 
 
+def _m004_prompt_templates(engine: Engine) -> None:
+    """Prompt Studio's tables, and `default@1` (today's built-in template) labelled production."""
+    for table in ("templateversion", "templatelabel", "templatelabelmove", "categorytemplate"):
+        SQLModel.metadata.tables[table].create(engine, checkfirst=True)
+    from .templates import seed_default
+
+    with Session(engine) as session:
+        seed_default(session=session)
+        session.commit()
+
+
+def _m005_reporting_indexes(engine: Engine) -> None:
+    for table in ("attempt", "candidate"):
+        for index in SQLModel.metadata.tables[table].indexes:
+            index.create(engine, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (1, "initial tables", _m001_initial),
     (2, "seed the price table", _m002_seed_prices),
     (3, "cache savings and storage clean-up", _m003_cache_savings_and_cleanup),
+    (4, "prompt templates: versions, labels, category overrides", _m004_prompt_templates),
+    (5, "indexes for the yield table and percentiles", _m005_reporting_indexes),
 ]
 
 

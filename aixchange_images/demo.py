@@ -11,7 +11,8 @@ from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from . import storage
+from . import storage, templates
+from .auth import Actor
 from .budget import Usage, cost_from_usage, expected_output_tokens, price_for
 from .config import Settings
 from .db import session_scope
@@ -22,6 +23,7 @@ from .models import (
     Candidate,
     ImageStatus,
     Publication,
+    Role,
     Solution,
     new_solution_id,
     utcnow,
@@ -52,6 +54,12 @@ ERRORS = [("rate_limited", 30), ("server_error", 20), ("timeout", 15), ("moderat
 MODELS = [("openai", "gpt-image-2", 70), ("local", "local-card", 20), ("openai", "gpt-image-2.5-sunburst", 10)]
 REASONS = ["off_topic", "low_quality", "text_artefacts", "off_brand", "unsafe", "other"]
 POOL_SIZE = 8
+# A second version of the default template, tried on the last few weeks of the synthetic history, so the
+# yield table and the Metrics filter have two versions to compare.
+DEMO_TEMPLATE_V2 = (
+    'A bold, modern product illustration for "{title}", an AI solution in {category} that {description}\n'
+    "One clear central motif, soft gradients, generous negative space; no text, letters or logos."
+)
 REAL_PENDING = 40  # candidates awaiting review get a real drawing of their own solution (the rest share a pool)
 CHUNK = 5000
 
@@ -107,10 +115,11 @@ def load(engine: Engine, settings: Settings, *, solutions: int, generations: int
         next_attempt = (session.exec(select(func.max(Attempt.id))).one() or 0) + 1
         next_candidate = (session.exec(select(func.max(Candidate.id))).one() or 0) + 1
         prices = {m: price_for(session=session, model=m)[0] for _, m, _ in MODELS}
+    second = _second_template(engine)
     rows = _solution_rows(rng, solutions, taken)
     progress(f"Drawing {min(POOL_SIZE, len(rows))} demo images…")
     pool = _image_pool(settings, rows)
-    history = _History(rng, prices, pool, next_attempt, next_candidate)
+    history = _History(rng, prices, pool, next_attempt, next_candidate, second)
     for row in rows:
         history.solution(row, generations / max(1, solutions) / 0.85)  # 15% of solutions never had a try
     if history.awaiting:
@@ -128,6 +137,16 @@ def load(engine: Engine, settings: Settings, *, solutions: int, generations: int
             "publications": len(history.publications)}
 
 
+def _second_template(engine: Engine) -> str:
+    with session_scope(engine, write=True) as session:
+        existing = templates.get_version(session=session, name="default", version=2)
+        if existing is None:
+            existing = templates.save_version(session=session, actor=Actor("demo", Role.admin), name="default",
+                                              body=DEMO_TEMPLATE_V2, note="demo: a bolder illustration style")
+            session.commit()
+        return existing.ref
+
+
 def _bulk(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
@@ -137,8 +156,9 @@ def _bulk(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
 class _History:
     """Builds plausible attempts, candidates and publications for one solution at a time."""
 
-    def __init__(self, rng: random.Random, prices: dict, pool: list[dict], next_attempt: int, next_candidate: int):
-        self.rng, self.prices, self.pool = rng, prices, pool
+    def __init__(self, rng: random.Random, prices: dict, pool: list[dict], next_attempt: int, next_candidate: int,
+                 second_template: str):
+        self.rng, self.prices, self.pool, self.second_template = rng, prices, pool, second_template
         self.next_attempt, self.next_candidate = next_attempt, next_candidate
         self.attempts: list[dict[str, Any]] = []
         self.candidates: list[dict[str, Any]] = []
@@ -180,10 +200,12 @@ class _History:
         full_price = cost_from_usage(self.prices[model], Usage(60, 0, tokens, 0)) if provider == "openai" else 0.0
         cost = full_price if paid else 0.0
         attempt_id, self.next_attempt = self.next_attempt, self.next_attempt + 1
+        recent = self.now - started < timedelta(days=21)
+        template_ref = self.second_template if recent and rng.random() < 0.5 else "default@1"
         attempt = {
             "id": attempt_id, "solution_id": row["id"], "batch_id": "demo", "actor": "demo", "provider": provider,
             "model": model, "size": "1024x1024", "quality": quality, "output_format": "png",
-            "template_ref": "default@1", "prompt": row["description"], "variant": 0,
+            "template_ref": template_ref, "prompt": row["description"], "variant": 0,
             "request_key": f"demo-{attempt_id}", "status": "succeeded" if succeeded else "failed",
             "error_kind": None if succeeded else rng.choices(ERRORS, [e[1] for e in ERRORS])[0][0],
             "error_message": None, "cache_hit": cache_hit, "moderation": "passed", "started_at": started,
@@ -203,7 +225,7 @@ class _History:
         attempt["candidate_id"], attempt["bytes"] = cand_id, size
         candidate = {
             "id": cand_id, "solution_id": row["id"], "attempt_id": attempt_id, "state": "rejected",
-            "bytes": size, "template_ref": "default@1", "model": model, "cost_usd": cost, "cache_hit": cache_hit,
+            "bytes": size, "template_ref": template_ref, "model": model, "cost_usd": cost, "cache_hit": cache_hit,
             "source": "generated", "reject_reason": None, "reject_note": None, "created_at": attempt["finished_at"],
             "reviewed_at": attempt["finished_at"] + timedelta(hours=rng.uniform(1, 48)), "reviewed_by": "demo",
             **image,

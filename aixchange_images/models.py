@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 PLACEHOLDER_URL = "/placeholder-image.jpg"
@@ -107,6 +107,9 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_attempt_started_status", "started_at", "status"),
         Index("ix_attempt_request_key_status", "request_key", "status"),
+        # covering indexes for the yield table and the per-version figures
+        Index("ix_attempt_template_status_cost", "template_ref", "status", "cost_usd"),
+        Index("ix_attempt_status_cache_duration", "status", "cache_hit", "duration_ms"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,6 +152,8 @@ class Attempt(SQLModel, table=True):
 
 class Candidate(SQLModel, table=True):
     """A stored image awaiting (or past) review."""
+
+    __table_args__ = (Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),)
 
     id: int | None = Field(default=None, primary_key=True)
     solution_id: str = Field(index=True, foreign_key="solution.id")
@@ -245,3 +250,63 @@ class SchemaMigration(SQLModel, table=True):
     version: int = Field(primary_key=True)
     name: str
     applied_at: datetime = Field(default_factory=utcnow)
+
+
+# -- Prompt Studio: versioned templates, labels that point at versions, per-category choices ----
+class TemplateLabelName(StrEnum):
+    production = "production"  # what every generation uses unless told otherwise
+    draft = "draft"  # the version being worked on; each save moves it
+
+
+class TemplateVersion(SQLModel, table=True):
+    """One version of a prompt template: written once, never changed (a save makes the next one)."""
+
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_templateversion_name_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=40)
+    version: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    style: str = Field(default="", sa_column=Column(Text, nullable=False))
+    note: str = ""
+    author: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@event.listens_for(TemplateVersion, "before_update")
+def _template_versions_are_immutable(_mapper, _connection, target: TemplateVersion) -> None:  # type: ignore[no-untyped-def]
+    raise ValueError(f"Template version {target.ref} is immutable; save a new version instead.")
+
+
+class TemplateLabel(SQLModel, table=True):
+    """Where a template's label points now; `TemplateLabelMove` keeps every move."""
+
+    name: str = Field(primary_key=True, max_length=40)
+    label: str = Field(primary_key=True, max_length=20)
+    version: int
+    moved_by: str
+    moved_at: datetime = Field(default_factory=utcnow)
+
+
+class TemplateLabelMove(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=40)
+    label: str = Field(max_length=20)
+    from_version: int | None = None
+    to_version: int
+    actor: str
+    at: datetime = Field(default_factory=utcnow, index=True)
+    note: str = ""
+
+
+class CategoryTemplate(SQLModel, table=True):
+    """A category that uses its own template's production version instead of `default`'s."""
+
+    category: str = Field(primary_key=True, max_length=100)
+    template: str = Field(max_length=40)
+    set_by: str
+    set_at: datetime = Field(default_factory=utcnow)

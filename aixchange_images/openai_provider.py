@@ -67,6 +67,7 @@ class OpenAIProvider(Provider):
                 result.retries = retries
                 return result
             except ProviderError as exc:
+                exc.retries = retries  # a failure after retries still says how many calls it took
                 if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
                     raise
                 wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**retries * (0.75 + random.random() / 4)

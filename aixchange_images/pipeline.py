@@ -231,13 +231,15 @@ class Generator:
             ).first()
             if source is None or source.deleted_at or not (self.settings.data_dir / source.file_path).is_file():
                 return None
-            if source.solution_id == attempt.solution_id and source.state == CandidateState.pending:
-                candidate = source
+            live = (CandidateState.pending, CandidateState.approved)
+            if source.solution_id == attempt.solution_id and source.state in live:
+                candidate = source  # the same image is already waiting or published: nothing new to keep
             else:
                 candidate = Candidate(
                     **source.model_dump(exclude={"id", "state", "reject_reason", "reject_note", "reviewed_at",
-                                                 "reviewed_by", "created_at", "solution_id", "cost_usd"}),
-                    solution_id=attempt.solution_id, cost_usd=0.0,
+                                                 "reviewed_by", "created_at", "solution_id", "cost_usd",
+                                                 "template_ref"}),
+                    solution_id=attempt.solution_id, cost_usd=0.0, template_ref=attempt.template_ref,
                 )
                 candidate.cache_hit = True
                 session.add(candidate)
@@ -248,9 +250,11 @@ class Generator:
             attempt.candidate_id = candidate.id
             self._finish(attempt, started, AttemptStatus.succeeded)
             session.add(attempt)
-            _mark_pending(session, attempt.solution_id)
+            if candidate.state == CandidateState.pending:
+                _mark_pending(session, attempt.solution_id)
             session.commit()
-        self._auto_approve(attempt)
+        if candidate.state == CandidateState.pending:
+            self._auto_approve(attempt)
         return self._result(attempt)
 
     def _retired(self, attempt: Attempt) -> bool:
@@ -297,7 +301,7 @@ class Generator:
         try:
             reply = plan.provider.generate(request)
         except ProviderError as exc:
-            attempt.request_id = exc.request_id
+            attempt.request_id, attempt.retries = exc.request_id, exc.retries
             self._fail(attempt, exc.kind, exc.message)
             return self._store(attempt, started)
         except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
@@ -397,17 +401,20 @@ class Generator:
     def _auto_approve(self, attempt: Attempt) -> None:
         if not self.plan.options.auto_approve or attempt.candidate_id is None:
             return
-        from .review import approve  # review imports pipeline's neighbours, not the other way round
+        from .review import NOT_CHOSEN, approve, reject_unchosen  # review builds on pipeline's neighbours
 
         with self._publish_lock:
-            if attempt.solution_id in self._published:
-                return
+            first = attempt.solution_id not in self._published
             self._published.add(attempt.solution_id)
         with session_scope(self.engine, write=True) as session:
-            publication = approve(session=session, settings=self.settings, candidate_id=attempt.candidate_id,
-                                  actor=self.plan.options.actor)
+            if first:
+                publication = approve(session=session, settings=self.settings, candidate_id=attempt.candidate_id,
+                                      actor=self.plan.options.actor)
+                self._urls[attempt.candidate_id] = publication.image_url
+            else:  # a later candidate of a solution this batch already published: nobody will review it
+                reject_unchosen(session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN,
+                                actor=self.plan.options.actor)
             session.commit()
-        self._urls[attempt.candidate_id] = publication.image_url
 
 
 def _mark_pending(session: Session, solution_id: str) -> None:

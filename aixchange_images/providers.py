@@ -37,6 +37,7 @@ class ProviderError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.request_id = request_id
+        self.retries = 0  # retries made before giving up, set by providers that retry
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,19 @@ def reject(*, session: Session, candidate_id: int, reason: str, actor: Actor, no
     return candidate
 
 
+def reject_unchosen(*, session: Session, candidate_id: int, reason: str, actor: Actor) -> Candidate:
+    """Close a pending candidate that lost to another (auto-approve's extra candidates)."""
+    require(actor, "review")
+    candidate, solution = _candidate(session, candidate_id)
+    if candidate.state == CandidateState.pending:
+        candidate.state, candidate.reject_reason = CandidateState.rejected, reason
+        candidate.reviewed_at, candidate.reviewed_by = utcnow(), actor.username
+        session.add(candidate)
+        session.flush()
+        _refresh_status(session, solution)
+    return candidate
+
+
 def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication:
     """Undo the latest approval: the solution shows what it showed before. Files stay on disk."""
     require(actor, "review")

@@ -148,6 +148,7 @@ def publish_file(settings: Settings, title: str, data: bytes, image_format: str)
         incoming.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"Could not create {publish_dir}: {exc.strerror or exc}.") from None
+    _sweep(incoming)
     tmp = incoming / f"{secrets.token_hex(8)}.tmp"
     _write_atomically(tmp, data)
     slug, ext = slugify(title), EXTENSIONS[image_format]
@@ -168,6 +169,17 @@ def publish_file(settings: Settings, title: str, data: bytes, image_format: str)
         raise StorageError(f"Could not publish into {publish_dir}: {exc.strerror or exc}.") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sweep(incoming: Path, older_than: float = 3600) -> None:
+    """Remove temporary files a killed process left in `.incoming/` (never seen by the marketplace)."""
+    cutoff = time.time() - older_than
+    for leftover in incoming.glob("*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            pass  # another process took care of it
 
 
 def published_path(settings: Settings, image_url: str | None) -> Path | None:

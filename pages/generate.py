@@ -5,7 +5,7 @@ import streamlit as st
 from sqlmodel import select
 
 import ui
-from aixchange_images import admin, catalogue, pipeline
+from aixchange_images import admin, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.models import ImageStatus, Solution
 
@@ -19,6 +19,8 @@ with ui.db() as session:
     missing = catalogue.missing_ids(session=session)
     everything = list(session.exec(select(Solution.id).where(Solution.image_status != ImageStatus.uploaded)).all())
     models = [p.model for p in admin.prices(session=session)]
+    template_refs = templates.version_refs(session=session)
+    template_labels = templates.all_labels(session=session)
 selected = st.session_state.get("generate_ids") or []
 
 choices = {f"Missing an image ({len(missing):,})": missing, f"All except uploaded ({len(everything):,})": everything}
@@ -41,6 +43,10 @@ size = c3.selectbox("Size", sizes)
 qualities = ["low", "medium", "high"]
 quality = c4.selectbox("Quality", qualities, index=qualities.index(settings.dalle_image_quality)
                        if settings.dalle_image_quality in qualities else 1)
+template = st.selectbox(
+    "Prompt template", [None, *template_refs],
+    format_func=lambda r: " · ".join([r, *template_labels.get(r, [])]) if r else
+    "production (per category, as configured in Prompt Studio)")
 c5, c6, c7 = st.columns([1, 1, 2])
 candidates = c5.number_input("Candidates per solution", 1, 10, 1)
 use_cache = c6.toggle("Reuse identical results", value=True, help="An identical earlier request is reused at $0.")
@@ -48,7 +54,8 @@ auto = c7.toggle("Publish the first good image (no review)", value=False, disabl
                  help="The old marketplace behaviour. Admins only.")
 
 options = pipeline.GenerateOptions(provider=provider, model=model, size=size, quality=quality,
-                                   candidates=int(candidates), use_cache=use_cache, auto_approve=auto, actor=actor)
+                                   candidates=int(candidates), use_cache=use_cache, auto_approve=auto, actor=actor,
+                                   template=template)
 if provider == "openai" and not has_key:
     st.error("The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
              "use the local provider meanwhile.", icon=":material/key_off:")

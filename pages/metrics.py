@@ -5,7 +5,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import ui
-from aixchange_images import metrics
+from aixchange_images import metrics, templates
 
 actor = ui.guard("view")
 st.title("Metrics")
@@ -15,7 +15,10 @@ LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend_title_text
 @st.cache_data(ttl=300, show_spinner=False)
 def filter_choices() -> dict:
     with ui.db() as session:
-        return metrics.choices(session=session)
+        found = metrics.choices(session=session)
+        found["template"] = sorted(set(found["template"]) | set(templates.version_refs(session=session)))
+        found["labels"] = templates.all_labels(session=session)
+    return found
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -38,7 +41,8 @@ choices = filter_choices()
 c1, c2, c3, c4 = st.columns([1.4, 1, 1, 1])
 days = c1.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days") or 30
 model = c2.selectbox("Model", [None, *choices["model"]], format_func=lambda v: v or "all models")
-template = c3.selectbox("Template version", [None, *choices["template"]], format_func=lambda v: v or "all versions")
+template = c3.selectbox("Template version", [None, *choices["template"]],
+                        format_func=lambda v: " · ".join([v, *choices["labels"].get(v, [])]) if v else "all versions")
 provider = c4.selectbox("Provider", [None, *choices["provider"]], format_func=lambda v: v or "all providers")
 data = figures(days, model, template, provider)
 head, daily = data["head"], data["daily"]

@@ -79,12 +79,42 @@ def test_csv_import_reads_the_same_columns(engine, tmp_path, capsys):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["title", "description", "category", "provider", "launchUrl", "tags", "status", "imageUrl"])
-    writer.writerow(["Ticket Router", "Routes support tickets to the right team.", "Natural Language Processing",
-                     "Acme Labs", "https://example.com/router", "support|routing", "active", ""])
-    writer.writerow(["Shelf Scanner", "Counts products on shop shelves from photos.", "Computer Vision",
-                     "Acme Labs", "https://example.com/shelf", "retail;vision;stock", "Pending", PLACEHOLDER_URL])
-    writer.writerow(["Broken Link", "Has a launch link that is not a URL at all.", "Other",
-                     "Acme Labs", "example dot com", "misc", "Active", ""])
+    writer.writerow(
+        [
+            "Ticket Router",
+            "Routes support tickets to the right team.",
+            "Natural Language Processing",
+            "Acme Labs",
+            "https://example.com/router",
+            "support|routing",
+            "active",
+            "",
+        ]
+    )
+    writer.writerow(
+        [
+            "Shelf Scanner",
+            "Counts products on shop shelves from photos.",
+            "Computer Vision",
+            "Acme Labs",
+            "https://example.com/shelf",
+            "retail;vision;stock",
+            "Pending",
+            PLACEHOLDER_URL,
+        ]
+    )
+    writer.writerow(
+        [
+            "Broken Link",
+            "Has a launch link that is not a URL at all.",
+            "Other",
+            "Acme Labs",
+            "example dot com",
+            "misc",
+            "Active",
+            "",
+        ]
+    )
     path = tmp_path / "bulk.csv"
     path.write_text(buffer.getvalue(), encoding="utf-8")
 
@@ -183,8 +213,9 @@ def test_export_round_trips_with_the_current_image_urls(engine, make_solutions, 
         session.commit()
     (result,), _ = pipeline.run_batch(engine, settings, [approved], pipeline.GenerateOptions())
     with db.session_scope(engine, write=True) as session:
-        publication = review.approve(session=session, settings=settings, candidate_id=result.candidate_id,
-                                     actor=CLI_ACTOR)
+        publication = review.approve(
+            session=session, settings=settings, candidate_id=result.candidate_id, actor=CLI_ACTOR
+        )
         session.commit()
 
     code, out, _ = run_cli(capsys, "export", str(tmp_path / "out" / "catalogue.json"), "--json")

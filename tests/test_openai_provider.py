@@ -105,7 +105,7 @@ def test_each_failure_is_recorded_with_its_kind_and_only_transient_ones_are_retr
 
     assert (result.status, result.error_kind) == ("failed", kind)
     assert standin.image_calls == calls
-    assert (attempt.status, attempt.error_kind, attempt.retries) == (AttemptStatus.failed, kind, 0)
+    assert (attempt.status, attempt.error_kind, attempt.retries) == (AttemptStatus.failed, kind, calls - 1)
     assert says in attempt.error_message
     assert attempt.cost_usd == 0 and attempt.candidate_id is None
     assert attempt.request_id is not None  # the failed call can be traced with OpenAI
@@ -153,8 +153,9 @@ def test_a_wrong_key_is_an_auth_failure(engine, openai_settings, standin, soluti
     assert result.error_kind == "auth"
     assert standin.image_calls == 0  # the moderation check was refused first: no image was asked for
     assert "OPENAI_API_KEY" in attempt.error_message
-    request = ImageRequest(prompt="A clean card", model="gpt-image-2", size="1024x1024", quality="medium",
-                           output_format="png")
+    request = ImageRequest(
+        prompt="A clean card", model="gpt-image-2", size="1024x1024", quality="medium", output_format="png"
+    )
     with pytest.raises(ProviderError) as caught:
         OpenAIProvider(openai_settings).generate(request)
     assert caught.value.kind == "auth"
@@ -181,8 +182,9 @@ def test_an_answer_slower_than_the_timeout_is_a_timeout(engine, openai_settings,
     assert attempt.duration_ms < 5000
 
 
-def test_a_prompt_flagged_by_moderation_never_reaches_the_image_endpoint(engine, openai_settings, standin,
-                                                                        make_solutions):
+def test_a_prompt_flagged_by_moderation_never_reaches_the_image_endpoint(
+    engine, openai_settings, standin, make_solutions
+):
     (sid,) = make_solutions(1, description="Plans the violence scenes of an action film frame by frame.")
 
     result, attempt = generate(engine, openai_settings, sid)

@@ -42,9 +42,7 @@ def rows(engine, model, *where) -> list:
         return list(session.exec(select(model).where(*where).order_by(model.id)).all())
 
 
-def test_local_generation_stores_a_candidate_a_thumbnail_and_a_complete_attempt(
-    engine, local_settings, make_solutions
-):
+def test_local_generation_stores_a_candidate_a_thumbnail_and_a_complete_attempt(engine, local_settings, make_solutions):
     (sid,) = make_solutions(1)
 
     (result,), summary = run(engine, local_settings, [sid])
@@ -68,8 +66,12 @@ def test_local_generation_stores_a_candidate_a_thumbnail_and_a_complete_attempt(
 
     assert (attempt.status, attempt.error_kind, attempt.error_message) == (AttemptStatus.succeeded, None, None)
     assert (attempt.solution_id, attempt.batch_id, attempt.actor) == (sid, summary["batch_id"], "cli")
-    assert (attempt.provider, attempt.model, attempt.size, attempt.quality) == ("local", "local-card", "256x256",
-                                                                               "medium")
+    assert (attempt.provider, attempt.model, attempt.size, attempt.quality) == (
+        "local",
+        "local-card",
+        "256x256",
+        "medium",
+    )
     assert (attempt.output_format, attempt.template_ref, attempt.variant) == ("png", "default@1", 0)
     assert "Solution number 0" in attempt.prompt and "summarises support tickets number 0" in attempt.prompt
     assert len(attempt.request_key) == 64 and int(attempt.request_key, 16) >= 0
@@ -90,13 +92,24 @@ def test_local_images_are_the_same_for_the_same_prompt_and_variant(engine, local
     (attempt,) = rows(engine, Attempt)
     (candidate,) = rows(engine, Candidate)
     solution = get_solution(engine, sid)
-    subject = {"title": solution.title, "description": solution.description, "category": solution.category,
-               "tags": solution.tags}
+    subject = {
+        "title": solution.title,
+        "description": solution.description,
+        "category": solution.category,
+        "tags": solution.tags,
+    }
     provider = get_provider("local", local_settings)
 
     def draw(variant: int) -> bytes:
-        request = ImageRequest(prompt=attempt.prompt, model="local-card", size="256x256", quality="medium",
-                               output_format="png", variant=variant, subject=subject)
+        request = ImageRequest(
+            prompt=attempt.prompt,
+            model="local-card",
+            size="256x256",
+            quality="medium",
+            output_format="png",
+            variant=variant,
+            subject=subject,
+        )
         return provider.generate(request).data
 
     stored = (local_settings.data_dir / candidate.file_path).read_bytes()
@@ -138,9 +151,7 @@ def test_a_cache_hit_reuses_the_image_at_no_cost_without_a_provider_call(
     assert second.candidate_id == first.candidate_id  # the same pending candidate, not a copy to review twice
 
 
-def test_a_cache_hit_for_another_solution_is_a_free_copy_of_the_same_file(
-    engine, local_settings, make_solutions
-):
+def test_a_cache_hit_for_another_solution_is_a_free_copy_of_the_same_file(engine, local_settings, make_solutions):
     (sid,) = make_solutions(1)
     (first,), _ = run(engine, local_settings, [sid])
     with Session(engine) as session:  # a second solution that renders to exactly the same prompt
@@ -158,9 +169,7 @@ def test_a_cache_hit_for_another_solution_is_a_free_copy_of_the_same_file(
     assert get_solution(engine, twin_id).image_status == ImageStatus.pending
 
 
-def test_a_failed_generation_gives_the_placeholder_and_stays_missing(
-    engine, openai_settings, standin, make_solutions
-):
+def test_a_failed_generation_gives_the_placeholder_and_stays_missing(engine, openai_settings, standin, make_solutions):
     failing, fine = make_solutions(2)
     standin.enqueue("moderation_blocked")
 
@@ -242,13 +251,17 @@ def test_the_rate_limit_holds_back_calls_beyond_it(engine, openai_settings, stan
         if done == 2:
             stop.set()  # the minute is not over: the other three must still be waiting
 
-    results, _ = pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(concurrency=5),
-                                    progress=progress, stop=stop)
+    results, _ = pipeline.run_batch(
+        engine, settings, ids, pipeline.GenerateOptions(concurrency=5), progress=progress, stop=stop
+    )
 
     assert standin.image_calls == 2
     assert sorted((r.status, r.error_kind) for r in results) == [
-        ("failed", "rate_limited"), ("failed", "rate_limited"), ("failed", "rate_limited"),
-        ("succeeded", None), ("succeeded", None),
+        ("failed", "rate_limited"),
+        ("failed", "rate_limited"),
+        ("failed", "rate_limited"),
+        ("succeeded", None),
+        ("succeeded", None),
     ]
     held = rows(engine, Attempt, Attempt.status == AttemptStatus.failed)
     assert all("stopped before this call was made" in a.error_message for a in held)

@@ -35,8 +35,9 @@ def local_settings() -> Settings:
 
 def candidates(engine, settings: Settings, solution_id: str, n: int = 1) -> list[int]:
     """n fresh candidates for a solution from the local provider, in variant order."""
-    results, _ = pipeline.run_batch(engine, settings, [solution_id],
-                                    pipeline.GenerateOptions(candidates=n, use_cache=False, concurrency=1))
+    results, _ = pipeline.run_batch(
+        engine, settings, [solution_id], pipeline.GenerateOptions(candidates=n, use_cache=False, concurrency=1)
+    )
     assert all(r.status == "succeeded" for r in results), results
     return [r.candidate_id for r in results]
 
@@ -211,7 +212,10 @@ def test_reject_records_the_reason_for_the_template_figures(engine, local_settin
 
     stored = get_candidate(engine, cid)
     assert (stored.state, stored.reject_reason, stored.reject_note) == (
-        CandidateState.rejected, "off_topic", "Shows a cat, not support tickets.")
+        CandidateState.rejected,
+        "off_topic",
+        "Shows a cat, not support tickets.",
+    )
     assert rejected.reviewed_by == "cli" and stored.reviewed_at is not None
     assert get_solution(engine, sid).image_status == ImageStatus.none  # nothing left to review
     with Session(engine) as session:
@@ -238,8 +242,11 @@ def test_auto_approve_publishes_the_first_good_candidate(engine, openai_settings
         engine, openai_settings, [sid], pipeline.GenerateOptions(candidates=3, auto_approve=True, concurrency=1)
     )
 
-    assert [(r.status, r.error_kind) for r in results] == [("failed", "bad_image"), ("succeeded", None),
-                                                          ("succeeded", None)]
+    assert [(r.status, r.error_kind) for r in results] == [
+        ("failed", "bad_image"),
+        ("succeeded", None),
+        ("succeeded", None),
+    ]
     good = results[1]
     assert summary["published"] == 1 and good.published_url is not None and results[2].published_url is None
     (file_name,) = published_files(openai_settings)
@@ -266,8 +273,9 @@ def test_upload_refuses_a_file_that_is_not_an_image(engine, local_settings, make
 def test_upload_of_a_real_image_publishes_it_as_the_authors_own(engine, local_settings, make_solutions):
     (sid,) = make_solutions(1)
     with session_scope(engine, write=True) as session:
-        publication = review.upload(session=session, settings=local_settings, solution_id=sid, data=_png(200),
-                                    actor=CLI_ACTOR)
+        publication = review.upload(
+            session=session, settings=local_settings, solution_id=sid, data=_png(200), actor=CLI_ACTOR
+        )
         session.commit()
 
     assert published_files(local_settings) == [publication.file_name]

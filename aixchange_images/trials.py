@@ -1,0 +1,245 @@
+"""Trying template versions against each other, and which version's images reviewers approve.
+
+A trial runs two versions on the same sample of solutions through the normal pipeline, so every
+call is budgeted, recorded and attributed to its version, and its candidates join the review
+queue: once reviewed they count in the yield table like any other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Integer, cast, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from . import pipeline
+from .auth import Actor, require
+from .budget import budget_state
+from .config import Settings
+from .metrics import APPROVED_STATES, FINISHED
+from .models import Attempt, AttemptStatus, Candidate, CandidateState, Solution
+from .prompts import PromptError, resolve_template
+from .templates import all_labels, version_refs
+
+MAX_SAMPLE = 12
+YIELD_COLUMNS = [
+    "template",
+    "labels",
+    "attempts",
+    "succeeded",
+    "success_rate",
+    "spend_usd",
+    "candidates",
+    "pending",
+    "reviewed",
+    "approved",
+    "rolled_back",
+    "approval_rate",
+    "cost_per_approved_usd",
+    "rejections",
+]
+
+
+# -- the yield table ---------------------------------------------------------------------------
+def yield_table(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+    """Per template version: attempts, success rate, approval rate of its candidates, rejection
+    reasons and cost per approved image. Approved counts candidates a reviewer approved (live now,
+    superseded later, or rolled back); reviewed adds every rejection, `not_chosen` included."""
+    attempts = _attempt_figures(session, since, until)
+    reviews = _candidate_figures(session, since, until)
+    marks = all_labels(session=session)
+    refs = list(dict.fromkeys([*version_refs(session=session), *sorted(set(attempts) | set(reviews))]))
+    rows = []
+    for ref in refs:
+        tried, ok, spend = attempts.get(ref, (0, 0, 0.0))
+        states = reviews.get(ref, {})
+        rejections = {reason: n for (state, reason), n in states.items() if state == CandidateState.rejected}
+        approved = sum(n for (state, _), n in states.items() if state in APPROVED_STATES)
+        reviewed = approved + sum(rejections.values())
+        rows.append(
+            {
+                "template": ref,
+                "labels": ", ".join(marks.get(ref, [])),
+                "attempts": tried,
+                "succeeded": ok,
+                "success_rate": ok / tried if tried else None,
+                "spend_usd": round(spend, 6),
+                "candidates": sum(states.values()),
+                "pending": states.get((CandidateState.pending, None), 0),
+                "reviewed": reviewed,
+                "approved": approved,
+                "rolled_back": sum(n for (state, _), n in states.items() if state == CandidateState.rolled_back),
+                "approval_rate": approved / reviewed if reviewed else None,
+                "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
+                "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
+            }
+        )
+    return pd.DataFrame(rows, columns=YIELD_COLUMNS)
+
+
+def _attempt_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, tuple]:
+    query = select(
+        Attempt.template_ref,
+        func.count(),
+        func.coalesce(func.sum(cast(Attempt.status == AttemptStatus.succeeded, Integer)), 0),
+        func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+    ).where(col(Attempt.status).in_(FINISHED))
+    if since is not None:
+        query = query.where(Attempt.started_at >= since)
+    if until is not None:
+        query = query.where(Attempt.started_at < until)
+    rows = session.exec(query.group_by(Attempt.template_ref)).all()
+    return {ref: (int(n), int(ok), float(spend)) for ref, n, ok, spend in rows}
+
+
+def _candidate_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, dict]:
+    query = select(Candidate.template_ref, Candidate.state, Candidate.reject_reason, func.count()).where(
+        Candidate.source == "generated"
+    )
+    if since is not None:
+        query = query.where(Candidate.created_at >= since)
+    if until is not None:
+        query = query.where(Candidate.created_at < until)
+    query = query.group_by(Candidate.template_ref, Candidate.state, Candidate.reject_reason)
+    figures: dict[str, dict] = {}
+    for ref, state, reason, n in session.exec(query).all():
+        key = (state, reason if state == CandidateState.rejected else None)
+        figures.setdefault(ref, {})
+        figures[ref][key] = figures[ref].get(key, 0) + int(n)
+    return figures
+
+
+# -- try it ------------------------------------------------------------------------------------
+@dataclass
+class Trial:
+    """Two template versions run on the same solutions: results[ref][solution_id]."""
+
+    refs: tuple[str, str]
+    solution_ids: list[str]
+    provider: str
+    results: dict[str, dict[str, pipeline.GenerationResult]] = field(default_factory=dict)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def sample_solutions(*, session: Session, size: int, category: str | None = None, seed: int = 0) -> list[str]:
+    """A repeatable random sample of solution ids (optionally of one category)."""
+    query = select(Solution.id)
+    if category:
+        query = query.where(Solution.category == category)
+    ids = list(session.exec(query.order_by(Solution.id)).all())
+    return random.Random(seed).sample(ids, min(max(size, 0), len(ids)))
+
+
+def check_trial(*, session: Session, actor: Actor, refs: tuple[str, str], solution_ids: list[str]) -> tuple[str, str]:
+    """Both versions pinned as name@version, and a sample of sensible size; else one clear sentence."""
+    require(actor, "edit_templates")
+    if not solution_ids:
+        raise PromptError("Choose at least one solution to try the templates on.")
+    if len(solution_ids) > MAX_SAMPLE:
+        raise PromptError(f"Try at most {MAX_SAMPLE} solutions at a time.")
+    pinned = tuple(resolve_template(session=session, ref=ref).ref for ref in refs)
+    if pinned[0] == pinned[1]:
+        raise PromptError(f"Both sides are {pinned[0]}; choose two different versions to compare.")
+    return pinned  # type: ignore[return-value]
+
+
+def _options(actor: Actor, provider: str, ref: str, quality: str | None) -> pipeline.GenerateOptions:
+    return pipeline.GenerateOptions(
+        provider=provider, template=ref, quality=quality, candidates=1, use_cache=True, actor=actor
+    )
+
+
+def estimate_trial(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    refs: tuple[str, str],
+    solution_ids: list[str],
+    provider: str,
+    quality: str | None = None,
+) -> dict[str, Any]:
+    """Paid calls and dollars the trial is expected to take, against what the budget has left."""
+    with Session(engine) as session:
+        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
+        left = budget_state(session=session, settings=settings).left
+    parts = [
+        pipeline.estimate_batch(engine, settings, solution_ids, _options(actor, provider, ref, quality)) for ref in refs
+    ]
+    dollars = sum(p["estimated_cost_usd"] for p in parts)
+    return {
+        "calls": sum(p["calls"] for p in parts) if parts[0]["paid"] else 0,
+        "paid": parts[0]["paid"],
+        "expected_cache_hits": sum(p["expected_cache_hits"] for p in parts),
+        "estimated_cost_usd": round(dollars, 6),
+        "budget_left_usd": None if left is None else round(left, 6),
+        "fits_budget": left is None or dollars <= left + 1e-9,
+    }
+
+
+def run_trial(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    refs: tuple[str, str],
+    solution_ids: list[str],
+    provider: str,
+    quality: str | None = None,
+    progress: Callable[[int, int, pipeline.GenerationResult], None] | None = None,
+) -> Trial:
+    """Generate one candidate per solution with each version (the cache reuses identical requests)."""
+    with Session(engine) as session:
+        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
+    trial = Trial(refs=refs, solution_ids=list(dict.fromkeys(solution_ids)), provider=provider)
+    total, done = 2 * len(trial.solution_ids), 0
+
+    def step(_done: int, _total: int, result: pipeline.GenerationResult) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, result)
+
+    for ref in refs:
+        results, summary = pipeline.run_batch(
+            engine, settings, trial.solution_ids, _options(actor, provider, ref, quality), progress=step
+        )
+        trial.results[ref] = {r.solution_id: r for r in results}
+        trial.summaries[ref] = summary
+    return trial
+
+
+def comparison(*, session: Session, trial: Trial) -> list[dict[str, Any]]:
+    """One row per solution: its title and category, and per version the candidate (or the failure)."""
+    ids = [r.candidate_id for per in trial.results.values() for r in per.values() if r.candidate_id]
+    candidates = (
+        {c.id: c for c in session.exec(select(Candidate).where(col(Candidate.id).in_(ids))).all()} if ids else {}
+    )
+    solutions = {s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(trial.solution_ids))).all()}
+    rows = []
+    for sid in trial.solution_ids:
+        solution = solutions.get(sid)
+        row: dict[str, Any] = {
+            "solution_id": sid,
+            "title": solution.title if solution else sid,
+            "category": solution.category if solution else "",
+            "sides": {},
+        }
+        for ref in trial.refs:
+            result = trial.results.get(ref, {}).get(sid)
+            candidate = candidates.get(result.candidate_id) if result and result.candidate_id else None
+            row["sides"][ref] = {
+                "thumb_path": candidate.thumb_path if candidate else None,
+                "candidate_id": candidate.id if candidate else None,
+                "cost_usd": result.cost_usd if result else 0.0,
+                "cache_hit": bool(result and result.cache_hit),
+                "error": (result.error or result.error_kind) if result and result.status == "failed" else None,
+            }
+        rows.append(row)
+    return rows

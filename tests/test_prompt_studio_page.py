@@ -1,0 +1,182 @@
+"""Prompt Studio through Streamlit's AppTest: one behaviour per test, checked in the page and the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+from streamlit.testing.v1 import AppTest
+
+from aixchange_images import prompts, templates
+from aixchange_images.auth import Actor
+from aixchange_images.models import Attempt, Candidate, CategoryTemplate, TemplateLabelMove, TemplateVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+PAT = Actor("pat", "product")
+
+
+def studio(actor: Actor = PAT) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["actor"] = actor
+    at.run()
+    at.switch_page("pages/prompt_studio.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def selectbox(at: AppTest, label: str, keyed: bool | None = None):
+    """The selectbox with this label (keyed=False: the one the page gave no key, e.g. inside a form)."""
+    return next(s for s in at.selectbox if s.label == label and (keyed is None or keyed == (s.key is not None)))
+
+
+def text_area(at: AppTest, label: str):
+    return next(t for t in at.text_area if t.label == label)
+
+
+def save(engine, body: str, name: str = "default") -> None:
+    with Session(engine) as session:
+        templates.save_version(session=session, actor=PAT, name=name, body=body, note="from a test")
+        session.commit()
+
+
+def stored(engine, model) -> list:
+    with Session(engine) as session:
+        return list(session.exec(select(model)).all())
+
+
+def test_the_page_shows_the_production_version_and_its_preview(engine, make_solutions):
+    make_solutions(2)
+    at = studio()
+
+    assert at.code[0].value == prompts.DEFAULT_TEMPLATE
+    assert at.selectbox(key="ps_view").value == 1
+    preview = text_area(at, "Rendered prompt").value
+    assert preview.startswith('Create a professional, modern visualization for an AI solution called "Solution number')
+    assert any("of the 32,000 characters gpt-image-2 takes" in c.value for c in at.caption)
+
+
+def test_editing_previews_live_and_saves_a_new_version(engine, make_solutions):
+    make_solutions(1)
+    at = studio()
+    button(at, "Edit as a new version").click().run()
+    assert text_area(at, "Template text").value == prompts.DEFAULT_TEMPLATE
+
+    text_area(at, "Template text").input("A blueprint card for {title} ({category}).").run()
+    assert (
+        text_area(at, "Rendered prompt").value
+        == "A blueprint card for Solution number 0 (Natural Language Processing)."
+    )
+    at.text_input(key="ps_note").input("shorter, blueprint style")
+    button(at, "Save as new version").click().run()
+
+    assert not at.exception
+    [_, saved] = sorted(stored(engine, TemplateVersion), key=lambda v: v.version)
+    assert (saved.ref, saved.author, saved.note) == ("default@2", "pat", "shorter, blueprint style")
+    assert at.selectbox(key="ps_view").options[0].startswith("v2 · draft")
+
+
+def test_an_unknown_variable_is_one_sentence_and_nothing_is_saved(engine, make_solutions):
+    make_solutions(1)
+    at = studio()
+    button(at, "Edit as a new version").click().run()
+    text_area(at, "Template text").input("A card for {title} by {author}.").run()
+
+    assert any("unknown variable {author}" in e.value for e in at.error)
+    button(at, "Save as new version").click().run()
+    assert not at.exception
+    assert len(stored(engine, TemplateVersion)) == 1
+
+
+def test_the_check_reports_a_prompt_that_moderation_would_block(engine, make_solutions):
+    make_solutions(1, description="Shows gore from crime scenes to train forensic investigators.")
+    at = studio()
+
+    button(at, "Check length and moderation").click().run()
+
+    assert any("Moderation flags this prompt (gore)" in e.value for e in at.error)
+    assert stored(engine, Attempt) == []  # a check is not a generation
+
+
+def test_the_check_passes_a_clean_prompt(engine, make_solutions):
+    make_solutions(1)
+    at = studio()
+
+    button(at, "Check length and moderation").click().run()
+
+    assert any(s.value.startswith("Passes:") for s in at.success)
+
+
+def test_the_versions_tab_shows_a_diff_and_moves_production(engine, make_solutions):
+    save(engine, "A card for {title}.")
+    at = studio()
+    assert any(c.language == "diff" and "+A card for {title}." in c.value for c in at.code)
+
+    point_at = selectbox(at, "Point at")
+    assert point_at.options[0].startswith("v2 · draft")
+    point_at.select_index(0)
+    button(at, "Move label").click().run()
+
+    assert not at.exception
+    with Session(engine) as session:
+        assert prompts.resolve_template(session=session).ref == "default@2"
+    move = stored(engine, TemplateLabelMove)[-1]
+    assert (move.label, move.from_version, move.to_version, move.actor) == ("production", 1, 2, "pat")
+    assert any("production` → **v2**, moved by pat" in m.value for m in at.markdown)
+
+
+def test_try_it_runs_two_versions_and_shows_them_side_by_side(engine, make_solutions):
+    make_solutions(2)
+    save(engine, "A blueprint card for {title}.")
+    at = studio()
+    assert (at.selectbox(key="ps_try_a").value, at.selectbox(key="ps_try_b").value) == ("default@1", "default@2")
+    next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
+
+    button(at, "Run both versions").click().run()
+
+    assert not at.exception
+    refs = sorted(c.template_ref for c in stored(engine, Candidate))
+    assert refs == ["default@1", "default@1", "default@2", "default@2"]
+    cards = [h.value for h in at.html if "Category:" in h.value]
+    assert len(cards) == 4 and sum("default@2 · #" in card for card in cards) == 2
+
+
+def test_the_yield_table_has_a_row_per_version_with_its_figures(engine, make_solutions):
+    make_solutions(2)
+    save(engine, "A blueprint card for {title}.")
+    at = studio()
+    assert any("No generations yet" in i.value for i in at.info)
+    next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
+    button(at, "Run both versions").click().run()
+
+    table = at.dataframe[-1].value.set_index("template")  # the yield table is the last on the page
+
+    assert list(table.loc[["default@2", "default@1"], "attempts"]) == [2, 2]
+    assert list(table.loc[["default@2", "default@1"], "pending"]) == [2, 2]
+
+
+def test_a_category_can_be_pointed_at_another_template(engine, make_solutions):
+    make_solutions(3)
+    save(engine, "A camera-lens card for {title}.", name="vision")
+    at = studio()
+
+    selectbox(at, "Category").set_value("Computer Vision")
+    selectbox(at, "Template", keyed=False).set_value("vision")
+    button(at, "Use for this category").click().run()
+
+    assert not at.exception
+    assert [(o.category, o.template, o.set_by) for o in stored(engine, CategoryTemplate)] == [
+        ("Computer Vision", "vision", "pat")
+    ]
+
+
+def test_a_manager_is_stopped_at_the_guard(engine):
+    at = AppTest.from_file(str(ROOT / "pages" / "prompt_studio.py"), default_timeout=30)
+    at.session_state["actor"] = Actor("mia", "manager")
+    at.run()
+
+    assert any("does not give access" in e.value for e in at.error)
+    assert not at.title and not at.text_area
