@@ -49,8 +49,11 @@ def setup_form() -> None:
         submitted = st.form_submit_button("Create admin", type="primary")
     if submitted:
         with ui.db(write=True) as session:
-            actor = ui.attempt(lambda: auth.claim_setup(session=session, settings=ui.base_settings(), token=token,
-                                                        username=username, password=password))
+            actor = ui.attempt(
+                lambda: auth.claim_setup(
+                    session=session, settings=ui.base_settings(), token=token, username=username, password=password
+                )
+            )
             if actor is None:
                 return
             session.commit()
@@ -74,7 +77,9 @@ if actor is None:
     # serving pages/ directly, with no gate (style.md's trap).
     navigation = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in")])
 else:
-    pages = [st.Page(path, title=title, icon=icon) for path, title, icon, permission in ui.PAGES if actor.can(permission)]
+    pages = [
+        st.Page(path, title=title, icon=icon) for path, title, icon, permission in ui.PAGES if actor.can(permission)
+    ]
     navigation = st.navigation(pages)
     sidebar(actor)
 navigation.run()

@@ -28,8 +28,15 @@ from aixchange_images.db import get_engine, session_scope
 T = TypeVar("T")
 # Errors a person can fix: shown as one sentence, never as a traceback.
 USER_ERRORS = (
-    ConfigError, catalogue.InputError, prompts.PromptError, review.ReviewError, auth.AuthError,
-    auth.PermissionDenied, storage.StorageError, storage.BadImage, ValueError,
+    ConfigError,
+    catalogue.InputError,
+    prompts.PromptError,
+    review.ReviewError,
+    auth.AuthError,
+    auth.PermissionDenied,
+    storage.StorageError,
+    storage.BadImage,
+    ValueError,
 )
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
@@ -69,8 +76,11 @@ def engine() -> Engine:
         if not auth.has_users(session=session):
             token = auth.setup_token(base_settings())
             path = base_settings().data_dir / auth.SETUP_TOKEN_FILE
-            print(f"\n  AIXchange Images set-up token: {token}\n  (also in {path}; it creates the first admin)\n",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\n  AIXchange Images set-up token: {token}\n  (also in {path}; it creates the first admin)\n",
+                file=sys.stderr,
+                flush=True,
+            )
     return eng
 
 
@@ -160,9 +170,12 @@ def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> 
     """A candidate as the marketplace card shows it, cropped the same way."""
     uri = thumb_uri(str(base_settings().data_dir), thumb_rel, 480)
     box = f"width:100%;aspect-ratio:{CARD_ASPECT};border-radius:8px;border:1px solid #e5e7eb;display:block"
-    image = (f'<img src="{uri}" alt="" style="{box};object-fit:cover">' if uri else
-             f'<div style="{box};background:#e5e7eb;display:flex;align-items:center;justify-content:center;'
-             'color:#6b7280">no image</div>')
+    image = (
+        f'<img src="{uri}" alt="" style="{box};object-fit:cover">'
+        if uri
+        else f'<div style="{box};background:#e5e7eb;display:flex;align-items:center;justify-content:center;'
+        'color:#6b7280">no image</div>'
+    )
     st.html(
         '<div style="border:1px solid #e5e7eb;border-radius:12px;padding:14px;background:#fff;'
         'box-shadow:0 1px 3px rgba(0,0,0,.06)">'

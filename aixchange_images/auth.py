@@ -63,7 +63,9 @@ _ACTIONS = {
 def require(actor: Actor, permission: str) -> None:
     if not actor.can(permission):
         allowed = " or ".join(sorted(PERMISSIONS[permission]))
-        raise PermissionDenied(f"The {actor.role} role may not {_ACTIONS.get(permission, permission)}; ask an {allowed}.")
+        raise PermissionDenied(
+            f"The {actor.role} role may not {_ACTIONS.get(permission, permission)}; ask an {allowed}."
+        )
 
 
 def audit(session: Session, actor: Actor, action: str, target: str | None = None, **detail: Any) -> None:

@@ -308,8 +308,12 @@ def list_solutions(
     return list(session.exec(query).all())
 
 
-def count_solutions(*, session: Session, status: str | None = None, category: str | None = None, text: str | None = None) -> int:
-    query = select(func.count()).select_from(Solution).where(*solution_filter(status=status, category=category, text=text))
+def count_solutions(
+    *, session: Session, status: str | None = None, category: str | None = None, text: str | None = None
+) -> int:
+    query = (
+        select(func.count()).select_from(Solution).where(*solution_filter(status=status, category=category, text=text))
+    )
     return int(session.exec(query).one())
 
 

@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m aixchange_images", description="Generate, review and publish AIXchange solution images.")
+    parser = _Parser(
+        prog="python -m aixchange_images", description="Generate, review and publish AIXchange solution images."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -103,8 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             settings = admin.effective_settings(session=session, settings=settings)
         handler = HANDLERS[args.command]
         payload, code = handler(args, settings, engine)
-    except (UsageError, ConfigError, catalogue.InputError, prompts.PromptError, review.ReviewError,
-            auth.AuthError, auth.PermissionDenied, StorageError, ValueError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        catalogue.InputError,
+        prompts.PromptError,
+        review.ReviewError,
+        auth.AuthError,
+        auth.PermissionDenied,
+        StorageError,
+        ValueError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -133,8 +144,10 @@ def _human(command: str, payload: Any) -> str:
         return "\n".join(lines + [f"{len(rows)} solution(s)"])
     if command == "generate":
         s = payload["summary"]
-        return (f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
-                f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s")
+        return (
+            f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
+            f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s"
+        )
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
 
 
@@ -160,8 +173,18 @@ def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
     with Session(engine) as session:
         rows = catalogue.list_solutions(session=session, status=args.status)
-    return {"solutions": [{"id": s.id, "title": s.title, "category": s.category, "image_status": s.image_status,
-                           "image_url": s.image_url} for s in rows]}, 0
+    return {
+        "solutions": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "category": s.category,
+                "image_status": s.image_status,
+                "image_url": s.image_url,
+            }
+            for s in rows
+        ]
+    }, 0
 
 
 def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
@@ -182,8 +205,14 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
         raise UsageError("--concurrency must be between 1 and 64.")
     options = pipeline.GenerateOptions(
-        provider=args.provider, model=args.model, size=args.size, quality=args.quality, template=args.template,
-        candidates=args.candidates, use_cache=not args.no_cache, auto_approve=args.auto_approve,
+        provider=args.provider,
+        model=args.model,
+        size=args.size,
+        quality=args.quality,
+        template=args.template,
+        candidates=args.candidates,
+        use_cache=not args.no_cache,
+        auto_approve=args.auto_approve,
         concurrency=args.concurrency,
     )
     plan = pipeline.make_plan(settings, options)  # bad values fail here, before anything changes
@@ -195,8 +224,11 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     ids = _select_ids(args, engine)
     estimate = pipeline.estimate_batch(engine, settings, ids, options)
     if ids:
-        print(f"Generating {len(ids) * args.candidates} image(s) with {plan.provider.name}/{plan.model}"
-              f" (about ${estimate['estimated_cost_usd']:.4f}).", file=sys.stderr)
+        print(
+            f"Generating {len(ids) * args.candidates} image(s) with {plan.provider.name}/{plan.model}"
+            f" (about ${estimate['estimated_cost_usd']:.4f}).",
+            file=sys.stderr,
+        )
     results, summary = pipeline.run_batch(engine, settings, ids, options, progress=_print_progress)
     summary["estimate"] = estimate
     with Session(engine) as session:
@@ -212,23 +244,37 @@ def _print_progress(done: int, total: int, result: pipeline.GenerationResult) ->
     mark = "ok  " if result.status == "succeeded" else "FAIL"
     cache = " (cache)" if result.cache_hit else ""
     tail = f"${result.cost_usd:.4f}{cache}" if result.status == "succeeded" else f"{result.error_kind}: {result.error}"
-    print(f"[{done}/{total}] {mark} {result.solution_id} {result.duration_ms / 1000:.1f}s {tail}", file=sys.stderr, flush=True)
+    print(
+        f"[{done}/{total}] {mark} {result.solution_id} {result.duration_ms / 1000:.1f}s {tail}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
     with session_scope(engine, write=True) as session:
         pub = review.approve(session=session, settings=settings, candidate_id=args.candidate_id, actor=auth.CLI_ACTOR)
         session.commit()
-    return {"candidate_id": args.candidate_id, "solution_id": pub.solution_id, "image_url": pub.image_url,
-            "file_name": pub.file_name}, 0
+    return {
+        "candidate_id": args.candidate_id,
+        "solution_id": pub.solution_id,
+        "image_url": pub.image_url,
+        "file_name": pub.file_name,
+    }, 0
 
 
 def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
     with session_scope(engine, write=True) as session:
-        cand = review.reject(session=session, candidate_id=args.candidate_id, reason=args.reason, note=args.note,
-                             actor=auth.CLI_ACTOR)
+        cand = review.reject(
+            session=session, candidate_id=args.candidate_id, reason=args.reason, note=args.note, actor=auth.CLI_ACTOR
+        )
         session.commit()
-    return {"candidate_id": cand.id, "solution_id": cand.solution_id, "state": cand.state, "reason": cand.reject_reason}, 0
+    return {
+        "candidate_id": cand.id,
+        "solution_id": cand.solution_id,
+        "state": cand.state,
+        "reason": cand.reject_reason,
+    }, 0
 
 
 def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -236,8 +282,12 @@ def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
         pub = review.rollback(session=session, solution_id=args.solution_id, actor=auth.CLI_ACTOR)
         solution = session.get(Solution, args.solution_id)
         session.commit()
-    return {"solution_id": args.solution_id, "image_url": solution.image_url, "image_status": solution.image_status,
-            "rolled_back": pub.file_name}, 0
+    return {
+        "solution_id": args.solution_id,
+        "image_url": solution.image_url,
+        "image_status": solution.image_status,
+        "rolled_back": pub.file_name,
+    }, 0
 
 
 def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -275,8 +325,9 @@ def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_cleanup(args, settings, engine):  # type: ignore[no-untyped-def]
     days = settings.cleanup_after_days if args.older_than is None else args.older_than
     with session_scope(engine, write=True) as session:
-        report = review.clean_up(session=session, settings=settings, actor=auth.CLI_ACTOR, older_than_days=days,
-                                 dry_run=args.dry_run)
+        report = review.clean_up(
+            session=session, settings=settings, actor=auth.CLI_ACTOR, older_than_days=days, dry_run=args.dry_run
+        )
         session.commit()
     return report, 0
 
@@ -285,12 +336,17 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
     if args.users_command == "list":
         with Session(engine) as session:
             users = auth.list_users(session=session)
-        return {"users": [{"username": u.username, "role": u.role, "disabled": u.disabled,
-                           "last_login_at": u.last_login_at} for u in users]}, 0
+        return {
+            "users": [
+                {"username": u.username, "role": u.role, "disabled": u.disabled, "last_login_at": u.last_login_at}
+                for u in users
+            ]
+        }, 0
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     with session_scope(engine, write=True) as session:
-        user = auth.add_user(session=session, actor=auth.CLI_ACTOR, username=args.username, password=password,
-                             role=args.role)
+        user = auth.add_user(
+            session=session, actor=auth.CLI_ACTOR, username=args.username, password=password, role=args.role
+        )
         session.commit()
     (settings.data_dir / auth.SETUP_TOKEN_FILE).unlink(missing_ok=True)
     return {"username": user.username, "role": user.role}, 0
@@ -299,8 +355,13 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
     if args.solutions < 1 or args.generations < 0:
         raise UsageError("--solutions must be at least 1 and --generations at least 0.")
-    return demo.load(engine, settings, solutions=args.solutions, generations=args.generations,
-                     progress=lambda msg: print(msg, file=sys.stderr, flush=True)), 0
+    return demo.load(
+        engine,
+        settings,
+        solutions=args.solutions,
+        generations=args.generations,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    ), 0
 
 
 HANDLERS: dict[str, Handler] = {

@@ -85,7 +85,9 @@ class Settings(BaseSettings):
         self.dalle_image_quality = quality
         fmt = self.dalle_image_format.strip().lower().replace("jpg", "jpeg")
         if fmt not in FORMATS:
-            raise ConfigError(f"DALLE_IMAGE_FORMAT must be png or jpeg (the marketplace serves only those), not '{fmt}'.")
+            raise ConfigError(
+                f"DALLE_IMAGE_FORMAT must be png or jpeg (the marketplace serves only those), not '{fmt}'."
+            )
         self.dalle_image_format = fmt
         self.dalle_image_size = check_size(self.dalle_image_size)
         if self.image_provider:

@@ -127,6 +127,13 @@ def _m005_reporting_indexes(engine: Engine) -> None:
     for table in ("attempt", "candidate"):
         for index in SQLModel.metadata.tables[table].indexes:
             index.create(engine, checkfirst=True)
+    analyze(engine)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from . import storage, templates
 from .auth import Actor
 from .budget import Usage, cost_from_usage, expected_output_tokens, price_for
 from .config import Settings
-from .db import session_scope
+from .db import analyze, session_scope
 from .models import (
     PLACEHOLDER_URL,
     PUBLIC_PREFIX,
@@ -31,27 +32,72 @@ from .models import (
 from .providers import ImageRequest, LocalProvider
 
 CATEGORIES = [
-    "Natural Language Processing", "Computer Vision", "Speech Recognition", "Generative AI",
-    "Machine Learning", "Deep Learning", "Reinforcement Learning", "AppliedDataScience", "Automation", "Other",
+    "Natural Language Processing",
+    "Computer Vision",
+    "Speech Recognition",
+    "Generative AI",
+    "Machine Learning",
+    "Deep Learning",
+    "Reinforcement Learning",
+    "AppliedDataScience",
+    "Automation",
+    "Other",
 ]
 SUBJECTS = {
-    "Natural Language Processing": ["contract clauses", "support tickets", "clinical notes", "product reviews", "legal briefs"],
+    "Natural Language Processing": [
+        "contract clauses",
+        "support tickets",
+        "clinical notes",
+        "product reviews",
+        "legal briefs",
+    ],
     "Computer Vision": ["shelf images", "X-ray scans", "drone footage", "factory cameras", "satellite tiles"],
-    "Speech Recognition": ["call-centre audio", "meeting recordings", "voice commands", "podcast episodes", "field interviews"],
+    "Speech Recognition": [
+        "call-centre audio",
+        "meeting recordings",
+        "voice commands",
+        "podcast episodes",
+        "field interviews",
+    ],
     "Generative AI": ["marketing copy", "product photos", "slide decks", "test data", "code snippets"],
-    "Machine Learning": ["churn signals", "sales pipelines", "sensor readings", "credit applications", "demand history"],
+    "Machine Learning": [
+        "churn signals",
+        "sales pipelines",
+        "sensor readings",
+        "credit applications",
+        "demand history",
+    ],
     "Deep Learning": ["protein sequences", "medical images", "time series", "molecule graphs", "video streams"],
     "Reinforcement Learning": ["warehouse robots", "ad bidding", "traffic lights", "energy grids", "pricing engines"],
     "AppliedDataScience": ["clinical trials", "supply chains", "survey results", "lab results", "patient cohorts"],
     "Automation": ["invoice processing", "onboarding workflows", "IT tickets", "report generation", "data entry"],
     "Other": ["team knowledge", "research papers", "compliance checks", "meeting notes", "customer feedback"],
 }
-VERBS = ["analyses", "summarises", "classifies", "forecasts", "detects anomalies in", "extracts insights from",
-         "automates the review of", "generates reports from", "monitors", "answers questions about"]
+VERBS = [
+    "analyses",
+    "summarises",
+    "classifies",
+    "forecasts",
+    "detects anomalies in",
+    "extracts insights from",
+    "automates the review of",
+    "generates reports from",
+    "monitors",
+    "answers questions about",
+]
 NAMES = ["Insight", "Pilot", "Lens", "Flow", "Scout", "Forge", "Pulse", "Atlas", "Echo", "Nova", "Sage", "Beacon"]
-ERRORS = [("rate_limited", 30), ("server_error", 20), ("timeout", 15), ("moderation_blocked", 10),
-          ("bad_image", 5), ("budget_exceeded", 10), ("connection", 5), ("invalid_request", 5)]
+ERRORS = [
+    ("rate_limited", 30),
+    ("server_error", 20),
+    ("timeout", 15),
+    ("moderation_blocked", 10),
+    ("bad_image", 5),
+    ("budget_exceeded", 10),
+    ("connection", 5),
+    ("invalid_request", 5),
+]
 MODELS = [("openai", "gpt-image-2", 70), ("local", "local-card", 20), ("openai", "gpt-image-2.5-sunburst", 10)]
+FATES, FATE_WEIGHTS = ["approved", "pending", "placeholder", "none"], [60, 15, 10, 15]
 REASONS = ["off_topic", "low_quality", "text_artefacts", "off_brand", "unsafe", "other"]
 POOL_SIZE = 8
 # A second version of the default template, tried on the last few weeks of the synthetic history, so the
@@ -77,28 +123,54 @@ def _solution_rows(rng: random.Random, count: int, taken: set[str]) -> list[dict
         taken.add(title.lower())
         verb = rng.choice(VERBS)
         created = now - timedelta(days=rng.uniform(5, 120))
-        rows.append({
-            "id": new_solution_id(), "title": title[:100], "category": category,
-            "description": f"{verb} {subject} so teams act faster, with explainable results and an audit trail.",
-            "provider": rng.choice(["Acme Labs", "Northwind AI", "Contoso Research", "Fabrikam"]),
-            "launch_url": f"https://example.com/solutions/{storage.slugify(title)}",
-            "source_code_url": None, "tags": [category.split()[0].lower(), subject.split()[0].lower()],
-            "version": "1.0.0", "is_published": True, "status": "Active", "token_cost": rng.choice([0, 5, 10, 25]),
-            "rating": round(rng.uniform(3, 5), 1), "metadata": {}, "author_id": None, "image_url": None,
-            "image_status": ImageStatus.none, "created_at": created, "updated_at": created,
-        })
+        rows.append(
+            {
+                "id": new_solution_id(),
+                "title": title[:100],
+                "category": category,
+                "description": f"{verb} {subject} so teams act faster, with explainable results and an audit trail.",
+                "provider": rng.choice(["Acme Labs", "Northwind AI", "Contoso Research", "Fabrikam"]),
+                "launch_url": f"https://example.com/solutions/{storage.slugify(title)}",
+                "source_code_url": None,
+                "tags": [category.split()[0].lower(), subject.split()[0].lower()],
+                "version": "1.0.0",
+                "is_published": True,
+                "status": "Active",
+                "token_cost": rng.choice([0, 5, 10, 25]),
+                "rating": round(rng.uniform(3, 5), 1),
+                "metadata": {},
+                "author_id": None,
+                "image_url": None,
+                "image_status": ImageStatus.none,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
     return rows
 
 
 def _draw(settings: Settings, row: dict[str, Any], folder: str) -> dict[str, Any]:
     """A real local-provider image of `row`, stored like a candidate's."""
-    request = ImageRequest(prompt=row["description"], model="local-card", size="1024x1024", quality="medium",
-                           output_format="png", subject=row)
+    request = ImageRequest(
+        prompt=row["description"],
+        model="local-card",
+        size="1024x1024",
+        quality="medium",
+        output_format="png",
+        subject=row,
+    )
     data = LocalProvider(settings).generate(request).data
     info = storage.verify_image(data)
     file_path, thumb_path = storage.store_candidate(settings, folder, data, info)
-    return {"file_path": file_path, "thumb_path": thumb_path, "image_format": "png", "width": info.width,
-            "height": info.height, "sha256": info.sha256, "bytes": info.bytes}
+    return {
+        "file_path": file_path,
+        "thumb_path": thumb_path,
+        "image_format": "png",
+        "width": info.width,
+        "height": info.height,
+        "sha256": info.sha256,
+        "bytes": info.bytes,
+    }
 
 
 def _image_pool(settings: Settings, solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,8 +178,15 @@ def _image_pool(settings: Settings, solutions: list[dict[str, Any]]) -> list[dic
     return [{k: v for k, v in _draw(settings, row, "demo").items() if k != "bytes"} for row in solutions[:POOL_SIZE]]
 
 
-def load(engine: Engine, settings: Settings, *, solutions: int, generations: int,
-         progress: Callable[[str], None] = lambda _msg: None, seed: int = 42) -> dict[str, Any]:
+def load(
+    engine: Engine,
+    settings: Settings,
+    *,
+    solutions: int,
+    generations: int,
+    progress: Callable[[str], None] = lambda _msg: None,
+    seed: int = 42,
+) -> dict[str, Any]:
     """Insert `solutions` solutions and about `generations` attempts over the last 60 days."""
     rng = random.Random(seed)
     with Session(engine) as session:
@@ -120,8 +199,11 @@ def load(engine: Engine, settings: Settings, *, solutions: int, generations: int
     progress(f"Drawing {min(POOL_SIZE, len(rows))} demo images…")
     pool = _image_pool(settings, rows)
     history = _History(rng, prices, pool, next_attempt, next_candidate, second)
-    for row in rows:
-        history.solution(row, generations / max(1, solutions) / 0.85)  # 15% of solutions never had a try
+    fates = [rng.choices(FATES, FATE_WEIGHTS)[0] for _ in rows]
+    tried = [i for i, fate in enumerate(fates) if fate != "none"] or list(range(len(rows)))
+    counts = Counter(rng.choices(tried, k=generations))  # exactly `generations` attempts in all
+    for i, row in enumerate(rows):
+        history.solution(row, fates[i], counts[i])
     if history.awaiting:
         progress(f"Drawing {len(history.awaiting)} candidates awaiting review…")
     for row, candidate in history.awaiting:
@@ -133,16 +215,26 @@ def load(engine: Engine, settings: Settings, *, solutions: int, generations: int
         _bulk(session, Candidate, history.candidates)
         _bulk(session, Publication, history.publications)
         session.commit()
-    return {"solutions": len(rows), "attempts": len(history.attempts), "candidates": len(history.candidates),
-            "publications": len(history.publications)}
+    analyze(engine)
+    return {
+        "solutions": len(rows),
+        "attempts": len(history.attempts),
+        "candidates": len(history.candidates),
+        "publications": len(history.publications),
+    }
 
 
 def _second_template(engine: Engine) -> str:
     with session_scope(engine, write=True) as session:
         existing = templates.get_version(session=session, name="default", version=2)
         if existing is None:
-            existing = templates.save_version(session=session, actor=Actor("demo", Role.admin), name="default",
-                                              body=DEMO_TEMPLATE_V2, note="demo: a bolder illustration style")
+            existing = templates.save_version(
+                session=session,
+                actor=Actor("demo", Role.admin),
+                name="default",
+                body=DEMO_TEMPLATE_V2,
+                note="demo: a bolder illustration style",
+            )
             session.commit()
         return existing.ref
 
@@ -150,14 +242,21 @@ def _second_template(engine: Engine) -> str:
 def _bulk(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
-        session.execute(insert(table), rows[start:start + CHUNK])
+        session.execute(insert(table), rows[start : start + CHUNK])
 
 
 class _History:
     """Builds plausible attempts, candidates and publications for one solution at a time."""
 
-    def __init__(self, rng: random.Random, prices: dict, pool: list[dict], next_attempt: int, next_candidate: int,
-                 second_template: str):
+    def __init__(
+        self,
+        rng: random.Random,
+        prices: dict,
+        pool: list[dict],
+        next_attempt: int,
+        next_candidate: int,
+        second_template: str,
+    ):
         self.rng, self.prices, self.pool, self.second_template = rng, prices, pool, second_template
         self.next_attempt, self.next_candidate = next_attempt, next_candidate
         self.attempts: list[dict[str, Any]] = []
@@ -166,14 +265,10 @@ class _History:
         self.awaiting: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.now = utcnow()
 
-    def solution(self, row: dict[str, Any], mean_attempts: float) -> None:
+    def solution(self, row: dict[str, Any], fate: str, count: int) -> None:
         rng = self.rng
-        count = min(int(rng.expovariate(1 / mean_attempts)) if mean_attempts else 0, 60)
-        fate = rng.choices(["approved", "pending", "placeholder", "none"], [60, 15, 10, 15])[0]
         if fate == "pending" and len(self.awaiting) >= REAL_PENDING:
             fate = "approved"
-        if fate == "none":
-            count = 0
         times = sorted(self.now - timedelta(days=rng.uniform(0, 60)) for _ in range(count))
         successes = [self._attempt(row, t, ok=fate != "placeholder") for t in times]
         successes = [c for c in successes if c is not None]
@@ -203,18 +298,42 @@ class _History:
         recent = self.now - started < timedelta(days=21)
         template_ref = self.second_template if recent and rng.random() < 0.5 else "default@1"
         attempt = {
-            "id": attempt_id, "solution_id": row["id"], "batch_id": "demo", "actor": "demo", "provider": provider,
-            "model": model, "size": "1024x1024", "quality": quality, "output_format": "png",
-            "template_ref": template_ref, "prompt": row["description"], "variant": 0,
-            "request_key": f"demo-{attempt_id}", "status": "succeeded" if succeeded else "failed",
+            "id": attempt_id,
+            "solution_id": row["id"],
+            "batch_id": "demo",
+            "actor": "demo",
+            "provider": provider,
+            "model": model,
+            "size": "1024x1024",
+            "quality": quality,
+            "output_format": "png",
+            "template_ref": template_ref,
+            "prompt": row["description"],
+            "variant": 0,
+            "request_key": f"demo-{attempt_id}",
+            "status": "succeeded" if succeeded else "failed",
             "error_kind": None if succeeded else rng.choices(ERRORS, [e[1] for e in ERRORS])[0][0],
-            "error_message": None, "cache_hit": cache_hit, "moderation": "passed", "started_at": started,
-            "finished_at": started + timedelta(milliseconds=duration), "duration_ms": duration,
-            "provider_ms": duration - 40, "retries": 0, "input_text_tokens": 60 if paid else None,
-            "input_image_tokens": 0 if paid else None, "output_image_tokens": tokens if paid else None,
-            "output_text_tokens": 0 if paid else None, "reserved_usd": cost, "cost_usd": cost, "saved_usd": full_price if cache_hit else 0.0,
-            "cost_source": "usage" if paid else ("cache" if cache_hit else "none"), "request_id": None,
-            "bytes": None, "candidate_id": None, "pid": None, "host": "demo",
+            "error_message": None,
+            "cache_hit": cache_hit,
+            "moderation": "passed",
+            "started_at": started,
+            "finished_at": started + timedelta(milliseconds=duration),
+            "duration_ms": duration,
+            "provider_ms": duration - 40,
+            "retries": 0,
+            "input_text_tokens": 60 if paid else None,
+            "input_image_tokens": 0 if paid else None,
+            "output_image_tokens": tokens if paid else None,
+            "output_text_tokens": 0 if paid else None,
+            "reserved_usd": cost,
+            "cost_usd": cost,
+            "saved_usd": full_price if cache_hit else 0.0,
+            "cost_source": "usage" if paid else ("cache" if cache_hit else "none"),
+            "request_id": None,
+            "bytes": None,
+            "candidate_id": None,
+            "pid": None,
+            "host": "demo",
         }
         self.attempts.append(attempt)
         if not succeeded:
@@ -224,10 +343,21 @@ class _History:
         cand_id, self.next_candidate = self.next_candidate, self.next_candidate + 1
         attempt["candidate_id"], attempt["bytes"] = cand_id, size
         candidate = {
-            "id": cand_id, "solution_id": row["id"], "attempt_id": attempt_id, "state": "rejected",
-            "bytes": size, "template_ref": template_ref, "model": model, "cost_usd": cost, "cache_hit": cache_hit,
-            "source": "generated", "reject_reason": None, "reject_note": None, "created_at": attempt["finished_at"],
-            "reviewed_at": attempt["finished_at"] + timedelta(hours=rng.uniform(1, 48)), "reviewed_by": "demo",
+            "id": cand_id,
+            "solution_id": row["id"],
+            "attempt_id": attempt_id,
+            "state": "rejected",
+            "bytes": size,
+            "template_ref": template_ref,
+            "model": model,
+            "cost_usd": cost,
+            "cache_hit": cache_hit,
+            "source": "generated",
+            "reject_reason": None,
+            "reject_note": None,
+            "created_at": attempt["finished_at"],
+            "reviewed_at": attempt["finished_at"] + timedelta(hours=rng.uniform(1, 48)),
+            "reviewed_by": "demo",
             **image,
         }
         self.candidates.append(candidate)
@@ -238,9 +368,19 @@ class _History:
         name = f"{storage.slugify(row['title'])}-{stamp}.png"
         candidate["state"] = "approved"
         row["image_url"], row["image_status"] = PUBLIC_PREFIX + name, ImageStatus.approved
-        self.publications.append({
-            "solution_id": row["id"], "candidate_id": candidate["id"], "file_name": name,
-            "image_url": PUBLIC_PREFIX + name, "bytes": candidate["bytes"], "previous_image_url": None,
-            "previous_status": ImageStatus.none, "published_at": candidate["reviewed_at"], "published_by": "demo",
-            "active": True, "rolled_back_at": None, "rolled_back_by": None,
-        })
+        self.publications.append(
+            {
+                "solution_id": row["id"],
+                "candidate_id": candidate["id"],
+                "file_name": name,
+                "image_url": PUBLIC_PREFIX + name,
+                "bytes": candidate["bytes"],
+                "previous_image_url": None,
+                "previous_status": ImageStatus.none,
+                "published_at": candidate["reviewed_at"],
+                "published_by": "demo",
+                "active": True,
+                "rolled_back_at": None,
+                "rolled_back_by": None,
+            }
+        )

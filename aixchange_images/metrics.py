@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Solution, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def frame(rows: Any, columns: list[str]) -> pd.DataFrame:
+    """A DataFrame of a small SQL result; pandas loads on first use, keeping the CLI's start-up quick."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
+
 
 FINISHED = (AttemptStatus.succeeded, AttemptStatus.failed, AttemptStatus.interrupted)
 APPROVED_STATES = (CandidateState.approved, CandidateState.superseded, CandidateState.rolled_back)
@@ -33,8 +43,11 @@ class Scope:
             out.append(Attempt.started_at >= self.since)
         if self.until is not None:
             out.append(Attempt.started_at < self.until)
-        for value, column in ((self.model, Attempt.model), (self.template, Attempt.template_ref),
-                              (self.provider, Attempt.provider)):
+        for value, column in (
+            (self.model, Attempt.model),
+            (self.template, Attempt.template_ref),
+            (self.provider, Attempt.provider),
+        ):
             if value:
                 out.append(column == value)
         return out
@@ -47,26 +60,45 @@ def last_days(days: int, **filters: str | None) -> Scope:
 def _paid_durations(scope: Scope):  # type: ignore[no-untyped-def]
     """Generation time of calls that reached a provider and succeeded (cache hits excluded)."""
     return select(Attempt.duration_ms).where(
-        *scope.clauses(), Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False),
+        *scope.clauses(),
+        Attempt.status == AttemptStatus.succeeded,
+        col(Attempt.cache_hit).is_(False),
         col(Attempt.duration_ms).is_not(None),
     )
 
 
-def _percentile(session: Session, scope: Scope, share: float) -> int | None:
-    """Nearest-rank percentile through ORDER BY/OFFSET (portable; uses the duration ordering)."""
-    base = _paid_durations(scope)
-    count = session.exec(select(func.count()).select_from(base.subquery())).one()
+def _percentile(session: Session, scope: Scope, count: int, share: float) -> int | None:
+    """Nearest-rank percentile of `count` paid durations: one ORDER BY/OFFSET on a covering index."""
     if not count:
         return None
     rank = max(1, -(-int(share * 1000) * count // 1000))  # ceil(share * count)
-    return int(session.exec(base.order_by(Attempt.duration_ms).offset(rank - 1).limit(1)).one())
+    query = _paid_durations(scope).order_by(Attempt.duration_ms).offset(rank - 1).limit(1)
+    return int(session.exec(query).one())
 
 
-def _candidates_in(scope: Scope):  # type: ignore[no-untyped-def]
-    """Generated candidates whose attempt falls in the scope."""
-    return select(Candidate).join(Attempt, Attempt.id == Candidate.attempt_id).where(
-        *scope.clauses(), Candidate.source == "generated"
-    )
+_PAID_SUCCESS = and_(
+    Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False), col(Attempt.duration_ms).is_not(None)
+)
+
+
+def _review_figures(session: Session, scope: Scope) -> tuple[int, float]:
+    """Approved images and the money spent on rejected ones, from candidates made in the scope."""
+    query = select(
+        func.coalesce(func.sum(cast(col(Candidate.state).in_(APPROVED_STATES), Integer)), 0),
+        func.coalesce(func.sum(case((Candidate.state == CandidateState.rejected, Candidate.cost_usd), else_=0.0)), 0.0),
+    ).where(Candidate.source == "generated")
+    if scope.since is not None:
+        query = query.where(Candidate.created_at >= scope.since)
+    if scope.until is not None:
+        query = query.where(Candidate.created_at < scope.until)
+    if scope.model:
+        query = query.where(Candidate.model == scope.model)
+    if scope.template:
+        query = query.where(Candidate.template_ref == scope.template)
+    if scope.provider:
+        query = query.join(Attempt, Attempt.id == Candidate.attempt_id).where(Attempt.provider == scope.provider)
+    approved, rejected = session.exec(query).one()
+    return int(approved), float(rejected)
 
 
 def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
@@ -79,30 +111,31 @@ def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
             func.coalesce(func.sum(Attempt.cost_usd), 0.0),
             func.coalesce(func.sum(cast(Attempt.cache_hit, Integer)), 0),
             func.coalesce(func.sum(Attempt.saved_usd), 0.0),
+            func.coalesce(func.sum(cast(_PAID_SUCCESS, Integer)), 0),
         ).where(*scope.clauses())
     ).one()
-    attempts, ok, spend, cache_hits, saved = int(row[0]), int(row[1]), float(row[2]), int(row[3]), float(row[4])
-    reviewed = _candidates_in(scope).subquery()
-    approved, rejected_spend = session.exec(
-        select(
-            func.coalesce(func.sum(cast(col(reviewed.c.state).in_(APPROVED_STATES), Integer)), 0),
-            func.coalesce(func.sum(case((reviewed.c.state == CandidateState.rejected, reviewed.c.cost_usd),
-                                        else_=0.0)), 0.0),
-        )
-    ).one()
+    attempts, ok, spend, cache_hits, saved, timed = (
+        int(row[0]),
+        int(row[1]),
+        float(row[2]),
+        int(row[3]),
+        float(row[4]),
+        int(row[5]),
+    )
+    approved, rejected_spend = _review_figures(session, scope)
     return {
         "attempts": attempts,
         "succeeded": ok,
         "failed": attempts - ok,
         "success_rate": round(ok / attempts, 4) if attempts else None,
-        "p50_ms": _percentile(session, scope, 0.50),
-        "p95_ms": _percentile(session, scope, 0.95),
+        "p50_ms": _percentile(session, scope, timed, 0.50),
+        "p95_ms": _percentile(session, scope, timed, 0.95),
         "spend_usd": round(spend, 6),
         "cache_hits": cache_hits,
         "cache_saved_usd": round(saved, 6),
-        "approved": int(approved),
+        "approved": approved,
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
-        "rejected_spend_usd": round(float(rejected_spend), 6),
+        "rejected_spend_usd": round(rejected_spend, 6),
         "storage_bytes": storage_bytes(session=session),
     }
 
@@ -136,9 +169,9 @@ def daily(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
         .order_by(day)
     )
     columns = ["day", "attempts", "succeeded", "spend_usd", "cache_hits", "saved_usd"]
-    frame = pd.DataFrame(session.exec(query).all(), columns=columns)
-    frame["success_rate"] = frame["succeeded"] / frame["attempts"] if not frame.empty else []
-    return frame
+    table = frame(session.exec(query).all(), columns)
+    table["success_rate"] = table["succeeded"] / table["attempts"] if not table.empty else []
+    return table
 
 
 def daily_percentiles(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
@@ -152,15 +185,19 @@ def daily_percentiles(*, session: Session, scope: Scope | None = None) -> pd.Dat
             func.row_number().over(partition_by=day, order_by=Attempt.duration_ms).label("rn"),
             func.count().over(partition_by=day).label("n"),
         )
-        .where(*scope.clauses(), Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False),
-               col(Attempt.duration_ms).is_not(None))
+        .where(
+            *scope.clauses(),
+            Attempt.status == AttemptStatus.succeeded,
+            col(Attempt.cache_hit).is_(False),
+            col(Attempt.duration_ms).is_not(None),
+        )
         .subquery()
     )
     # nearest rank: the smallest rn with rn >= share * n
     p50 = func.min(case((ranked.c.rn * 100 >= ranked.c.n * 50, ranked.c.ms)))
     p95 = func.min(case((ranked.c.rn * 100 >= ranked.c.n * 95, ranked.c.ms)))
     query = select(ranked.c.day, p50.label("p50_ms"), p95.label("p95_ms")).group_by(ranked.c.day).order_by(ranked.c.day)
-    return pd.DataFrame(session.exec(query).all(), columns=["day", "p50_ms", "p95_ms"])
+    return frame(session.exec(query).all(), ["day", "p50_ms", "p95_ms"])
 
 
 def spend_by(*, session: Session, scope: Scope | None = None, by: str = "model") -> pd.DataFrame:
@@ -174,7 +211,7 @@ def spend_by(*, session: Session, scope: Scope | None = None, by: str = "model")
         .group_by(day, key)
         .order_by(day)
     )
-    return pd.DataFrame(session.exec(query).all(), columns=["day", by, "spend_usd"])
+    return frame(session.exec(query).all(), ["day", by, "spend_usd"])
 
 
 def failures_by_kind(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
@@ -185,29 +222,34 @@ def failures_by_kind(*, session: Session, scope: Scope | None = None) -> pd.Data
         .group_by(Attempt.error_kind)
         .order_by(func.count().desc())
     )
-    return pd.DataFrame(session.exec(query).all(), columns=["error_kind", "n"])
+    return frame(session.exec(query).all(), ["error_kind", "n"])
 
 
 def storage_over_time(*, session: Session, since: datetime | None = None) -> pd.DataFrame:
     """Bytes on disk at the end of each day, for published, candidate and rejected images."""
     kind = case((Candidate.state == CandidateState.rejected, literal("rejected")), else_=literal("candidates"))
     own_file = and_(col(Candidate.cache_hit).is_(False))
-    added = select(func.date(Candidate.created_at).label("day"), kind.label("kind"),
-                   Candidate.bytes.label("delta")).where(own_file)
-    removed = select(func.date(Candidate.deleted_at).label("day"), kind.label("kind"),
-                     (-Candidate.bytes).label("delta")).where(own_file, col(Candidate.deleted_at).is_not(None))
-    published = select(func.date(Publication.published_at).label("day"), literal("published").label("kind"),
-                       Publication.bytes.label("delta"))
+    added = select(
+        func.date(Candidate.created_at).label("day"), kind.label("kind"), Candidate.bytes.label("delta")
+    ).where(own_file)
+    removed = select(
+        func.date(Candidate.deleted_at).label("day"), kind.label("kind"), (-Candidate.bytes).label("delta")
+    ).where(own_file, col(Candidate.deleted_at).is_not(None))
+    published = select(
+        func.date(Publication.published_at).label("day"),
+        literal("published").label("kind"),
+        Publication.bytes.label("delta"),
+    )
     moves = union_all(added, removed, published).subquery()
     query = (
         select(moves.c.day, moves.c.kind, func.sum(moves.c.delta).label("delta"))
         .group_by(moves.c.day, moves.c.kind)
         .order_by(moves.c.day)
     )
-    frame = pd.DataFrame(session.exec(query).all(), columns=["day", "kind", "delta"])
-    if frame.empty:
-        return pd.DataFrame(columns=["day", "kind", "bytes"])
-    wide = frame.pivot_table(index="day", columns="kind", values="delta", aggfunc="sum", fill_value=0).cumsum()
+    moves_by_day = frame(session.exec(query).all(), ["day", "kind", "delta"])
+    if moves_by_day.empty:
+        return frame([], ["day", "kind", "bytes"])
+    wide = moves_by_day.pivot_table(index="day", columns="kind", values="delta", aggfunc="sum", fill_value=0).cumsum()
     long = wide.reset_index().melt(id_vars="day", var_name="kind", value_name="bytes")
     if since is not None:
         long = long[long["day"] >= since.date().isoformat()]
@@ -216,32 +258,47 @@ def storage_over_time(*, session: Session, since: datetime | None = None) -> pd.
 
 def largest_consumers(*, session: Session, limit: int = 10) -> pd.DataFrame:
     """Solutions holding the most bytes (candidate files still on disk plus published files)."""
-    cand = (
-        select(Candidate.solution_id.label("sid"), Candidate.bytes.label("b"))
-        .where(col(Candidate.cache_hit).is_(False), col(Candidate.deleted_at).is_(None))
+    cand = select(Candidate.solution_id.label("sid"), Candidate.bytes.label("b")).where(
+        col(Candidate.cache_hit).is_(False), col(Candidate.deleted_at).is_(None)
     )
     pub = select(Publication.solution_id.label("sid"), Publication.bytes.label("b"))
     both = union_all(cand, pub).subquery()
     top = select(both.c.sid, func.sum(both.c.b).label("bytes"), func.count().label("files")).group_by(both.c.sid)
     top = top.order_by(func.sum(both.c.b).desc()).limit(limit).subquery()
     query = select(Solution.title, top.c.bytes, top.c.files).join(top, top.c.sid == Solution.id)
-    return pd.DataFrame(session.exec(query.order_by(top.c.bytes.desc())).all(), columns=["title", "bytes", "files"])
+    return frame(session.exec(query.order_by(top.c.bytes.desc())).all(), ["title", "bytes", "files"])
 
 
 def attempts_table(*, session: Session, scope: Scope | None = None, limit: int = 50_000) -> pd.DataFrame:
     """The attempt rows behind the charts, for the CSV download (newest first)."""
     scope = scope or Scope()
-    fields = [Attempt.id, Attempt.started_at, Attempt.solution_id, Attempt.provider, Attempt.model,
-              Attempt.template_ref, Attempt.size, Attempt.quality, Attempt.status, Attempt.error_kind,
-              Attempt.duration_ms, Attempt.cost_usd, Attempt.cache_hit, Attempt.saved_usd, Attempt.actor]
+    fields = [
+        Attempt.id,
+        Attempt.started_at,
+        Attempt.solution_id,
+        Attempt.provider,
+        Attempt.model,
+        Attempt.template_ref,
+        Attempt.size,
+        Attempt.quality,
+        Attempt.status,
+        Attempt.error_kind,
+        Attempt.duration_ms,
+        Attempt.cost_usd,
+        Attempt.cache_hit,
+        Attempt.saved_usd,
+        Attempt.actor,
+    ]
     query = select(*fields).where(*scope.clauses()).order_by(col(Attempt.id).desc()).limit(limit)
-    return pd.DataFrame(session.exec(query).all(), columns=[f.key for f in fields])
+    return frame(session.exec(query).all(), [f.key for f in fields])
 
 
 def choices(*, session: Session) -> dict[str, list[str]]:
     """Values the filters can take."""
-    return {by: [v for v in session.exec(select(column).distinct().order_by(column)).all() if v]
-            for by, column in BREAKDOWNS.items()}
+    return {
+        by: [v for v in session.exec(select(column).distinct().order_by(column)).all() if v]
+        for by, column in BREAKDOWNS.items()
+    }
 
 
 def review_counts(*, session: Session) -> dict[str, int]:

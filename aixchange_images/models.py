@@ -107,9 +107,32 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_attempt_started_status", "started_at", "status"),
         Index("ix_attempt_request_key_status", "request_key", "status"),
-        # covering indexes for the yield table and the per-version figures
+        # Covering indexes: the figures on Metrics, `stats` and every budget check read only these.
         Index("ix_attempt_template_status_cost", "template_ref", "status", "cost_usd"),
-        Index("ix_attempt_status_cache_duration", "status", "cache_hit", "duration_ms"),
+        Index(
+            "ix_attempt_time_cover",
+            "started_at",
+            "status",
+            "cache_hit",
+            "duration_ms",
+            "cost_usd",
+            "saved_usd",
+            "reserved_usd",
+            "model",
+            "template_ref",
+            "provider",
+            "error_kind",
+        ),
+        Index(
+            "ix_attempt_duration_cover",
+            "status",
+            "cache_hit",
+            "duration_ms",
+            "started_at",
+            "model",
+            "template_ref",
+            "provider",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -153,7 +176,10 @@ class Attempt(SQLModel, table=True):
 class Candidate(SQLModel, table=True):
     """A stored image awaiting (or past) review."""
 
-    __table_args__ = (Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),)
+    __table_args__ = (
+        Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),
+        Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     solution_id: str = Field(index=True, foreign_key="solution.id")

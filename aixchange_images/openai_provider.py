@@ -70,7 +70,9 @@ class OpenAIProvider(Provider):
                 exc.retries = retries  # a failure after retries still says how many calls it took
                 if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**retries * (0.75 + random.random() / 4)
+                wait = (
+                    exc.retry_after if exc.retry_after is not None else 0.5 * 2**retries * (0.75 + random.random() / 4)
+                )
                 if wait > self.settings.image_max_retry_wait_seconds:
                     raise
                 retries += 1
@@ -177,7 +179,9 @@ def _first_image(response, request_id: str | None) -> bytes:  # type: ignore[no-
     try:
         return base64.b64decode(items[0].b64_json, validate=True)
     except (binascii.Error, ValueError):
-        raise ProviderError("bad_image", "The image service sent an image that is not valid base64.", request_id=request_id) from None
+        raise ProviderError(
+            "bad_image", "The image service sent an image that is not valid base64.", request_id=request_id
+        ) from None
 
 
 def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]

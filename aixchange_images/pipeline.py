@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import budget, storage
 from .auth import CLI_ACTOR, Actor, require
@@ -34,7 +34,7 @@ from .models import (
     Solution,
     utcnow,
 )
-from .prompts import PromptError, check_prompt, render
+from .prompts import PromptError, Template, check_prompt, render_template, resolve_template, solution_variables
 from .providers import (
     CURRENT_MODEL,
     SHUTDOWN_DATES,
@@ -175,6 +175,7 @@ class Generator:
         self._publish_lock = threading.Lock()
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
+        self._templates: dict[tuple[str | None, str], Template] = {}
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
@@ -188,10 +189,16 @@ class Generator:
         with Session(self.engine, expire_on_commit=False) as session:
             solution = session.get(Solution, solution_id)
             if solution is None:
-                return GenerationResult(solution_id, "failed", "invalid_request", error=f"No solution with id {solution_id}.")
+                return GenerationResult(
+                    solution_id, "failed", "invalid_request", error=f"No solution with id {solution_id}."
+                )
             attempt = self._new_attempt(session, solution, variant)
-            subject = {"title": solution.title, "description": solution.description,
-                       "category": solution.category, "tags": list(solution.tags or [])}
+            subject = {
+                "title": solution.title,
+                "description": solution.description,
+                "category": solution.category,
+                "tags": list(solution.tags or []),
+            }
         if attempt.status == AttemptStatus.failed:  # the prompt could not be made
             return self._store(attempt, started)
         if self.plan.options.use_cache:
@@ -204,20 +211,41 @@ class Generator:
             return self._result(attempt)
         return self._call(attempt, subject, started)
 
+    def _render(self, session: Session, solution: Solution) -> tuple[Template, str]:
+        """The prompt for a solution; each (template, category) is resolved once per batch."""
+        key = (self.plan.options.template, solution.category)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = resolve_template(session=session, ref=key[0], category=key[1])
+        return template, render_template(template, solution_variables(solution))
+
     def _new_attempt(self, session: Session, solution: Solution, variant: int) -> Attempt:
         plan = self.plan
         attempt = Attempt(
-            solution_id=solution.id, batch_id=plan.batch_id, actor=plan.options.actor.username,
-            provider=plan.provider.name, model=plan.model, size=plan.size, quality=plan.quality,
-            output_format=plan.output_format, prompt="", variant=variant, request_key="",
-            pid=os.getpid(), host=HOST,
+            solution_id=solution.id,
+            batch_id=plan.batch_id,
+            actor=plan.options.actor.username,
+            provider=plan.provider.name,
+            model=plan.model,
+            size=plan.size,
+            quality=plan.quality,
+            output_format=plan.output_format,
+            prompt="",
+            variant=variant,
+            request_key="",
+            pid=os.getpid(),
+            host=HOST,
         )
         try:
-            template, prompt = render(session=session, solution=solution, ref=plan.options.template)
+            template, prompt = self._render(session, solution)
             attempt.template_ref, attempt.prompt = template.ref, prompt
             check_prompt(prompt, model=plan.model, description=solution.description)
         except PromptError as exc:
-            attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, "invalid_request", str(exc)
+            attempt.status, attempt.error_kind, attempt.error_message = (
+                AttemptStatus.failed,
+                "invalid_request",
+                str(exc),
+            )
         attempt.request_key = request_key(plan, attempt.prompt, variant)
         return attempt
 
@@ -225,7 +253,8 @@ class Generator:
         """Reuse an identical earlier success at $0: a new candidate, or the same pending one."""
         with session_scope(self.engine, write=True) as session:
             source = session.exec(
-                select(Candidate).join(Attempt, Attempt.candidate_id == Candidate.id)
+                select(Candidate)
+                .join(Attempt, Attempt.candidate_id == Candidate.id)
                 .where(Attempt.request_key == attempt.request_key, Attempt.status == AttemptStatus.succeeded)
                 .order_by(Attempt.id.desc())
             ).first()
@@ -236,10 +265,23 @@ class Generator:
                 candidate = source  # the same image is already waiting or published: nothing new to keep
             else:
                 candidate = Candidate(
-                    **source.model_dump(exclude={"id", "state", "reject_reason", "reject_note", "reviewed_at",
-                                                 "reviewed_by", "created_at", "solution_id", "cost_usd",
-                                                 "template_ref"}),
-                    solution_id=attempt.solution_id, cost_usd=0.0, template_ref=attempt.template_ref,
+                    **source.model_dump(
+                        exclude={
+                            "id",
+                            "state",
+                            "reject_reason",
+                            "reject_note",
+                            "reviewed_at",
+                            "reviewed_by",
+                            "created_at",
+                            "solution_id",
+                            "cost_usd",
+                            "template_ref",
+                        }
+                    ),
+                    solution_id=attempt.solution_id,
+                    cost_usd=0.0,
+                    template_ref=attempt.template_ref,
                 )
                 candidate.cache_hit = True
                 session.add(candidate)
@@ -262,8 +304,12 @@ class Generator:
         shutdown = SHUTDOWN_DATES.get(attempt.model)
         if not self.plan.provider.paid or shutdown is None or date.today() < shutdown:
             return False
-        self._fail(attempt, "model_unavailable", f"Model {attempt.model} was retired on {shutdown.isoformat()}; "
-                   f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.")
+        self._fail(
+            attempt,
+            "model_unavailable",
+            f"Model {attempt.model} was retired on {shutdown.isoformat()}; "
+            f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.",
+        )
         return True
 
     def _moderate(self, attempt: Attempt) -> bool:
@@ -276,15 +322,25 @@ class Generator:
         attempt.moderation = "flagged" if verdict.flagged else "passed"
         if verdict.flagged:
             found = ", ".join(verdict.categories) or "unsafe content"
-            self._fail(attempt, "moderation_blocked", f"The prompt was flagged by moderation ({found}); reword the description.")
+            self._fail(
+                attempt,
+                "moderation_blocked",
+                f"The prompt was flagged by moderation ({found}); reword the description.",
+            )
             return False
         return True
 
     def _reserve(self, attempt: Attempt) -> bool:
         plan = self.plan
         with session_scope(self.engine, write=True) as session:
-            estimate = budget.estimate_call(session=session, provider=plan.provider.name, model=plan.model,
-                                            size=plan.size, quality=plan.quality, prompt=attempt.prompt)
+            estimate = budget.estimate_call(
+                session=session,
+                provider=plan.provider.name,
+                model=plan.model,
+                size=plan.size,
+                quality=plan.quality,
+                prompt=attempt.prompt,
+            )
             attempt.started_at = utcnow()
             ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
             session.commit()
@@ -293,8 +349,15 @@ class Generator:
 
     def _call(self, attempt: Attempt, subject: dict[str, Any], started: float) -> GenerationResult:
         plan = self.plan
-        request = ImageRequest(prompt=attempt.prompt, model=plan.model, size=plan.size, quality=plan.quality,
-                               output_format=plan.output_format, variant=attempt.variant, subject=subject)
+        request = ImageRequest(
+            prompt=attempt.prompt,
+            model=plan.model,
+            size=plan.size,
+            quality=plan.quality,
+            output_format=plan.output_format,
+            variant=attempt.variant,
+            subject=subject,
+        )
         if not self.limiter.acquire():
             self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
             return self._store(attempt, started)
@@ -321,12 +384,20 @@ class Generator:
             usage = reply.usage
             source = "usage" if own else "assumed_price"
             if usage is None:
-                usage = Usage(input_text_tokens=budget.prompt_tokens(attempt.prompt),
-                              output_image_tokens=budget.expected_output_tokens(attempt.size, attempt.quality))
+                usage = Usage(
+                    input_text_tokens=budget.prompt_tokens(attempt.prompt),
+                    output_image_tokens=budget.expected_output_tokens(attempt.size, attempt.quality),
+                )
                 source = "per_image"
             else:
-                attempt.input_text_tokens, attempt.input_image_tokens = usage.input_text_tokens, usage.input_image_tokens
-                attempt.output_image_tokens, attempt.output_text_tokens = usage.output_image_tokens, usage.output_text_tokens
+                attempt.input_text_tokens, attempt.input_image_tokens = (
+                    usage.input_text_tokens,
+                    usage.input_image_tokens,
+                )
+                attempt.output_image_tokens, attempt.output_text_tokens = (
+                    usage.output_image_tokens,
+                    usage.output_text_tokens,
+                )
             attempt.cost_usd, attempt.cost_source = budget.cost_from_usage(price, usage), source
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
@@ -342,9 +413,18 @@ class Generator:
             return self._store(attempt, started)
         attempt.bytes = info.bytes
         candidate = Candidate(
-            solution_id=attempt.solution_id, attempt_id=attempt.id, file_path=file_path, thumb_path=thumb_path,
-            image_format=info.image_format, width=info.width, height=info.height, bytes=info.bytes,
-            sha256=info.sha256, template_ref=attempt.template_ref, model=attempt.model, cost_usd=attempt.cost_usd,
+            solution_id=attempt.solution_id,
+            attempt_id=attempt.id,
+            file_path=file_path,
+            thumb_path=thumb_path,
+            image_format=info.image_format,
+            width=info.width,
+            height=info.height,
+            bytes=info.bytes,
+            sha256=info.sha256,
+            template_ref=attempt.template_ref,
+            model=attempt.model,
+            cost_usd=attempt.cost_usd,
         )
         self._finish(attempt, started, AttemptStatus.succeeded)
         with session_scope(self.engine, write=True) as session:
@@ -368,7 +448,9 @@ class Generator:
 
     def _store(self, attempt: Attempt, started: float) -> GenerationResult:
         """Write a finished (usually failed) attempt; a reservation is released by its status."""
-        self._finish(attempt, started, attempt.status if attempt.status != AttemptStatus.running else AttemptStatus.failed)
+        self._finish(
+            attempt, started, attempt.status if attempt.status != AttemptStatus.running else AttemptStatus.failed
+        )
         with session_scope(self.engine, write=True) as session:
             session.add(attempt)
             session.commit()
@@ -408,12 +490,17 @@ class Generator:
             self._published.add(attempt.solution_id)
         with session_scope(self.engine, write=True) as session:
             if first:
-                publication = approve(session=session, settings=self.settings, candidate_id=attempt.candidate_id,
-                                      actor=self.plan.options.actor)
+                publication = approve(
+                    session=session,
+                    settings=self.settings,
+                    candidate_id=attempt.candidate_id,
+                    actor=self.plan.options.actor,
+                )
                 self._urls[attempt.candidate_id] = publication.image_url
             else:  # a later candidate of a solution this batch already published: nobody will review it
-                reject_unchosen(session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN,
-                                actor=self.plan.options.actor)
+                reject_unchosen(
+                    session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN, actor=self.plan.options.actor
+                )
             session.commit()
 
 
@@ -484,40 +571,59 @@ def _guarded(generator: Generator, solution_id: str, variant: int) -> Generation
     return generator.generate(solution_id, variant)
 
 
-def estimate_batch(engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions) -> dict[str, Any]:
-    """Paid calls and dollars a batch is expected to take, against what the budget has left."""
+def estimate_batch(
+    engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions
+) -> dict[str, Any]:
+    """Paid calls and dollars a batch is expected to take, against what the budget has left.
+
+    Built for thousands of solutions: solutions and cache look-ups are read in chunks, templates
+    resolved once per category, the price once.
+    """
     plan = make_plan(settings, options)
-    paid_calls = cache_hits = 0
-    dollars = 0.0
     with Session(engine) as session:
         generator = Generator(engine, settings, plan)
-        for sid, variant in _tasks(session, solution_ids, options):
-            solution = session.get(Solution, sid)
-            if solution is None:
-                continue
-            attempt = generator._new_attempt(session, solution, variant)
-            if attempt.status == AttemptStatus.failed:
-                continue
-            if options.use_cache and _cached(session, attempt.request_key):
-                cache_hits += 1
-                continue
-            paid_calls += 1
-            dollars += budget.estimate_call(session=session, provider=plan.provider.name, model=plan.model,
-                                            size=plan.size, quality=plan.quality, prompt=attempt.prompt)
+        tasks = _tasks(session, solution_ids, options)
+        solutions: dict[str, Solution] = {}
+        for chunk in _chunks(list(dict.fromkeys(sid for sid, _ in tasks))):
+            solutions.update({s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(chunk)))})
+        planned = [
+            generator._new_attempt(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions
+        ]
+        planned = [a for a in planned if a.status != AttemptStatus.failed]
+        cached: set[str] = set()
+        if options.use_cache:
+            for chunk in _chunks([a.request_key for a in planned]):
+                cached.update(
+                    session.exec(
+                        select(Attempt.request_key).where(
+                            col(Attempt.request_key).in_(chunk), Attempt.status == AttemptStatus.succeeded
+                        )
+                    ).all()
+                )
+        paid = [a for a in planned if a.request_key not in cached]
+        dollars = 0.0
+        if plan.provider.paid and paid:
+            price, _ = budget.price_for(session=session, model=plan.model)
+            image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
+            dollars = sum(
+                budget.cost_from_usage(
+                    price, Usage(input_text_tokens=budget.prompt_tokens(a.prompt), output_image_tokens=image_tokens)
+                )
+                for a in paid
+            )
         left = budget.budget_state(session=session, settings=settings).left
     return {
-        "calls": paid_calls,
+        "calls": len(paid),
         "paid": plan.provider.paid,
-        "expected_cache_hits": cache_hits,
+        "expected_cache_hits": len(planned) - len(paid),
         "estimated_cost_usd": round(dollars, 6),
         "budget_left_usd": None if left is None else round(left, 6),
         "fits_budget": left is None or dollars <= left + 1e-9,
     }
 
 
-def _cached(session: Session, key: str) -> bool:
-    query = select(Attempt.id).where(Attempt.request_key == key, Attempt.status == AttemptStatus.succeeded).limit(1)
-    return session.exec(query).first() is not None
+def _chunks(items: list, size: int = 500) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def summarise(results: list[GenerationResult], planned: int, seconds: float, plan: Plan) -> dict[str, Any]:

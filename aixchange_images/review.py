@@ -63,8 +63,14 @@ def _point_at(
         session.add(previous)
         _set_state(session, previous.candidate_id, CandidateState.superseded)
     publication = Publication(
-        solution_id=solution.id, candidate_id=candidate.id, file_name=file_name, image_url=url, bytes=size,
-        previous_image_url=solution.image_url, previous_status=_settled_status(solution), published_by=actor.username,
+        solution_id=solution.id,
+        candidate_id=candidate.id,
+        file_name=file_name,
+        image_url=url,
+        bytes=size,
+        previous_image_url=solution.image_url,
+        previous_status=_settled_status(solution),
+        published_by=actor.username,
     )
     session.add(publication)
     now = utcnow()
@@ -97,7 +103,9 @@ def reject(*, session: Session, candidate_id: int, reason: str, actor: Actor, no
     session.add(candidate)
     session.flush()
     _refresh_status(session, solution)
-    audit(session, actor, "image.reject", solution.id, candidate_id=candidate.id, reason=key, note=candidate.reject_note)
+    audit(
+        session, actor, "image.reject", solution.id, candidate_id=candidate.id, reason=key, note=candidate.reject_note
+    )
     return candidate
 
 
@@ -128,8 +136,12 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
     _set_state(session, current.candidate_id, CandidateState.rolled_back)
     earlier = session.exec(
         select(Publication)
-        .where(Publication.solution_id == solution_id, Publication.image_url == current.previous_image_url,
-               col(Publication.rolled_back_at).is_(None), Publication.id != current.id)
+        .where(
+            Publication.solution_id == solution_id,
+            Publication.image_url == current.previous_image_url,
+            col(Publication.rolled_back_at).is_(None),
+            Publication.id != current.id,
+        )
         .order_by(col(Publication.id).desc())
     ).first()
     if earlier is not None:
@@ -158,9 +170,17 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
     data, info = storage.normalise_format(data, info)
     file_path, thumb_path = storage.store_candidate(settings, solution_id, data, info)
     candidate = Candidate(
-        solution_id=solution_id, file_path=file_path, thumb_path=thumb_path, image_format=info.image_format,
-        width=info.width, height=info.height, bytes=info.bytes, sha256=info.sha256, source="uploaded",
-        template_ref="upload", model="upload",
+        solution_id=solution_id,
+        file_path=file_path,
+        thumb_path=thumb_path,
+        image_format=info.image_format,
+        width=info.width,
+        height=info.height,
+        bytes=info.bytes,
+        sha256=info.sha256,
+        source="uploaded",
+        template_ref="upload",
+        model="upload",
     )
     session.add(candidate)
     session.flush()
@@ -248,7 +268,9 @@ def thumbnails_for(*, session: Session, solution_ids: list[str]) -> dict[str, st
     """Each solution's thumbnail (relative path): its published candidate, else its newest one."""
     if not solution_ids:
         return {}
-    rank = case((Candidate.state == CandidateState.approved, 0), (Candidate.state == CandidateState.pending, 1), else_=2)
+    rank = case(
+        (Candidate.state == CandidateState.approved, 0), (Candidate.state == CandidateState.pending, 1), else_=2
+    )
     rows = session.exec(
         select(Candidate.solution_id, Candidate.thumb_path)
         .where(col(Candidate.solution_id).in_(solution_ids), Candidate.state != CandidateState.rejected)
@@ -260,7 +282,9 @@ def thumbnails_for(*, session: Session, solution_ids: list[str]) -> dict[str, st
     return thumbs
 
 
-def clean_up(*, session: Session, settings: Settings, actor: Actor, older_than_days: int, dry_run: bool = False) -> dict:
+def clean_up(
+    *, session: Session, settings: Settings, actor: Actor, older_than_days: int, dry_run: bool = False
+) -> dict:
     """Delete the files of rejected and superseded candidates older than N days; returns what was freed.
 
     Published files are never touched (they live in the publish folder, and rollback restores them),
@@ -272,13 +296,22 @@ def clean_up(*, session: Session, settings: Settings, actor: Actor, older_than_d
     cutoff = utcnow() - timedelta(days=older_than_days)
     done = (CandidateState.rejected, CandidateState.superseded)
     doomed = session.exec(
-        select(Candidate).where(col(Candidate.state).in_(done), Candidate.created_at < cutoff,
-                                col(Candidate.deleted_at).is_(None))
+        select(Candidate).where(
+            col(Candidate.state).in_(done), Candidate.created_at < cutoff, col(Candidate.deleted_at).is_(None)
+        )
     ).all()
     paths = {c.file_path for c in doomed}
-    kept = set(session.exec(
-        select(Candidate.file_path).where(col(Candidate.file_path).in_(paths), col(Candidate.state).not_in(done))
-    ).all()) if paths else set()
+    kept = (
+        set(
+            session.exec(
+                select(Candidate.file_path).where(
+                    col(Candidate.file_path).in_(paths), col(Candidate.state).not_in(done)
+                )
+            ).all()
+        )
+        if paths
+        else set()
+    )
     freed, files, now = 0, 0, utcnow()
     for candidate in doomed:
         if candidate.file_path in kept:
@@ -295,5 +328,9 @@ def clean_up(*, session: Session, settings: Settings, actor: Actor, older_than_d
             session.add(candidate)
     if not dry_run:
         audit(session, actor, "storage.cleanup", None, older_than_days=older_than_days, files=files, bytes=freed)
-    return {"candidates": len(doomed) - sum(c.file_path in kept for c in doomed), "files": files,
-            "freed_bytes": freed, "dry_run": dry_run}
+    return {
+        "candidates": len(doomed) - sum(c.file_path in kept for c in doomed),
+        "files": files,
+        "freed_bytes": freed,
+        "dry_run": dry_run,
+    }

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from .auth import Actor, audit, require
+from .metrics import frame
 from .models import CategoryTemplate, TemplateLabel, TemplateLabelMove, TemplateLabelName, TemplateVersion, utcnow
 from .prompts import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME, PromptError, Template, validate_template
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABELS = tuple(label.value for label in TemplateLabelName)
 PRODUCTION, DRAFT = TemplateLabelName.production.value, TemplateLabelName.draft.value
@@ -102,7 +106,7 @@ def version_table(*, session: Session, name: str) -> pd.DataFrame:
         }
         for v in versions(session=session, name=name)
     ]
-    return pd.DataFrame(rows, columns=["version", "labels", "author", "saved", "note", "characters"])
+    return frame(rows, ["version", "labels", "author", "saved", "note", "characters"])
 
 
 def label_moves_table(*, session: Session, name: str, limit: int = 100) -> pd.DataFrame:
@@ -117,7 +121,7 @@ def label_moves_table(*, session: Session, name: str, limit: int = 100) -> pd.Da
         }
         for m in label_history(session=session, name=name, limit=limit)
     ]
-    return pd.DataFrame(rows, columns=["when", "label", "from", "to", "by", "note"])
+    return frame(rows, ["when", "label", "from", "to", "by", "note"])
 
 
 def category_table(*, session: Session) -> pd.DataFrame:
@@ -133,7 +137,7 @@ def category_table(*, session: Session) -> pd.DataFrame:
         }
         for row in rows
     ]
-    return pd.DataFrame(data, columns=["category", "template", "uses now", "set by", "set"])
+    return frame(data, ["category", "template", "uses now", "set by", "set"])
 
 
 def _production_ref(session: Session, name: str) -> str:

@@ -11,9 +11,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Integer, cast, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -22,10 +21,13 @@ from . import pipeline
 from .auth import Actor, require
 from .budget import budget_state
 from .config import Settings
-from .metrics import APPROVED_STATES, FINISHED
+from .metrics import APPROVED_STATES, FINISHED, frame
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Solution
 from .prompts import PromptError, resolve_template
 from .templates import all_labels, version_refs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_SAMPLE = 12
 YIELD_COLUMNS = [
@@ -80,7 +82,7 @@ def yield_table(*, session: Session, since: datetime | None = None, until: datet
                 "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
             }
         )
-    return pd.DataFrame(rows, columns=YIELD_COLUMNS)
+    return frame(rows, YIELD_COLUMNS)
 
 
 def _attempt_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, tuple]:

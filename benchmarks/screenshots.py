@@ -1,6 +1,6 @@
 """Screenshot every dashboard page in headless Chromium, signed in as an admin, with demo data.
 
-    .venv/bin/python benchmarks/screenshots.py [OUT_DIR]   (default: screenshots/; needs Debian's chromium)
+.venv/bin/python benchmarks/screenshots.py [OUT_DIR]   (default: screenshots/; needs Debian's chromium)
 """
 
 from __future__ import annotations
@@ -23,18 +23,43 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots").resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aix-shots-"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{work}/db.sqlite",
-           "AIXCHANGE_DATA_DIR": str(work / "data"), "EXTERNAL_IMAGES_PATH": str(work / "ext")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite:///{work}/db.sqlite",
+        "AIXCHANGE_DATA_DIR": str(work / "data"),
+        "EXTERNAL_IMAGES_PATH": str(work / "ext"),
+    }
     cli = [sys.executable, "-m", "aixchange_images"]
-    subprocess.run([*cli, "users", "add", "admin", "--role", "admin"], input="screenshot-pass\n", text=True,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "users", "add", "admin", "--role", "admin"],
+        input="screenshot-pass\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*cli, "demo-data"], env=env, check=True, capture_output=True)
     subprocess.run([*cli, "generate", "--missing", "--candidates", "3"], env=env, capture_output=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.headless", "true"], cwd=work, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_until(lambda: _healthy(url), 60, "the server")
         from playwright.sync_api import sync_playwright

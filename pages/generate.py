@@ -13,7 +13,9 @@ actor = ui.guard("generate")
 settings = ui.settings()
 st.title("Generate")
 if actor.role == "product":
-    st.caption("As product team you generate **trials**: candidates go to the review queue, never straight to the marketplace.")
+    st.caption(
+        "As product team you generate **trials**: candidates go to the review queue, never straight to the marketplace."
+    )
 
 with ui.db() as session:
     missing = catalogue.missing_ids(session=session)
@@ -32,37 +34,70 @@ ids = choices[which]
 c1, c2, c3, c4 = st.columns(4)
 has_key = settings.openai_api_key is not None
 providers = ["local", "openai"]
-provider = c1.selectbox("Provider", providers, index=providers.index(settings.provider_name)
-                        if settings.provider_name in providers else 0,
-                        help=None if has_key else "openai needs OPENAI_API_KEY on the server.")
+provider = c1.selectbox(
+    "Provider",
+    providers,
+    index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
+    help=None if has_key else "openai needs OPENAI_API_KEY on the server.",
+)
 model_options = sorted(set(models) | {settings.image_model})
-model = c2.selectbox("Model", model_options, index=model_options.index(settings.image_model),
-                     disabled=provider == "local", help="The local provider draws its own cards.")
+model = c2.selectbox(
+    "Model",
+    model_options,
+    index=model_options.index(settings.image_model),
+    disabled=provider == "local",
+    help="The local provider draws its own cards.",
+)
 sizes = list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES[:3]]))
 size = c3.selectbox("Size", sizes)
 qualities = ["low", "medium", "high"]
-quality = c4.selectbox("Quality", qualities, index=qualities.index(settings.dalle_image_quality)
-                       if settings.dalle_image_quality in qualities else 1)
+quality = c4.selectbox(
+    "Quality",
+    qualities,
+    index=qualities.index(settings.dalle_image_quality) if settings.dalle_image_quality in qualities else 1,
+)
 template = st.selectbox(
-    "Prompt template", [None, *template_refs],
-    format_func=lambda r: " · ".join([r, *template_labels.get(r, [])]) if r else
-    "production (per category, as configured in Prompt Studio)")
+    "Prompt template",
+    [None, *template_refs],
+    format_func=lambda r: (
+        " · ".join([r, *template_labels.get(r, [])])
+        if r
+        else "production (per category, as configured in Prompt Studio)"
+    ),
+)
 c5, c6, c7 = st.columns([1, 1, 2])
 candidates = c5.number_input("Candidates per solution", 1, 10, 1)
 use_cache = c6.toggle("Reuse identical results", value=True, help="An identical earlier request is reused at $0.")
-auto = c7.toggle("Publish the first good image (no review)", value=False, disabled=not actor.can("review"),
-                 help="The old marketplace behaviour. Admins only.")
+auto = c7.toggle(
+    "Publish the first good image (no review)",
+    value=False,
+    disabled=not actor.can("review"),
+    help="The old marketplace behaviour. Admins only.",
+)
 
-options = pipeline.GenerateOptions(provider=provider, model=model, size=size, quality=quality,
-                                   candidates=int(candidates), use_cache=use_cache, auto_approve=auto, actor=actor,
-                                   template=template)
+options = pipeline.GenerateOptions(
+    provider=provider,
+    model=model,
+    size=size,
+    quality=quality,
+    candidates=int(candidates),
+    use_cache=use_cache,
+    auto_approve=auto,
+    actor=actor,
+    template=template,
+)
 if provider == "openai" and not has_key:
-    st.error("The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
-             "use the local provider meanwhile.", icon=":material/key_off:")
+    st.error(
+        "The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
+        "use the local provider meanwhile.",
+        icon=":material/key_off:",
+    )
     st.stop()
 if not ids:
-    st.success("Nothing to do here: every solution in this choice has an image. Pick another choice above.",
-               icon=":material/task_alt:")
+    st.success(
+        "Nothing to do here: every solution in this choice has an image. Pick another choice above.",
+        icon=":material/task_alt:",
+    )
     st.stop()
 
 estimate = ui.attempt(lambda: pipeline.estimate_batch(ui.engine(), settings, ids, options))
@@ -70,8 +105,11 @@ if estimate is None:
     st.stop()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Images", f"{len(ids) * int(candidates):,}")
-m2.metric("Paid calls", f"{estimate['calls'] if estimate['paid'] else 0:,}",
-          help=f"{estimate['expected_cache_hits']} expected from cache at $0")
+m2.metric(
+    "Paid calls",
+    f"{estimate['calls'] if estimate['paid'] else 0:,}",
+    help=f"{estimate['expected_cache_hits']} expected from cache at $0",
+)
 m3.metric("Estimated cost", ui.money(estimate["estimated_cost_usd"]))
 m4.metric("Budget left", "no cap" if estimate["budget_left_usd"] is None else ui.money(estimate["budget_left_usd"]))
 if not estimate["fits_budget"]:
@@ -84,16 +122,23 @@ if run:
     bar = st.progress(0.0, text="Starting…")
     log: list[pipeline.GenerationResult] = []
     with st.status(f"Generating {len(ids) * int(candidates)} image(s) with {provider}…", expanded=True) as status:
+
         def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
             log.append(result)
             bar.progress(done / total, text=f"{done} of {total} done")
             if result.status == "failed":
                 st.write(f":red[✗] `{result.solution_id}` — {result.error}")
+
         results, summary = ui.attempt(
-            lambda: pipeline.run_batch(ui.engine(), settings, ids, options, progress=progress)) or ([], None)
+            lambda: pipeline.run_batch(ui.engine(), settings, ids, options, progress=progress)
+        ) or ([], None)
         if summary:
-            status.update(label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, "
-                                f"{ui.money(summary['cost_usd'])} spent", state="complete", expanded=False)
+            status.update(
+                label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, "
+                f"{ui.money(summary['cost_usd'])} spent",
+                state="complete",
+                expanded=False,
+            )
     if summary:
         st.session_state["generate_ids"] = []
         st.session_state["last_batch"] = [r.as_dict() for r in results]
@@ -101,6 +146,9 @@ if run:
 if st.session_state.get("last_batch"):
     st.subheader("Last run")
     frame = pd.DataFrame(st.session_state["last_batch"])[
-        ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]]
-    st.dataframe(frame, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")})
+        ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]
+    ]
+    st.dataframe(
+        frame, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")}
+    )
     ui.page_link("pages/review.py", "Review the new candidates", ":material/fact_check:")

@@ -41,25 +41,36 @@ choices = filter_choices()
 c1, c2, c3, c4 = st.columns([1.4, 1, 1, 1])
 days = c1.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days") or 30
 model = c2.selectbox("Model", [None, *choices["model"]], format_func=lambda v: v or "all models")
-template = c3.selectbox("Template version", [None, *choices["template"]],
-                        format_func=lambda v: " · ".join([v, *choices["labels"].get(v, [])]) if v else "all versions")
+template = c3.selectbox(
+    "Template version",
+    [None, *choices["template"]],
+    format_func=lambda v: " · ".join([v, *choices["labels"].get(v, [])]) if v else "all versions",
+)
 provider = c4.selectbox("Provider", [None, *choices["provider"]], format_func=lambda v: v or "all providers")
 data = figures(days, model, template, provider)
 head, daily = data["head"], data["daily"]
 if not head["attempts"]:
-    st.info("No generations match this period and filters. Widen them, run some on Generate, or load demo "
-            "data from Overview.", icon=":material/query_stats:")
+    st.info(
+        "No generations match this period and filters. Widen them, run some on Generate, or load demo "
+        "data from Overview.",
+        icon=":material/query_stats:",
+    )
     st.stop()
 
 row = st.columns(4)
 row[0].metric("Attempts", f"{head['attempts']:,}")
 row[1].metric("Success rate", f"{head['success_rate']:.1%}")
-row[2].metric("p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded.")
+row[2].metric(
+    "p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded."
+)
 row[3].metric("p95 time", f"{(head['p95_ms'] or 0) / 1000:.1f} s")
 row = st.columns(4)
 row[0].metric("Spend", ui.money(head["spend_usd"]))
-row[1].metric("Per approved image", ui.money(head["cost_per_approved_usd"]),
-              help=f"{head['approved']:,} images approved from this period's attempts.")
+row[1].metric(
+    "Per approved image",
+    ui.money(head["cost_per_approved_usd"]),
+    help=f"{head['approved']:,} images approved from this period's attempts.",
+)
 row[2].metric("Spent on rejected", ui.money(head["rejected_spend_usd"]))
 row[3].metric("Saved by the cache", ui.money(head["cache_saved_usd"]), help=f"{head['cache_hits']:,} cache hits.")
 
@@ -72,20 +83,37 @@ with left:
     fig.update_layout(title="Attempts and success rate", **LAYOUT)
     st.plotly_chart(fig, width="stretch")
 with right:
-    fig = px.bar(data["failures"], x="n", y="error_kind", orientation="h", title="Failures by kind",
-                 labels={"n": "attempts", "error_kind": ""})
+    fig = px.bar(
+        data["failures"],
+        x="n",
+        y="error_kind",
+        orientation="h",
+        title="Failures by kind",
+        labels={"n": "attempts", "error_kind": ""},
+    )
     fig.update_layout(**LAYOUT)
     st.plotly_chart(fig, width="stretch")
 
 left, right = st.columns(2)
 with left:
-    fig = px.line(data["times"], x="day", y=["p50_ms", "p95_ms"], title="Generation time (ms)",
-                  labels={"day": "", "value": "ms", "variable": ""})
+    fig = px.line(
+        data["times"],
+        x="day",
+        y=["p50_ms", "p95_ms"],
+        title="Generation time (ms)",
+        labels={"day": "", "value": "ms", "variable": ""},
+    )
     fig.update_layout(**LAYOUT)
     st.plotly_chart(fig, width="stretch")
 with right:
-    fig = px.bar(data["by_model"], x="day", y="spend_usd", color="model", title="Spend per day by model (USD)",
-                 labels={"day": "", "spend_usd": "USD"})
+    fig = px.bar(
+        data["by_model"],
+        x="day",
+        y="spend_usd",
+        color="model",
+        title="Spend per day by model (USD)",
+        labels={"day": "", "spend_usd": "USD"},
+    )
     cap = ui.settings().image_budget_daily_usd
     if cap:
         fig.add_hline(y=cap, line_dash="dash", line_color="#dc2626", annotation_text="daily budget")
@@ -94,12 +122,20 @@ with right:
 
 left, right = st.columns(2)
 with left:
-    fig = px.bar(data["by_template"], x="day", y="spend_usd", color="template",
-                 title="Spend per day by template version (USD)", labels={"day": "", "spend_usd": "USD"})
+    fig = px.bar(
+        data["by_template"],
+        x="day",
+        y="spend_usd",
+        color="template",
+        title="Spend per day by template version (USD)",
+        labels={"day": "", "spend_usd": "USD"},
+    )
     fig.update_layout(**LAYOUT)
     st.plotly_chart(fig, width="stretch")
 with right:
-    fig = px.bar(daily, x="day", y="saved_usd", title="Money the cache saved (USD)", labels={"day": "", "saved_usd": "USD"})
+    fig = px.bar(
+        daily, x="day", y="saved_usd", title="Money the cache saved (USD)", labels={"day": "", "saved_usd": "USD"}
+    )
     fig.update_layout(**LAYOUT)
     st.plotly_chart(fig, width="stretch")
 
@@ -112,8 +148,11 @@ with left:
     st.plotly_chart(fig, width="stretch")
 with right:
     st.caption("Largest consumers")
-    st.dataframe(data["largest"].assign(MB=lambda f: (f["bytes"] / 1e6).round(1))[["title", "MB", "files"]],
-                 hide_index=True, height=280)
+    st.dataframe(
+        data["largest"].assign(MB=lambda f: (f["bytes"] / 1e6).round(1))[["title", "MB", "files"]],
+        hide_index=True,
+        height=280,
+    )
     if actor.can("manage"):
         ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
 
@@ -132,5 +171,11 @@ if st.session_state.get("csv_key") != key:
             st.session_state["csv"], st.session_state["csv_key"] = attempts_csv(), key
         st.rerun()
 else:
-    st.download_button("Download the attempts (CSV)", st.session_state["csv"], file_name=f"aixchange-attempts-{days}d.csv",
-                       mime="text/csv", icon=":material/download:", on_click="ignore")
+    st.download_button(
+        "Download the attempts (CSV)",
+        st.session_state["csv"],
+        file_name=f"aixchange-attempts-{days}d.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )

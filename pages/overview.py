@@ -29,8 +29,9 @@ if data["solutions"] == 0:
     ui.page_link("pages/solutions.py", "Import solutions", ":material/upload:")
     if actor.can("edit_catalogue") and st.button("Load demo data", type="primary", icon=":material/magic_button:"):
         with st.spinner("Drawing demo images and writing a history…"):
-            ui.attempt(lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600),
-                       "Demo data loaded.")
+            ui.attempt(
+                lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600), "Demo data loaded."
+            )
         st.rerun()
     st.stop()
 
@@ -47,8 +48,9 @@ with cols[2]:
     ui.page_link("pages/solutions.py", "Browse solutions", ":material/inventory_2:")
 with cols[3]:
     cap = money["monthly_cap_usd"]
-    st.metric("Spent this month", ui.money(money["spent_month_usd"]),
-              help="Month to date, UTC, including calls in flight.")
+    st.metric(
+        "Spent this month", ui.money(money["spent_month_usd"]), help="Month to date, UTC, including calls in flight."
+    )
     if cap:
         st.progress(min(1.0, money["spent_month_usd"] / cap), text=f"of {ui.money(cap)} monthly budget")
     else:
@@ -57,8 +59,13 @@ with cols[3]:
 
 st.subheader("Images by status")
 counts = {k: v for k, v in data["status_counts"].items()}
-chart = px.bar(x=list(counts.keys()), y=list(counts.values()), labels={"x": "image status", "y": "solutions"},
-               color=list(counts.keys()), color_discrete_sequence=px.colors.qualitative.Set2)
+chart = px.bar(
+    x=list(counts.keys()),
+    y=list(counts.values()),
+    labels={"x": "image status", "y": "solutions"},
+    color=list(counts.keys()),
+    color_discrete_sequence=px.colors.qualitative.Set2,
+)
 chart.update_layout(showlegend=False, height=280, margin=dict(l=10, r=10, t=10, b=10))
 st.plotly_chart(chart, width="stretch")
 

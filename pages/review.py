@@ -31,8 +31,17 @@ with left:
             sol = session.get(Solution, current)
         if sol is not None:
             labels = {current: f"{sol.title} · reviewed", **labels}
-    picked = st.radio("Queue", list(labels), format_func=labels.get, key="review_pick",
-                      index=list(labels).index(current) if current in labels else 0) if labels else None
+    picked = (
+        st.radio(
+            "Queue",
+            list(labels),
+            format_func=labels.get,
+            key="review_pick",
+            index=list(labels).index(current) if current in labels else 0,
+        )
+        if labels
+        else None
+    )
     if picked:
         st.session_state["review_solution"] = picked
 
@@ -54,6 +63,7 @@ def act(fn, message: str) -> None:
             out = fn(session)
             session.commit()
             return out
+
     if ui.attempt(run, message) is not None:
         st.rerun()
 
@@ -61,23 +71,31 @@ def act(fn, message: str) -> None:
 def candidate_panel(candidate: Candidate) -> None:
     at = attempts.get(candidate.id)
     secs = f"{(at.duration_ms or 0) / 1000:.1f}s" if at else "—"
-    ui.card(solution.title, solution.category, candidate.thumb_path,
-            f"#{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}"
-            + (" · cache" if candidate.cache_hit else ""))
+    ui.card(
+        solution.title,
+        solution.category,
+        candidate.thumb_path,
+        f"#{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}"
+        + (" · cache" if candidate.cache_hit else ""),
+    )
     if at:
         with st.expander("Prompt"):
             st.caption(f"template {at.template_ref} · {at.size} · {at.quality}")
             st.write(at.prompt)
     if st.button("Approve", key=f"approve-{candidate.id}", type="primary", icon=":material/check:", width="stretch"):
-        act(lambda s: review.approve(session=s, settings=settings, candidate_id=candidate.id, actor=actor),
-            "Published.")
+        act(
+            lambda s: review.approve(session=s, settings=settings, candidate_id=candidate.id, actor=actor), "Published."
+        )
     with st.popover("Reject", icon=":material/close:", width="stretch"):
-        reason = st.selectbox("Reason", list(review.REJECT_REASONS), format_func=review.REJECT_REASONS.get,
-                              key=f"reason-{candidate.id}")
+        reason = st.selectbox(
+            "Reason", list(review.REJECT_REASONS), format_func=review.REJECT_REASONS.get, key=f"reason-{candidate.id}"
+        )
         note = st.text_input("Note (optional)", key=f"note-{candidate.id}")
         if st.button("Reject candidate", key=f"reject-{candidate.id}"):
-            act(lambda s: review.reject(session=s, candidate_id=candidate.id, reason=reason, note=note, actor=actor),
-                "Rejected.")
+            act(
+                lambda s: review.reject(session=s, candidate_id=candidate.id, reason=reason, note=note, actor=actor),
+                "Rejected.",
+            )
 
 
 with right:
@@ -86,7 +104,7 @@ with right:
     if pending:
         for row_start in range(0, len(pending), 3):
             cols = st.columns(3)
-            for col, candidate in zip(cols, pending[row_start:row_start + 3], strict=False):
+            for col, candidate in zip(cols, pending[row_start : row_start + 3], strict=False):
                 with col:
                     candidate_panel(candidate)
     else:
@@ -106,8 +124,12 @@ with right:
     with c2.popover("Upload instead", icon=":material/upload:"):
         image = st.file_uploader("Image", type=["png", "jpg", "jpeg", "webp"], key="review-upload")
         if image is not None and st.button("Publish upload"):
-            act(lambda s: review.upload(session=s, settings=settings, solution_id=solution.id, data=image.getvalue(),
-                                        actor=actor), "Published.")
+            act(
+                lambda s: review.upload(
+                    session=s, settings=settings, solution_id=solution.id, data=image.getvalue(), actor=actor
+                ),
+                "Published.",
+            )
 
     st.subheader("Published images")
     if not history:
@@ -119,11 +141,24 @@ with right:
             with c1:
                 ui.card(solution.title, solution.category, thumbs.get(active.candidate_id), "live now")
             with c2:
-                st.write(f"Live: `{active.image_url}` since {active.published_at:%Y-%m-%d %H:%M} by {active.published_by}")
+                st.write(
+                    f"Live: `{active.image_url}` since {active.published_at:%Y-%m-%d %H:%M} by {active.published_by}"
+                )
                 st.write(f"Rolling back restores `{active.previous_image_url or 'no image'}`.")
                 if st.button("Roll back", icon=":material/undo:"):
                     act(lambda s: review.rollback(session=s, solution_id=solution.id, actor=actor), "Rolled back.")
-        st.dataframe(pd.DataFrame([{
-            "file": p.file_name, "published": p.published_at, "by": p.published_by, "live": p.active,
-            "rolled back": p.rolled_back_at,
-        } for p in history]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "file": p.file_name,
+                        "published": p.published_at,
+                        "by": p.published_by,
+                        "live": p.active,
+                        "rolled back": p.rolled_back_at,
+                    }
+                    for p in history
+                ]
+            ),
+            hide_index=True,
+        )

@@ -13,7 +13,8 @@ actor = ui.guard("manage")
 settings = ui.settings()
 st.title("Settings")
 users_tab, defaults_tab, prices_tab, storage_tab, audit_tab = st.tabs(
-    ["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"])
+    ["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"]
+)
 
 
 def write(fn, message: str):
@@ -22,15 +23,28 @@ def write(fn, message: str):
             out = fn(session)
             session.commit()
             return out
+
     return ui.attempt(run, message)
 
 
 with users_tab:
     with ui.db() as session:
         users = auth.list_users(session=session)
-    st.dataframe(pd.DataFrame([{"username": u.username, "role": u.role, "disabled": u.disabled,
-                                "last sign-in": u.last_login_at, "locked until": u.locked_until} for u in users]),
-                 hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "username": u.username,
+                    "role": u.role,
+                    "disabled": u.disabled,
+                    "last sign-in": u.last_login_at,
+                    "locked until": u.locked_until,
+                }
+                for u in users
+            ]
+        ),
+        hide_index=True,
+    )
     c1, c2 = st.columns(2)
     with c1, st.form("add-user", clear_on_submit=True):
         st.markdown("**Add a user**")
@@ -38,33 +52,51 @@ with users_tab:
         role = st.selectbox("Role", ["admin", "product", "manager"], index=2)
         password = st.text_input("Initial password", type="password", help="At least 8 characters.")
         if st.form_submit_button("Add user", type="primary"):
-            write(lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
-                  f"Added {name}.")
+            write(
+                lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
+                f"Added {name}.",
+            )
     with c2, st.form("change-user"):
         st.markdown("**Change a user**")
         who = st.selectbox("User", [u.username for u in users])
         new_role = st.selectbox("New role", ["admin", "product", "manager"])
         disabled = st.checkbox("Disabled")
         if st.form_submit_button("Apply"):
-            write(lambda s: (auth.set_role(session=s, actor=actor, username=who, role=new_role),
-                             auth.set_disabled(session=s, actor=actor, username=who, disabled=disabled)),
-                  f"Updated {who}.")
+            write(
+                lambda s: (
+                    auth.set_role(session=s, actor=actor, username=who, role=new_role),
+                    auth.set_disabled(session=s, actor=actor, username=who, disabled=disabled),
+                ),
+                f"Updated {who}.",
+            )
 
 with defaults_tab:
     key_state = "configured" if settings.openai_api_key else "not configured"
-    st.markdown(f"OpenAI API key: **{key_state}** (set `OPENAI_API_KEY` on the server; it is never shown or stored)."
-                + (f" Base URL: `{settings.openai_base_url}`." if settings.openai_base_url else ""))
+    st.markdown(
+        f"OpenAI API key: **{key_state}** (set `OPENAI_API_KEY` on the server; it is never shown or stored)."
+        + (f" Base URL: `{settings.openai_base_url}`." if settings.openai_base_url else "")
+    )
     if settings.quality_notice:
         st.info(settings.quality_notice)
     with st.form("defaults"):
         c1, c2, c3 = st.columns(3)
-        provider = c1.selectbox("Provider", ["local", "openai"], index=["local", "openai"].index(settings.provider_name)
-                                if settings.provider_name in ("local", "openai") else 0)
+        provider = c1.selectbox(
+            "Provider",
+            ["local", "openai"],
+            index=["local", "openai"].index(settings.provider_name)
+            if settings.provider_name in ("local", "openai")
+            else 0,
+        )
         model = c2.text_input("Model", settings.image_model)
         size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES])))
-        quality = c1.selectbox("Quality", QUALITIES[:4], index=QUALITIES.index(settings.dalle_image_quality)
-                               if settings.dalle_image_quality in QUALITIES[:4] else 1)
-        fmt = c2.selectbox("Published format", ["png", "jpeg"], index=["png", "jpeg"].index(settings.dalle_image_format))
+        quality = c1.selectbox(
+            "Quality",
+            QUALITIES[:4],
+            index=QUALITIES.index(settings.dalle_image_quality) if settings.dalle_image_quality in QUALITIES[:4] else 1,
+        )
+        fmt = c2.selectbox(
+            "Published format", ["png", "jpeg"], index=["png", "jpeg"].index(settings.dalle_image_format)
+        )
         concurrency = c3.number_input("Parallel calls", 1, 64, settings.image_concurrency)
         rate = c1.number_input("Calls per minute (0 = no cap)", 0, 10000, settings.image_rate_limit_per_minute or 0)
         daily = c2.number_input("Daily budget USD (0 = no cap)", 0.0, 1e6, settings.image_budget_daily_usd or 0.0)
@@ -72,20 +104,38 @@ with defaults_tab:
         share = c1.slider("Alert at share of a budget", 0.1, 1.0, settings.image_budget_alert_share, 0.05)
         if st.form_submit_button("Save defaults", type="primary"):
             changes = {
-                "image_provider": provider, "image_model": model.strip(), "dalle_image_size": size,
-                "dalle_image_quality": quality, "dalle_image_format": fmt, "image_concurrency": int(concurrency),
-                "image_rate_limit_per_minute": int(rate) or None, "image_budget_daily_usd": daily or None,
-                "image_budget_monthly_usd": monthly or None, "image_budget_alert_share": share,
+                "image_provider": provider,
+                "image_model": model.strip(),
+                "dalle_image_size": size,
+                "dalle_image_quality": quality,
+                "dalle_image_format": fmt,
+                "image_concurrency": int(concurrency),
+                "image_rate_limit_per_minute": int(rate) or None,
+                "image_budget_daily_usd": daily or None,
+                "image_budget_monthly_usd": monthly or None,
+                "image_budget_alert_share": share,
             }
-            write(lambda s: admin.save_overrides(session=s, settings=ui.base_settings(), actor=actor, changes=changes),
-                  "Defaults saved.")
+            write(
+                lambda s: admin.save_overrides(session=s, settings=ui.base_settings(), actor=actor, changes=changes),
+                "Defaults saved.",
+            )
 
 with prices_tab:
     st.caption("USD per 1M tokens. A change applies to calls from now on; past attempts keep what they cost.")
     with ui.db() as session:
         rows = admin.prices(session=session)
-    frame = pd.DataFrame([{"model": p.model, "text in": p.text_input_per_m, "image in": p.image_input_per_m,
-                           "image out": p.image_output_per_m, "updated by": p.updated_by} for p in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "model": p.model,
+                "text in": p.text_input_per_m,
+                "image in": p.image_input_per_m,
+                "image out": p.image_output_per_m,
+                "updated by": p.updated_by,
+            }
+            for p in rows
+        ]
+    )
     edited = st.data_editor(frame, hide_index=True, num_rows="dynamic", disabled=["updated by"], key="prices")
     if st.button("Save prices", type="primary"):
         before = {r["model"]: r for r in frame.to_dict("records")}
@@ -93,25 +143,38 @@ with prices_tab:
 
         def save(s):
             for r in changed:
-                admin.set_price(session=s, actor=actor, model=str(r["model"]), text_input=float(r["text in"]),
-                                image_input=float(r["image in"]), image_output=float(r["image out"]))
+                admin.set_price(
+                    session=s,
+                    actor=actor,
+                    model=str(r["model"]),
+                    text_input=float(r["text in"]),
+                    image_input=float(r["image in"]),
+                    image_output=float(r["image out"]),
+                )
             return len(changed)
+
         write(save, f"Saved {len(changed)} price(s).")
 
 with storage_tab:
-    st.caption("Delete the files of rejected and superseded candidates older than some days. Published files "
-               "(and so every rollback target) are never touched.")
+    st.caption(
+        "Delete the files of rejected and superseded candidates older than some days. Published files "
+        "(and so every rollback target) are never touched."
+    )
     days = st.number_input("Older than (days)", 0, 3650, settings.cleanup_after_days)
 
     def clean(dry_run: bool):
-        return lambda s: review.clean_up(session=s, settings=settings, actor=actor, older_than_days=int(days),
-                                         dry_run=dry_run)
+        return lambda s: review.clean_up(
+            session=s, settings=settings, actor=actor, older_than_days=int(days), dry_run=dry_run
+        )
+
     c1, c2 = st.columns([1, 4])
     if c1.button("Preview"):
         report = write(clean(True), None)
         if report:
-            st.info(f"Would delete {report['files']:,} file(s) of {report['candidates']:,} candidate(s), "
-                    f"freeing {report['freed_bytes'] / 1e6:,.1f} MB.")
+            st.info(
+                f"Would delete {report['files']:,} file(s) of {report['candidates']:,} candidate(s), "
+                f"freeing {report['freed_bytes'] / 1e6:,.1f} MB."
+            )
     if c2.button("Delete old files", type="primary"):
         report = write(clean(False), "Clean-up done.")
         if report:
@@ -124,5 +187,18 @@ with audit_tab:
     if not events:
         st.caption("Nothing recorded yet.")
     else:
-        st.dataframe(pd.DataFrame([{"when": e.at, "who": e.actor, "action": e.action, "target": e.target,
-                                    "detail": json.dumps(e.detail, default=str)} for e in events]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "when": e.at,
+                        "who": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "detail": json.dumps(e.detail, default=str),
+                    }
+                    for e in events
+                ]
+            ),
+            hide_index=True,
+        )

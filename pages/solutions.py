@@ -18,14 +18,26 @@ st.title("Solutions")
 def page_of(status: str | None, category: str | None, text: str, offset: int) -> tuple[int, pd.DataFrame]:
     with ui.db() as session:
         total = catalogue.count_solutions(session=session, status=status, category=category, text=text)
-        rows = catalogue.list_solutions(session=session, status=status, category=category, text=text,
-                                        offset=offset, limit=PAGE_SIZE)
+        rows = catalogue.list_solutions(
+            session=session, status=status, category=category, text=text, offset=offset, limit=PAGE_SIZE
+        )
         thumbs = review.thumbnails_for(session=session, solution_ids=[s.id for s in rows])
     data_dir = str(ui.base_settings().data_dir)
-    frame = pd.DataFrame([{
-        "image": ui.thumb_uri(data_dir, thumbs.get(s.id)), "title": s.title, "category": s.category,
-        "status": s.image_status, "imageUrl": s.image_url, "updated": s.updated_at, "id": s.id,
-    } for s in rows], columns=["image", "title", "category", "status", "imageUrl", "updated", "id"])
+    frame = pd.DataFrame(
+        [
+            {
+                "image": ui.thumb_uri(data_dir, thumbs.get(s.id)),
+                "title": s.title,
+                "category": s.category,
+                "status": s.image_status,
+                "imageUrl": s.image_url,
+                "updated": s.updated_at,
+                "id": s.id,
+            }
+            for s in rows
+        ],
+        columns=["image", "title", "category", "status", "imageUrl", "updated", "id"],
+    )
     return total, frame
 
 
@@ -41,19 +53,34 @@ browse, *admin_tabs = st.tabs(tabs)
 with browse:
     c1, c2, c3 = st.columns([3, 1.2, 1.6])
     text = c1.text_input("Search", placeholder="title, description or id", label_visibility="collapsed")
-    status = c2.selectbox("Image status", [None] + [s.value for s in ImageStatus],
-                          format_func=lambda s: "any status" if s is None else s, label_visibility="collapsed")
-    category = c3.selectbox("Category", [None] + category_list(),
-                            format_func=lambda c: "any category" if c is None else c, label_visibility="collapsed")
+    status = c2.selectbox(
+        "Image status",
+        [None] + [s.value for s in ImageStatus],
+        format_func=lambda s: "any status" if s is None else s,
+        label_visibility="collapsed",
+    )
+    category = c3.selectbox(
+        "Category",
+        [None] + category_list(),
+        format_func=lambda c: "any category" if c is None else c,
+        label_visibility="collapsed",
+    )
     total, _ = page_of(status, category, text, 0)
     if total == 0:
-        st.info("No solutions match. Clear the filters, or import solutions on the next tab.", icon=":material/search_off:")
+        st.info(
+            "No solutions match. Clear the filters, or import solutions on the next tab.", icon=":material/search_off:"
+        )
     else:
         offset = ui.pager("solutions-page", total, PAGE_SIZE)
         total, frame = page_of(status, category, text, offset)
         st.caption(f"{total:,} solution(s); showing {offset + 1:,}–{offset + len(frame):,}")
         event = st.dataframe(
-            frame, hide_index=True, on_select="rerun", selection_mode="multi-row", row_height=64, height=64 * 10 + 40,
+            frame,
+            hide_index=True,
+            on_select="rerun",
+            selection_mode="multi-row",
+            row_height=64,
+            height=64 * 10 + 40,
             column_config={
                 "image": st.column_config.ImageColumn("Image", width="small"),
                 "title": st.column_config.TextColumn("Title", width="medium"),
@@ -74,10 +101,13 @@ with browse:
 if admin_tabs:
     import_tab, edit_tab, upload_tab = admin_tabs
     with import_tab:
-        st.markdown("Import AIXchange bulk JSON (`{\"solutions\": [...]}`) or a CSV with the same columns. "
-                    "A solution that comes again is updated in place (by `id`, else by title).")
+        st.markdown(
+            'Import AIXchange bulk JSON (`{"solutions": [...]}`) or a CSV with the same columns. '
+            "A solution that comes again is updated in place (by `id`, else by title)."
+        )
         upload = st.file_uploader("Catalogue file", type=["json", "csv"])
         if upload is not None and st.button("Import", type="primary"):
+
             def run_import():
                 records = catalogue.parse_records(upload.name, upload.getvalue())
                 with ui.db(write=True) as session:
@@ -85,6 +115,7 @@ if admin_tabs:
                     auth.audit(session, actor, "catalogue.import", upload.name, **report.as_dict())
                     session.commit()
                 return report
+
             report = ui.attempt(run_import)
             if report is not None:
                 st.success(f"Imported {report.imported}, updated {report.updated}, rejected {len(report.errors)}.")
@@ -95,8 +126,12 @@ if admin_tabs:
             with ui.db() as session:
                 st.session_state["export"] = json.dumps(catalogue.export_document(session=session), indent=2)
         if "export" in st.session_state:
-            st.download_button("Download aixchange-solutions.json", st.session_state["export"],
-                               file_name="aixchange-solutions.json", mime="application/json")
+            st.download_button(
+                "Download aixchange-solutions.json",
+                st.session_state["export"],
+                file_name="aixchange-solutions.json",
+                mime="application/json",
+            )
 
     with edit_tab:
         selected = st.session_state.get("selected_ids") or []
@@ -104,8 +139,11 @@ if admin_tabs:
         if selected:
             with ui.db() as session:
                 editing = session.get(Solution, selected[0])
-        st.caption(f"Editing **{editing.title}** (selected on Browse)." if editing else
-                   "Adding a new solution. Select one row on Browse to edit it instead.")
+        st.caption(
+            f"Editing **{editing.title}** (selected on Browse)."
+            if editing
+            else "Adding a new solution. Select one row on Browse to edit it instead."
+        )
         with st.form("solution-form"):
             title = st.text_input("Title", value=editing.title if editing else "", max_chars=100)
             description = st.text_area("Description", value=editing.description if editing else "", max_chars=1000)
@@ -116,17 +154,25 @@ if admin_tabs:
             tags = c2.text_input("Tags (comma-separated, 1-5)", value=", ".join(editing.tags) if editing else "")
             saved = st.form_submit_button("Save", type="primary")
         if saved:
-            fields = {"title": title, "description": description, "category": cat, "provider": provider,
-                      "launchUrl": launch, "tags": [t.strip() for t in tags.split(",") if t.strip()]}
+            fields = {
+                "title": title,
+                "description": description,
+                "category": cat,
+                "provider": provider,
+                "launchUrl": launch,
+                "tags": [t.strip() for t in tags.split(",") if t.strip()],
+            }
             if editing:
                 fields.update(status=editing.status, tokenCost=editing.token_cost, version=editing.version)
 
             def save():
                 with ui.db(write=True) as session:
-                    solution = catalogue.save_solution(session=session, actor=actor, fields=fields,
-                                                       solution_id=editing.id if editing else None)
+                    solution = catalogue.save_solution(
+                        session=session, actor=actor, fields=fields, solution_id=editing.id if editing else None
+                    )
                     session.commit()
                     return solution
+
             if ui.attempt(save, "Saved."):
                 st.rerun()
 
@@ -137,16 +183,25 @@ if admin_tabs:
         else:
             with ui.db() as session:
                 target = session.get(Solution, selected[0])
-            st.write(f"Upload an image for **{target.title}**. It is checked, published at once and "
-                     "marked *uploaded*, so generation leaves it alone.")
+            st.write(
+                f"Upload an image for **{target.title}**. It is checked, published at once and "
+                "marked *uploaded*, so generation leaves it alone."
+            )
             image = st.file_uploader("Image (PNG, JPEG or WebP, up to 20 MB)", type=["png", "jpg", "jpeg", "webp"])
             if image is not None and st.button("Publish this image", type="primary"):
+
                 def publish():
                     with ui.db(write=True) as session:
-                        pub = review.upload(session=session, settings=ui.settings(), solution_id=target.id,
-                                            data=image.getvalue(), actor=actor)
+                        pub = review.upload(
+                            session=session,
+                            settings=ui.settings(),
+                            solution_id=target.id,
+                            data=image.getvalue(),
+                            actor=actor,
+                        )
                         session.commit()
                         return pub
+
                 pub = ui.attempt(publish, "Image published.")
                 if pub is not None:
                     st.success(f"Published as `{pub.image_url}`.")

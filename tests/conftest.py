@@ -19,8 +19,16 @@ from aixchange_images.config import Settings, load_settings  # noqa: E402
 from aixchange_images.models import Solution  # noqa: E402
 
 ENV_VARS = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "IMAGE_PROVIDER", "IMAGE_MODEL", "DALLE_IMAGE_SIZE", "DALLE_IMAGE_QUALITY",
-    "DALLE_IMAGE_FORMAT", "IMAGE_BUDGET_DAILY_USD", "IMAGE_BUDGET_MONTHLY_USD", "IMAGE_CONCURRENCY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "IMAGE_PROVIDER",
+    "IMAGE_MODEL",
+    "DALLE_IMAGE_SIZE",
+    "DALLE_IMAGE_QUALITY",
+    "DALLE_IMAGE_FORMAT",
+    "IMAGE_BUDGET_DAILY_USD",
+    "IMAGE_BUDGET_MONTHLY_USD",
+    "IMAGE_CONCURRENCY",
     "IMAGE_RATE_LIMIT_PER_MINUTE",
 )
 TEST_KEY = "test-key-not-real-0123456789abcdef"

@@ -17,8 +17,15 @@ from conftest import solution_record
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -51,19 +58,42 @@ def _healthy(url: str) -> bool:
 def server(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "aixchange_images"]
-    subprocess.run([*cli, "users", "add", "admin", "--role", "admin"], input="browser-pass-123\n", text=True,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "users", "add", "admin", "--role", "admin"],
+        input="browser-pass-123\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     catalogue = tmp_path / "solutions.json"
-    catalogue.write_text(json.dumps({"solutions": [solution_record(1, title="Vision Quality Inspector",
-                                                                   category="Computer Vision")]}))
+    catalogue.write_text(
+        json.dumps({"solutions": [solution_record(1, title="Vision Quality Inspector", category="Computer Vision")]})
+    )
     subprocess.run([*cli, "import", str(catalogue)], env=env, check=True, capture_output=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_until(lambda: _healthy(url) or proc.poll() is not None, 60, "the streamlit server")
