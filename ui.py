@@ -200,11 +200,11 @@ def page_link(path: str, label: str, icon: str | None = None) -> None:
         st.page_link(path, label=label, icon=icon)
 
 
-def pager(key: str, total: int, size: int) -> int:
-    """A page picker under a table; returns the offset."""
+def pager(key: str, total: int, size: int, narrow: bool = True) -> int:
+    """A page picker for a table; returns the offset. `narrow` keeps it small in a wide layout."""
     pages = max(1, -(-total // size))
     if pages == 1:
         return 0
-    column, _ = st.columns([1, 4])
+    column = st.columns([1, 4])[0] if narrow else st.container()
     page = column.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
     return (int(page) - 1) * size

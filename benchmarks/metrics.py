@@ -74,11 +74,10 @@ def main() -> None:
                 runs.append(time.perf_counter() - started)
             print(f"stats figures in-process ({label}), median of 3: {statistics.median(runs) * 1000:.0f} ms")
 
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from aixchange_images.auth import Actor
-
-    import streamlit as st
 
     for page in PAGES:
         st.cache_data.clear()  # cold: nothing cached from the previous page's run

@@ -21,7 +21,7 @@ if waiting == 0 and "review_solution" not in st.session_state:
 
 left, right = st.columns([1, 3], gap="large")
 with left:
-    offset = ui.pager("queue-page", waiting, QUEUE_PAGE)
+    offset = ui.pager("queue-page", waiting, QUEUE_PAGE, narrow=False)
     with ui.db() as session:
         queue = review.review_queue(session=session, offset=offset, limit=QUEUE_PAGE)
     labels = {s.id: f"{s.title} · {n}" for s, n in queue}
