@@ -126,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(payload, indent=2, default=_json_default))
         else:
             print(_human(args.command, payload))
+    _warn_about_budgets(settings, engine)
     return code
+
+
+def _warn_about_budgets(settings: Settings, engine: Any) -> None:
+    """The soft alert: one stderr line per budget at or past its alert share (stdout stays clean)."""
+    if settings.image_budget_daily_usd is None and settings.image_budget_monthly_usd is None:
+        return
+    with Session(engine) as session:
+        for alert in budget.budget_state(session=session, settings=settings).alerts:
+            print(f"warning: {alert}", file=sys.stderr)
 
 
 def _json_default(value: Any) -> Any:
@@ -233,8 +243,6 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     summary["estimate"] = estimate
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
-    for alert in summary["budget"]["alerts"]:
-        print(f"warning: {alert}", file=sys.stderr)
     keys = ("solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit", "error")
     payload = {"results": [{k: r.as_dict()[k] for k in keys} for r in results], "summary": summary}
     return payload, 1 if summary["failed"] else 0

@@ -313,10 +313,12 @@ def clean_up(
         else set()
     )
     freed, files, now = 0, 0, utcnow()
+    seen: set[str] = set()  # a cache hit's copy shares its source's files: count them once, dry run or not
     for candidate in doomed:
         if candidate.file_path in kept:
             continue
-        for rel in {candidate.file_path, candidate.thumb_path}:
+        for rel in {candidate.file_path, candidate.thumb_path} - seen:
+            seen.add(rel)
             path = settings.data_dir / rel
             if path.is_file():
                 freed += path.stat().st_size

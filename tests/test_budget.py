@@ -1,0 +1,474 @@
+"""Money: cost from usage, the per-image fallback, hard budgets under parallel workers and processes,
+price changes, estimates before a batch, alerts, and what the cache saves."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import ROOT, TEST_KEY
+from openai_standin import OpenAIStandIn
+from sqlmodel import Session, select
+from streamlit.testing.v1 import AppTest
+
+from aixchange_images import admin, budget, cli, metrics, pipeline, prompts
+from aixchange_images.auth import Actor, PermissionDenied
+from aixchange_images.budget import Usage
+from aixchange_images.config import Settings, load_settings
+from aixchange_images.db import session_scope
+from aixchange_images.models import Attempt, AttemptStatus, AuditEvent, Candidate, Price, Solution, utcnow
+
+ALICE = Actor("alice", "admin")
+MIA = Actor("mia", "manager")
+PAT = Actor("pat", "product")
+# The published prices (USD per 1M tokens: text in, image in, image out) from openai-images.md, written
+# out here rather than read from the library, so a wrong seed or a wrong formula fails.
+PUBLISHED = {
+    "gpt-image-2": (5.00, 8.00, 30.00),
+    "gpt-image-2-2026-04-21": (5.00, 8.00, 30.00),
+    "gpt-image-2.5-sunburst": (5.00, 8.00, 30.00),
+    "gpt-image-2.5-sunburst-2026-09-08": (5.00, 8.00, 30.00),
+    "gpt-image-2.5-flare": (5.00, 8.00, 30.00),
+    "gpt-image-2.5-flare-2026-09-08": (5.00, 8.00, 30.00),
+    "gpt-image-2.6-sunburst": (5.00, 8.00, 30.00),
+    "gpt-image-2.6-flare": (5.00, 8.00, 30.00),
+    "gpt-image-1.5": (5.00, 8.00, 32.00),
+    "gpt-image-1-mini": (2.00, 2.50, 8.00),
+}
+# Models the stand-in serves and the pipeline still calls, whatever today's date.
+CURRENT = [m for m in PUBLISHED if m.startswith("gpt-image-2")]
+
+
+def run(engine, settings: Settings, ids: list[str], **options) -> tuple[list[pipeline.GenerationResult], dict]:
+    return pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
+
+
+def attempts(engine, *where) -> list[Attempt]:
+    with Session(engine) as session:
+        return list(session.exec(select(Attempt).where(*where).order_by(Attempt.id)).all())
+
+
+def expected_cost(prompt: str, image_tokens: int, text_in: float = 5.00, image_out: float = 30.00) -> float:
+    """What the stand-in's usage should cost: ceil(len/4) text tokens in, `image_tokens` out."""
+    return math.ceil(len(prompt) / 4) * text_in / 1e6 + image_tokens * image_out / 1e6
+
+
+def prompt_for(engine, solution_id: str) -> str:
+    with Session(engine) as session:
+        return prompts.render(session=session, solution=session.get(Solution, solution_id))[1]
+
+
+def cli_run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
+    code = cli.main([*argv, "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def spend(engine, *costs: float, at: datetime | None = None, status: str = AttemptStatus.succeeded, sid: str) -> None:
+    """Record finished (or running, reserved) paid attempts directly, as earlier batches would have."""
+    with Session(engine) as session:
+        for cost in costs:
+            running = status == AttemptStatus.running
+            session.add(
+                Attempt(
+                    solution_id=sid,
+                    provider="openai",
+                    model="gpt-image-2",
+                    size="1024x1024",
+                    quality="medium",
+                    prompt="p",
+                    request_key=f"k{time.monotonic_ns()}",
+                    status=status,
+                    started_at=at or utcnow(),
+                    reserved_usd=cost,
+                    cost_usd=0.0 if running else cost,
+                )
+            )
+        session.commit()
+
+
+# -- cost ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", list(PUBLISHED))
+def test_each_priced_model_is_charged_from_the_usage_at_its_published_rates(engine, model):
+    text_in, image_in, image_out = PUBLISHED[model]
+    usage = Usage(input_text_tokens=120, input_image_tokens=700, output_image_tokens=1056, output_text_tokens=9)
+
+    with Session(engine) as session:
+        price, own = budget.price_for(session=session, model=model)
+
+    assert own and price.model == model
+    # output text tokens are charged at the image-output rate: never under-count
+    expected = (120 * text_in + 700 * image_in + (1056 + 9) * image_out) / 1e6
+    assert budget.cost_from_usage(price, usage) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("model", CURRENT)
+def test_a_call_records_the_cost_of_the_usage_the_server_returned(
+    engine, openai_settings, standin, make_solutions, model
+):
+    (sid,) = make_solutions(1)
+
+    (result,), _ = run(engine, openai_settings, [sid], model=model, quality="low")
+
+    (attempt,) = attempts(engine)
+    assert (result.status, attempt.model, attempt.cost_source) == ("succeeded", model, "usage")
+    assert attempt.output_image_tokens == 272  # what the stand-in said a low 1024x1024 image took
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 272), abs=1e-9)
+    assert result.cost_usd == attempt.cost_usd
+
+
+def test_a_reply_without_usage_is_charged_the_per_image_price_for_its_model_size_and_quality(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    standin.enqueue("success", usage=False)  # another OpenAI-compatible server: no `usage` in the reply
+
+    (result,), _ = run(engine, openai_settings, [sid], model="gpt-image-2.5-flare", quality="high", size="1536x1024")
+
+    (attempt,) = attempts(engine)
+    assert (result.status, attempt.cost_source, attempt.output_image_tokens) == ("succeeded", "per_image", None)
+    # 4160 image tokens for a high 1024x1024 image, times 1.5 for the larger area
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 6240), abs=1e-9)
+
+
+def test_a_model_missing_from_the_price_table_is_charged_at_the_dearest_rates(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    standin.models["acme-image-1"] = None  # a compatible server's own model
+
+    (result,), _ = run(engine, openai_settings, [sid], model="acme-image-1")
+
+    (attempt,) = attempts(engine)
+    assert (result.status, attempt.cost_source) == ("succeeded", "assumed_price")
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 1056, image_out=32.00), abs=1e-9)
+
+
+# -- the hard budget ---------------------------------------------------------------------------
+def test_a_ten_cent_daily_cap_lets_exactly_three_of_eight_parallel_calls_through(
+    engine, openai_settings, standin, make_solutions
+):
+    ids = make_solutions(8)
+    standin.latency = 0.3  # calls overlap, so the four workers race for the budget
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.10})
+
+    results, summary = run(engine, settings, ids, model="gpt-image-2", quality="medium", concurrency=4)
+
+    assert standin.max_in_flight > 1
+    assert standin.image_calls == 3
+    assert Counter((r.status, r.error_kind) for r in results) == {
+        ("succeeded", None): 3,
+        ("failed", "budget_exceeded"): 5,
+    }
+    assert summary["errors_by_kind"] == {"budget_exceeded": 5}
+    paid = [r.cost_usd for r in results if r.status == "succeeded"]
+    assert all(0.031 < cost < 0.033 for cost in paid)  # about $0.032 an image
+    refused = attempts(engine, Attempt.error_kind == "budget_exceeded")
+    assert all((a.cost_usd, a.reserved_usd) == (0.0, 0.0) for a in refused)
+    assert all("budget has $" in a.error_message for a in refused)
+    with Session(engine) as session:
+        state = budget.budget_state(session=session, settings=settings)
+    assert state.spent_today == pytest.approx(sum(paid), abs=1e-9)
+    assert state.spent_today < 0.10
+
+
+class HeldStandIn(OpenAIStandIn):
+    """The stand-in, except that image answers wait for `release`: paid calls stay in flight while we look."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def _image_answer(self, *args):  # type: ignore[no-untyped-def]
+        self.release.wait(30)
+        return super()._image_answer(*args)
+
+    def close(self) -> None:
+        self.release.set()
+        super().close()
+
+
+def test_two_processes_sharing_the_database_never_jointly_pass_the_cap(engine, make_solutions, tmp_path):
+    ids = make_solutions(8)
+    with HeldStandIn() as server:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OPENAI_API_KEY": TEST_KEY,
+            "OPENAI_BASE_URL": server.base_url,
+            "IMAGE_PROVIDER": "openai",
+            "IMAGE_BUDGET_DAILY_USD": "0.10",
+        }
+        command = [sys.executable, "-m", "aixchange_images", "generate", "--concurrency", "4", "--json"]
+        procs = [
+            subprocess.Popen(
+                [*command, "--solution", *half], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for half in (ids[:4], ids[4:])
+        ]
+        try:
+            # Every attempt decided while no paid call has been answered: each process saw the other's
+            # reservations, or more than three would be running now.
+            deadline = time.monotonic() + 30
+            while len(decided := attempts(engine)) < 8:
+                assert all(p.poll() is None for p in procs), "a process ended before deciding its attempts"
+                assert time.monotonic() < deadline, "the processes did not decide their attempts in time"
+                time.sleep(0.05)  # polling interval, not a stand-in for synchronisation
+            assert Counter(a.status for a in decided) == {AttemptStatus.running: 3, AttemptStatus.failed: 5}
+            assert len({a.pid for a in decided}) == 2
+            server.release.set()
+            outputs = [p.communicate(timeout=30) for p in procs]
+        finally:
+            server.release.set()
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+    assert [p.returncode for p in procs] == [1, 1]  # each batch had at least one refused call
+    results = [r for out, _ in outputs for r in json.loads(out)["results"]]
+    assert Counter(r["error_kind"] for r in results) == {None: 3, "budget_exceeded": 5}
+    assert server.image_calls == 3
+    with Session(engine) as session:
+        state = budget.budget_state(session=session, settings=load_settings(image_budget_daily_usd=0.10))
+    assert 0.09 < state.spent_today < 0.10
+
+
+def test_a_price_change_applies_to_new_attempts_and_old_attempts_keep_their_cost(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    (before,), _ = run(engine, openai_settings, [sid])
+
+    with session_scope(engine, write=True) as session:
+        admin.set_price(
+            session=session, actor=ALICE, model="gpt-image-2", text_input=5.0, image_input=8.0, image_output=60.0
+        )
+        session.commit()
+    (after,), _ = run(engine, openai_settings, [sid], use_cache=False)
+
+    old, new = attempts(engine)
+    assert old.cost_usd == before.cost_usd == pytest.approx(expected_cost(old.prompt, 1056), abs=1e-9)
+    assert new.cost_usd == after.cost_usd == pytest.approx(expected_cost(new.prompt, 1056, image_out=60.0), abs=1e-9)
+    with Session(engine) as session:
+        old_candidate = session.get(Candidate, old.candidate_id)
+        (event,) = session.exec(select(AuditEvent).where(AuditEvent.action == "price.change")).all()
+    assert old_candidate.cost_usd == before.cost_usd
+    assert (event.actor, event.target) == ("alice", "gpt-image-2")
+    assert event.detail == {"old": [5.0, 8.0, 30.0], "new": [5.0, 8.0, 60.0]}
+
+
+def test_a_manager_may_not_change_a_price(engine):
+    with session_scope(engine, write=True) as session, pytest.raises(PermissionDenied):
+        admin.set_price(session=session, actor=MIA, model="gpt-image-2", text_input=0, image_input=0, image_output=0)
+
+    with Session(engine) as session:
+        price = session.get(Price, "gpt-image-2")
+        assert price.image_output_per_m == 30.0
+        assert session.exec(select(AuditEvent)).all() == []
+
+
+# -- estimates -----------------------------------------------------------------------------------
+def test_an_estimate_counts_paid_calls_cache_hits_and_dollars_without_calling(
+    engine, openai_settings, standin, make_solutions
+):
+    done, fresh, other = make_solutions(3)
+    (first,), _ = run(engine, openai_settings, [done])
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 1.00})
+    requests_before = len(standin.requests)
+
+    def estimate(**options) -> dict:
+        return pipeline.estimate_batch(engine, settings, [done, fresh, other], pipeline.GenerateOptions(**options))
+
+    one, two, uncached = estimate(), estimate(candidates=2), estimate(use_cache=False)
+
+    each = {sid: expected_cost(prompt_for(engine, sid), 1056) for sid in (done, fresh, other)}
+    assert one == {
+        "calls": 2,
+        "paid": True,
+        "expected_cache_hits": 1,
+        "estimated_cost_usd": pytest.approx(each[fresh] + each[other], abs=1e-6),
+        "budget_left_usd": pytest.approx(1.00 - first.cost_usd, abs=1e-6),
+        "fits_budget": True,
+    }
+    assert (two["calls"], two["expected_cache_hits"]) == (5, 1)  # variant 1 of `done` is new
+    assert two["estimated_cost_usd"] == pytest.approx(sum(each.values()) + each[fresh] + each[other], abs=1e-6)
+    assert (uncached["calls"], uncached["expected_cache_hits"]) == (3, 0)
+    assert len(standin.requests) == requests_before
+
+
+def test_an_estimate_over_what_the_budget_has_left_does_not_fit(engine, openai_settings, standin, make_solutions):
+    ids = make_solutions(2)
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.05})
+
+    estimate = pipeline.estimate_batch(engine, settings, ids, pipeline.GenerateOptions())
+
+    assert (estimate["calls"], estimate["budget_left_usd"], estimate["fits_budget"]) == (2, 0.05, False)
+
+
+def test_generate_json_summary_carries_the_estimate_it_printed_before_the_batch(
+    engine, openai_settings, standin, make_solutions, capsys
+):
+    (sid,) = make_solutions(1)
+
+    code, payload, err = cli_run(capsys, "generate", "--solution", sid)
+
+    assert code == 0, err
+    cost = expected_cost(prompt_for(engine, sid), 1056)
+    assert payload["summary"]["estimate"] == {
+        "calls": 1,
+        "paid": True,
+        "expected_cache_hits": 0,
+        "estimated_cost_usd": pytest.approx(cost, abs=1e-6),
+        "budget_left_usd": None,
+        "fits_budget": True,
+    }
+    assert payload["summary"]["cost_usd"] == pytest.approx(cost, abs=1e-6)
+    assert f"(about ${cost:.4f})" in err
+
+
+# -- alerts --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("share", "spent", "alert"),
+    [
+        (None, 0.79, None),
+        (None, 0.80, "The daily image budget is 80% used ($0.80 of $1.00)."),
+        (None, 1.25, "The daily image budget is 125% used ($1.25 of $1.00)."),
+        (0.5, 0.49, None),
+        (0.5, 0.50, "The daily image budget is 50% used ($0.50 of $1.00)."),
+    ],
+    ids=["below-default", "at-default", "over", "below-custom", "at-custom"],
+)
+def test_a_budget_alerts_once_at_or_over_its_share(engine, make_solutions, share, spent, alert):
+    (sid,) = make_solutions(1)
+    spend(engine, spent, sid=sid)
+    settings = load_settings(image_budget_daily_usd=1.00, image_budget_monthly_usd=100.0)
+    if share is not None:
+        settings = settings.model_copy(update={"image_budget_alert_share": share})
+
+    with Session(engine) as session:
+        state = budget.budget_state(session=session, settings=settings)
+
+    assert state.alerts == ([alert] if alert else [])
+
+
+def test_the_alerts_count_running_reservations_and_each_period_separately(engine, make_solutions):
+    (sid,) = make_solutions(1)
+    now = datetime(2026, 3, 15, 12, tzinfo=UTC)
+    spend(engine, 0.50, at=now - timedelta(hours=1), sid=sid)
+    spend(engine, 0.30, at=now - timedelta(minutes=1), status=AttemptStatus.running, sid=sid)  # reserved, in flight
+    spend(engine, 5.00, at=now - timedelta(days=10), sid=sid)  # this month, not today
+    spend(engine, 90.0, at=now - timedelta(days=20), sid=sid)  # last month
+    settings = load_settings(image_budget_daily_usd=1.00, image_budget_monthly_usd=10.0)
+
+    with Session(engine) as session:
+        state = budget.budget_state(session=session, settings=settings, now=now)
+
+    assert (state.spent_today, state.spent_month) == (pytest.approx(0.80), pytest.approx(5.80))
+    assert state.alerts == ["The daily image budget is 80% used ($0.80 of $1.00)."]
+    assert state.left == pytest.approx(0.20)
+
+
+def test_generate_warns_on_stderr_once_the_budget_passes_its_alert_share(
+    engine, openai_settings, standin, make_solutions, capsys, monkeypatch
+):
+    quiet, loud = make_solutions(2)
+    monkeypatch.setenv("IMAGE_BUDGET_DAILY_USD", "1.00")
+    code, _, err = cli_run(capsys, "generate", "--solution", quiet)
+    assert code == 0 and "warning:" not in err  # about 3% of the budget
+
+    monkeypatch.setenv("IMAGE_BUDGET_DAILY_USD", "0.07")
+    code, payload, err = cli_run(capsys, "generate", "--solution", loud)
+
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {payload['summary']['budget']['alerts'][0]}"]
+    assert "The daily image budget is 9" in warnings[0]  # two calls of about $0.032 of $0.07
+
+
+def open_page(name: str, actor: Actor) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["actor"] = actor
+    at.run()
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize(("actor", "shown"), [(ALICE, True), (MIA, True), (PAT, False)])
+def test_the_dashboard_banner_warns_admins_and_managers_near_the_budget(
+    engine, make_solutions, monkeypatch, actor, shown
+):
+    (sid,) = make_solutions(1)
+    monkeypatch.setenv("IMAGE_BUDGET_DAILY_USD", "1.00")
+    spend(engine, 0.90, sid=sid)
+
+    at = open_page("overview", actor)
+
+    banner = [w.value for w in at.warning if "image budget" in w.value]
+    assert banner == (["The daily image budget is 90% used ($0.90 of $1.00)."] if shown else [])
+    assert "Overview" in [t.value for t in at.title]
+
+
+def test_the_dashboard_banner_stays_away_below_the_alert_share(engine, make_solutions, monkeypatch):
+    (sid,) = make_solutions(1)
+    monkeypatch.setenv("IMAGE_BUDGET_DAILY_USD", "1.00")
+    spend(engine, 0.70, sid=sid)
+
+    at = open_page("overview", ALICE)
+
+    assert not [w for w in at.warning if "image budget" in w.value]
+    assert "Overview" in [t.value for t in at.title]
+
+
+# -- the cache -----------------------------------------------------------------------------------
+def test_a_repeated_request_is_free_and_counted_as_saved_and_no_cache_calls_again(
+    engine, openai_settings, standin, make_solutions, capsys
+):
+    (sid,) = make_solutions(1)
+    (paid,), _ = run(engine, openai_settings, [sid])
+    seen = len(standin.requests)
+
+    (cached,), summary = run(engine, openai_settings, [sid])
+
+    assert len(standin.requests) == seen and standin.image_calls == 1  # nothing reached the server
+    assert (cached.status, cached.cache_hit, cached.cost_usd, summary["cost_usd"]) == ("succeeded", True, 0.0, 0)
+    _, hit = attempts(engine)
+    assert (hit.cost_usd, hit.saved_usd, hit.cost_source) == (0.0, paid.cost_usd, "cache")
+    with Session(engine) as session:
+        head = metrics.headline(session=session)
+    assert (head["cache_hits"], head["cache_saved_usd"], head["spend_usd"]) == (1, paid.cost_usd, paid.cost_usd)
+
+    code, payload, err = cli_run(capsys, "generate", "--solution", sid, "--no-cache")
+
+    assert code == 0, err
+    (fresh,) = payload["results"]
+    assert (fresh["cache_hit"], fresh["cost_usd"] > 0) == (False, True)
+    assert standin.image_calls == 2
+
+
+# -- the Settings page ---------------------------------------------------------------------------
+def test_settings_saves_an_edited_price_and_shows_it_in_the_audit_log(engine):
+    at = open_page("settings", ALICE)
+    table = at.data_editor(key="prices").value
+    row = int(table.index[table["model"] == "gpt-image-2"][0])
+
+    at.session_state["prices"] = {"edited_rows": {row: {"image out": 45.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    next(b for b in at.button if b.label == "Save prices").click().run()
+
+    assert not at.exception, at.exception
+    with Session(engine) as session:
+        assert session.get(Price, "gpt-image-2").image_output_per_m == 45.0
+        assert session.get(Price, "gpt-image-1.5").image_output_per_m == 32.0  # untouched rows stay
+    log = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    assert list(log["action"]) == ["price.change"]
+    assert list(log["target"]) == ["gpt-image-2"]
