@@ -134,7 +134,9 @@ class BudgetState:
         """One sentence per budget at or past its alert share."""
         out = []
         for name, (cap, spent) in zip(("daily", "monthly"), self._pairs(), strict=True):
-            if cap and spent >= cap * self.alert_share:
+            if cap == 0:
+                out.append(f"The {name} image budget is $0: every paid call is refused until it is raised.")
+            elif cap is not None and spent >= cap * self.alert_share:
                 out.append(f"The {name} image budget is {spent / cap:.0%} used (${spent:.2f} of ${cap:.2f}).")
         return out
 

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
-from . import admin, auth, budget, catalogue, demo, metrics, pipeline, prompts, review
+from . import admin, auth, batch, budget, catalogue, demo, metrics, pipeline, prompts, review
 from .config import ConfigError, Settings, load_settings
 from .db import get_engine, session_scope
 from .models import ImageStatus, Solution
@@ -232,14 +232,14 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
         if notice:
             print(f"note: {notice}", file=sys.stderr)
     ids = _select_ids(args, engine)
-    estimate = pipeline.estimate_batch(engine, settings, ids, options)
+    estimate = batch.estimate_batch(engine, settings, ids, options)
     if ids:
         print(
             f"Generating {len(ids) * args.candidates} image(s) with {plan.provider.name}/{plan.model}"
             f" (about ${estimate['estimated_cost_usd']:.4f}).",
             file=sys.stderr,
         )
-    results, summary = pipeline.run_batch(engine, settings, ids, options, progress=_print_progress)
+    results, summary = batch.run_batch(engine, settings, ids, options, progress=_print_progress)
     summary["estimate"] = estimate
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()

@@ -8,16 +8,13 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from . import budget, storage
 from .auth import CLI_ACTOR, Actor, require
@@ -388,7 +385,7 @@ class Generator:
                     input_text_tokens=budget.prompt_tokens(attempt.prompt),
                     output_image_tokens=budget.expected_output_tokens(attempt.size, attempt.quality),
                 )
-                source = "per_image"
+                source = "per_image" if own else "assumed_price"
             else:
                 attempt.input_text_tokens, attempt.input_image_tokens = (
                     usage.input_text_tokens,
@@ -510,138 +507,3 @@ def _mark_pending(session: Session, solution_id: str) -> None:
         solution.image_status = ImageStatus.pending
         solution.updated_at = utcnow()
         session.add(solution)
-
-
-def next_variant(*, session: Session, solution_id: str) -> int:
-    latest = session.exec(select(func.max(Attempt.variant)).where(Attempt.solution_id == solution_id)).one()
-    return 0 if latest is None else int(latest) + 1
-
-
-ProgressFn = Callable[[int, int, GenerationResult], None]
-
-
-def run_batch(
-    engine: Engine,
-    settings: Settings,
-    solution_ids: list[str],
-    options: GenerateOptions,
-    *,
-    progress: ProgressFn | None = None,
-    stop: threading.Event | None = None,
-) -> tuple[list[GenerationResult], dict[str, Any]]:
-    """Generate `options.candidates` images for each solution, in parallel up to the concurrency."""
-    plan = make_plan(settings, options)
-    with session_scope(engine, write=True) as session:
-        budget.settle_interrupted(session=session)
-        session.commit()
-        tasks = _tasks(session, solution_ids, options)
-    generator = Generator(engine, settings, plan, stop)
-    workers = max(1, min(options.concurrency or settings.image_concurrency, len(tasks) or 1))
-    results: list[GenerationResult] = []
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool:
-        futures = [pool.submit(_guarded, generator, sid, variant) for sid, variant in tasks]
-        try:
-            for future in as_completed(futures):
-                result = future.result()
-                if result is None:
-                    continue
-                results.append(result)
-                if progress:
-                    progress(len(results), len(tasks), result)
-        except BaseException:
-            # The caller went away (Ctrl-C, a Streamlit rerun): start nothing new; calls in
-            # flight finish and are recorded, so nothing paid for is lost.
-            generator.stop.set()
-            raise
-    return results, summarise(results, len(tasks), time.perf_counter() - started, plan)
-
-
-def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) -> list[tuple[str, int]]:
-    tasks = []
-    for sid in dict.fromkeys(solution_ids):
-        first = 0 if options.use_cache else next_variant(session=session, solution_id=sid)
-        tasks.extend((sid, first + n) for n in range(options.candidates))
-    return tasks
-
-
-def _guarded(generator: Generator, solution_id: str, variant: int) -> GenerationResult | None:
-    if generator.stop.is_set():
-        return None  # stopped before it began: nothing was asked, nothing is recorded
-    return generator.generate(solution_id, variant)
-
-
-def estimate_batch(
-    engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions
-) -> dict[str, Any]:
-    """Paid calls and dollars a batch is expected to take, against what the budget has left.
-
-    Built for thousands of solutions: solutions and cache look-ups are read in chunks, templates
-    resolved once per category, the price once.
-    """
-    plan = make_plan(settings, options)
-    with Session(engine) as session:
-        generator = Generator(engine, settings, plan)
-        tasks = _tasks(session, solution_ids, options)
-        solutions: dict[str, Solution] = {}
-        for chunk in _chunks(list(dict.fromkeys(sid for sid, _ in tasks))):
-            solutions.update({s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(chunk)))})
-        planned = [
-            generator._new_attempt(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions
-        ]
-        planned = [a for a in planned if a.status != AttemptStatus.failed]
-        cached: set[str] = set()
-        if options.use_cache:
-            for chunk in _chunks([a.request_key for a in planned]):
-                cached.update(
-                    session.exec(
-                        select(Attempt.request_key).where(
-                            col(Attempt.request_key).in_(chunk), Attempt.status == AttemptStatus.succeeded
-                        )
-                    ).all()
-                )
-        paid = [a for a in planned if a.request_key not in cached]
-        dollars = 0.0
-        if plan.provider.paid and paid:
-            price, _ = budget.price_for(session=session, model=plan.model)
-            image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
-            dollars = sum(
-                budget.cost_from_usage(
-                    price, Usage(input_text_tokens=budget.prompt_tokens(a.prompt), output_image_tokens=image_tokens)
-                )
-                for a in paid
-            )
-        left = budget.budget_state(session=session, settings=settings).left
-    return {
-        "calls": len(paid),
-        "paid": plan.provider.paid,
-        "expected_cache_hits": len(planned) - len(paid),
-        "estimated_cost_usd": round(dollars, 6),
-        "budget_left_usd": None if left is None else round(left, 6),
-        "fits_budget": left is None or dollars <= left + 1e-9,
-    }
-
-
-def _chunks(items: list, size: int = 500) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def summarise(results: list[GenerationResult], planned: int, seconds: float, plan: Plan) -> dict[str, Any]:
-    kinds = Counter(r.error_kind for r in results if r.error_kind)
-    return {
-        "batch_id": plan.batch_id,
-        "provider": plan.provider.name,
-        "model": plan.model,
-        "size": plan.size,
-        "quality": plan.quality,
-        "planned": planned,
-        "attempted": len(results),
-        "not_run": planned - len(results),
-        "succeeded": sum(r.status == "succeeded" for r in results),
-        "failed": sum(r.status == "failed" for r in results),
-        "cache_hits": sum(r.cache_hit for r in results),
-        "published": sum(r.published_url is not None for r in results),
-        "cost_usd": round(sum(r.cost_usd for r in results), 6),
-        "errors_by_kind": dict(kinds),
-        "seconds": round(seconds, 3),
-    }

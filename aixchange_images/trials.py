@@ -17,7 +17,7 @@ from sqlalchemy import Integer, cast, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import pipeline
+from . import batch, pipeline
 from .auth import Actor, require
 from .budget import budget_state
 from .config import Settings
@@ -172,7 +172,7 @@ def estimate_trial(
         refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
         left = budget_state(session=session, settings=settings).left
     parts = [
-        pipeline.estimate_batch(engine, settings, solution_ids, _options(actor, provider, ref, quality)) for ref in refs
+        batch.estimate_batch(engine, settings, solution_ids, _options(actor, provider, ref, quality)) for ref in refs
     ]
     dollars = sum(p["estimated_cost_usd"] for p in parts)
     return {
@@ -209,7 +209,7 @@ def run_trial(
             progress(done, total, result)
 
     for ref in refs:
-        results, summary = pipeline.run_batch(
+        results, summary = batch.run_batch(
             engine, settings, trial.solution_ids, _options(actor, provider, ref, quality), progress=step
         )
         trial.results[ref] = {r.solution_id: r for r in results}

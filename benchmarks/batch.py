@@ -150,7 +150,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
     """Overhead per image with the stand-in answering at once: everything measured is ours."""
     from sqlmodel import Session
 
-    from aixchange_images import catalogue, db, pipeline
+    from aixchange_images import batch, catalogue, db, pipeline
     from aixchange_images.config import load_settings
 
     with OpenAIStandIn(latency=0.0) as standin, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -166,7 +166,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
                 session.commit()
                 ids = [s.id for s in catalogue.list_solutions(session=session)]
             started = time.perf_counter()
-            results, _ = pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(concurrency=concurrency))
+            results, _ = batch.run_batch(engine, settings, ids, pipeline.GenerateOptions(concurrency=concurrency))
             seconds = time.perf_counter() - started
             assert all(r.status == "succeeded" for r in results), [r.error for r in results if r.error]
             db.dispose_engines()

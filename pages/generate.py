@@ -5,7 +5,7 @@ import streamlit as st
 from sqlmodel import select
 
 import ui
-from aixchange_images import admin, catalogue, pipeline, templates
+from aixchange_images import admin, batch, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.models import ImageStatus, Solution
 
@@ -100,7 +100,7 @@ if not ids:
     )
     st.stop()
 
-estimate = ui.attempt(lambda: pipeline.estimate_batch(ui.engine(), settings, ids, options))
+estimate = ui.attempt(lambda: batch.estimate_batch(ui.engine(), settings, ids, options))
 if estimate is None:
     st.stop()
 m1, m2, m3, m4 = st.columns(4)
@@ -130,7 +130,7 @@ if run:
                 st.write(f":red[✗] `{result.solution_id}` — {result.error}")
 
         results, summary = ui.attempt(
-            lambda: pipeline.run_batch(ui.engine(), settings, ids, options, progress=progress)
+            lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress)
         ) or ([], None)
         if summary:
             status.update(

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import pipeline, review
+from aixchange_images import batch, pipeline, review
 from aixchange_images.models import Candidate, CandidateState, Solution
 
 QUEUE_PAGE = 30
@@ -114,7 +114,7 @@ with right:
     if c1.button("Regenerate", icon=":material/refresh:", help="A new paid call (or a new local variant)."):
         options = pipeline.GenerateOptions(candidates=1, use_cache=False, actor=actor)
         with st.spinner("Generating a new candidate…"):
-            out = ui.attempt(lambda: pipeline.run_batch(ui.engine(), settings, [solution.id], options))
+            out = ui.attempt(lambda: batch.run_batch(ui.engine(), settings, [solution.id], options))
         if out is not None:
             result = out[0][0] if out[0] else None
             if result is not None and result.status == "failed":

@@ -99,8 +99,12 @@ with defaults_tab:
         )
         concurrency = c3.number_input("Parallel calls", 1, 64, settings.image_concurrency)
         rate = c1.number_input("Calls per minute (0 = no cap)", 0, 10000, settings.image_rate_limit_per_minute or 0)
-        daily = c2.number_input("Daily budget USD (0 = no cap)", 0.0, 1e6, settings.image_budget_daily_usd or 0.0)
-        monthly = c3.number_input("Monthly budget USD (0 = no cap)", 0.0, 1e7, settings.image_budget_monthly_usd or 0.0)
+        daily = c2.number_input(
+            "Daily budget USD (empty = the server's setting)", 0.0, 1e6, settings.image_budget_daily_usd
+        )
+        monthly = c3.number_input(
+            "Monthly budget USD (empty = the server's setting)", 0.0, 1e7, settings.image_budget_monthly_usd
+        )
         share = c1.slider("Alert at share of a budget", 0.1, 1.0, settings.image_budget_alert_share, 0.05)
         if st.form_submit_button("Save defaults", type="primary"):
             changes = {
@@ -111,8 +115,8 @@ with defaults_tab:
                 "dalle_image_format": fmt,
                 "image_concurrency": int(concurrency),
                 "image_rate_limit_per_minute": int(rate) or None,
-                "image_budget_daily_usd": daily or None,
-                "image_budget_monthly_usd": monthly or None,
+                "image_budget_daily_usd": daily,
+                "image_budget_monthly_usd": monthly,
                 "image_budget_alert_share": share,
             }
             write(

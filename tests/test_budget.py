@@ -19,7 +19,7 @@ from openai_standin import OpenAIStandIn
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from aixchange_images import admin, budget, cli, metrics, pipeline, prompts
+from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -48,7 +48,7 @@ CURRENT = [m for m in PUBLISHED if m.startswith("gpt-image-2")]
 
 
 def run(engine, settings: Settings, ids: list[str], **options) -> tuple[list[pipeline.GenerationResult], dict]:
-    return pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
+    return batch.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
 
 
 def attempts(engine, *where) -> list[Attempt]:
@@ -286,7 +286,7 @@ def test_an_estimate_counts_paid_calls_cache_hits_and_dollars_without_calling(
     requests_before = len(standin.requests)
 
     def estimate(**options) -> dict:
-        return pipeline.estimate_batch(engine, settings, [done, fresh, other], pipeline.GenerateOptions(**options))
+        return batch.estimate_batch(engine, settings, [done, fresh, other], pipeline.GenerateOptions(**options))
 
     one, two, uncached = estimate(), estimate(candidates=2), estimate(use_cache=False)
 
@@ -309,7 +309,7 @@ def test_an_estimate_over_what_the_budget_has_left_does_not_fit(engine, openai_s
     ids = make_solutions(2)
     settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.05})
 
-    estimate = pipeline.estimate_batch(engine, settings, ids, pipeline.GenerateOptions())
+    estimate = batch.estimate_batch(engine, settings, ids, pipeline.GenerateOptions())
 
     assert (estimate["calls"], estimate["budget_left_usd"], estimate["fits_budget"]) == (2, 0.05, False)
 
@@ -472,3 +472,12 @@ def test_settings_saves_an_edited_price_and_shows_it_in_the_audit_log(engine):
     log = next(d.value for d in at.dataframe if "action" in d.value.columns)
     assert list(log["action"]) == ["price.change"]
     assert list(log["target"]) == ["gpt-image-2"]
+
+
+def test_a_zero_budget_says_every_paid_call_is_refused(engine, settings):
+    from aixchange_images.budget import budget_state
+
+    zero = settings.with_overrides({"image_budget_daily_usd": 0.0})
+    with Session(engine) as session:
+        alerts = budget_state(session=session, settings=zero).alerts
+    assert alerts == ["The daily image budget is $0: every paid call is refused until it is raised."]

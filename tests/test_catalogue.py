@@ -11,7 +11,7 @@ import pytest
 from conftest import get_solution, solution_record
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import cli, db, pipeline, review
+from aixchange_images import batch, cli, db, pipeline, review
 from aixchange_images.auth import CLI_ACTOR
 from aixchange_images.config import load_settings
 from aixchange_images.models import PLACEHOLDER_URL, PUBLIC_PREFIX, ImageStatus, Solution
@@ -211,7 +211,7 @@ def test_export_round_trips_with_the_current_image_urls(engine, make_solutions, 
         solution.image_url, solution.image_status = PLACEHOLDER_URL, ImageStatus.placeholder
         session.add(solution)
         session.commit()
-    (result,), _ = pipeline.run_batch(engine, settings, [approved], pipeline.GenerateOptions())
+    (result,), _ = batch.run_batch(engine, settings, [approved], pipeline.GenerateOptions())
     with db.session_scope(engine, write=True) as session:
         publication = review.approve(
             session=session, settings=settings, candidate_id=result.candidate_id, actor=CLI_ACTOR

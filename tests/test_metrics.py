@@ -13,7 +13,7 @@ from conftest import ROOT, get_solution
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from aixchange_images import cli, demo, metrics, pipeline, review
+from aixchange_images import batch, cli, demo, metrics, pipeline, review
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -443,7 +443,7 @@ def reject(engine, candidate_id: int) -> None:
 
 
 def generate(engine, settings: Settings, sid: str, **options) -> int:
-    (result,), _ = pipeline.run_batch(engine, settings, [sid], pipeline.GenerateOptions(**options))
+    (result,), _ = batch.run_batch(engine, settings, [sid], pipeline.GenerateOptions(**options))
     assert result.status == "succeeded", result.error
     return result.candidate_id
 

@@ -10,7 +10,7 @@ from conftest import get_solution
 from openai_standin import IMAGES_PATH, OpenAIStandIn
 from sqlmodel import Session, select
 
-from aixchange_images import pipeline
+from aixchange_images import batch, pipeline
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.models import Attempt, AttemptStatus, Candidate, ImageStatus
 from aixchange_images.openai_provider import OpenAIProvider
@@ -23,7 +23,7 @@ def openai_config(**overrides) -> Settings:
 
 
 def generate(engine, settings: Settings, solution_id: str, **options) -> tuple[pipeline.GenerationResult, Attempt]:
-    (result,), _ = pipeline.run_batch(engine, settings, [solution_id], pipeline.GenerateOptions(**options))
+    (result,), _ = batch.run_batch(engine, settings, [solution_id], pipeline.GenerateOptions(**options))
     with Session(engine) as session:
         attempt = session.get(Attempt, result.attempt_id)
     return result, attempt
@@ -223,7 +223,7 @@ def test_a_reply_that_is_not_an_image_is_bad_image_and_stores_nothing(
 def test_requests_never_carry_dalle_only_parameters(engine, openai_settings, standin, make_solutions):
     ids = make_solutions(3)
 
-    results, _ = pipeline.run_batch(engine, openai_settings, ids, pipeline.GenerateOptions(candidates=2))
+    results, _ = batch.run_batch(engine, openai_settings, ids, pipeline.GenerateOptions(candidates=2))
 
     assert [r.status for r in results] == ["succeeded"] * 6
     sent = image_requests(standin)

@@ -12,7 +12,7 @@ from conftest import get_solution
 from PIL import Image
 from sqlmodel import Session, select
 
-from aixchange_images import catalogue, pipeline
+from aixchange_images import batch, catalogue, pipeline
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.models import (
     PLACEHOLDER_URL,
@@ -34,7 +34,7 @@ def local_settings() -> Settings:
 
 
 def run(engine, settings: Settings, ids: list[str], **options) -> tuple[list[pipeline.GenerationResult], dict]:
-    return pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
+    return batch.run_batch(engine, settings, ids, pipeline.GenerateOptions(**options))
 
 
 def rows(engine, model, *where) -> list:
@@ -151,6 +151,27 @@ def test_a_cache_hit_reuses_the_image_at_no_cost_without_a_provider_call(
     assert second.candidate_id == first.candidate_id  # the same pending candidate, not a copy to review twice
 
 
+def test_after_a_rejection_generating_again_makes_a_new_image_not_the_rejected_one(
+    engine, local_settings, make_solutions
+):
+    from aixchange_images import review
+    from aixchange_images.auth import CLI_ACTOR
+
+    (sid,) = make_solutions(1)
+    (first,), _ = run(engine, local_settings, [sid])
+    with Session(engine) as session:
+        review.reject(session=session, candidate_id=first.candidate_id, reason="off_brand", actor=CLI_ACTOR)
+        session.commit()
+
+    (again,), _ = run(engine, local_settings, [sid])  # the cache is on, as on the Generate page
+
+    assert again.status == "succeeded" and not again.cache_hit
+    old, new = rows(engine, Candidate)
+    assert (old.state, new.state) == ("rejected", "pending")
+    assert new.sha256 != old.sha256
+    assert get_solution(engine, sid).image_status == "pending"
+
+
 def test_a_cache_hit_for_another_solution_is_a_free_copy_of_the_same_file(engine, local_settings, make_solutions):
     (sid,) = make_solutions(1)
     (first,), _ = run(engine, local_settings, [sid])
@@ -251,7 +272,7 @@ def test_the_rate_limit_holds_back_calls_beyond_it(engine, openai_settings, stan
         if done == 2:
             stop.set()  # the minute is not over: the other three must still be waiting
 
-    results, _ = pipeline.run_batch(
+    results, _ = batch.run_batch(
         engine, settings, ids, pipeline.GenerateOptions(concurrency=5), progress=progress, stop=stop
     )
 

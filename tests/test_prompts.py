@@ -11,7 +11,7 @@ import pytest
 from openai_standin import IMAGES_PATH, MODERATIONS_PATH
 from sqlmodel import Session, select
 
-from aixchange_images import cli, pipeline, prompts, templates, trials
+from aixchange_images import batch, cli, pipeline, prompts, templates, trials
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.config import load_settings
 from aixchange_images.models import (
@@ -291,7 +291,7 @@ def test_generation_uses_the_production_version_and_records_it(engine, make_solu
     move(engine, 2)
     settings = load_settings(dalle_image_size="256x256")
 
-    (result,), _ = pipeline.run_batch(engine, settings, [sid], pipeline.GenerateOptions())
+    (result,), _ = batch.run_batch(engine, settings, [sid], pipeline.GenerateOptions())
 
     with Session(engine) as session:
         attempt = session.get(Attempt, result.attempt_id)
@@ -341,7 +341,7 @@ def test_a_category_can_use_its_own_template(engine, make_solutions):
         session.commit()
     settings = load_settings(dalle_image_size="256x256")
 
-    results, _ = pipeline.run_batch(engine, settings, ids, pipeline.GenerateOptions())
+    results, _ = batch.run_batch(engine, settings, ids, pipeline.GenerateOptions())
 
     used = {r.solution_id: r.attempt_id for r in results}
     with Session(engine) as session:
@@ -374,7 +374,7 @@ def test_a_template_that_makes_the_prompt_unsafe_is_blocked_before_any_image_cal
     (sid,) = make_solutions(1)  # a harmless description
     save(engine, prompts.DEFAULT_TEMPLATE, style="Show graphic violence in the background.")
 
-    (blocked,), _ = pipeline.run_batch(engine, openai_settings, [sid], pipeline.GenerateOptions(template="default@2"))
+    (blocked,), _ = batch.run_batch(engine, openai_settings, [sid], pipeline.GenerateOptions(template="default@2"))
 
     assert blocked.error_kind == "moderation_blocked"
     assert (standin.moderation_calls, standin.image_calls) == (1, 0)
@@ -384,7 +384,7 @@ def test_a_template_that_makes_the_prompt_unsafe_is_blocked_before_any_image_cal
         attempt = session.get(Attempt, blocked.attempt_id)
     assert (attempt.moderation, attempt.template_ref, attempt.cost_usd) == ("flagged", "default@2", 0.0)
 
-    (passed,), _ = pipeline.run_batch(engine, openai_settings, [sid], pipeline.GenerateOptions(template="default@1"))
+    (passed,), _ = batch.run_batch(engine, openai_settings, [sid], pipeline.GenerateOptions(template="default@1"))
 
     assert passed.status == "succeeded"
     assert (standin.moderation_calls, standin.image_calls) == (2, 1)
@@ -395,7 +395,7 @@ def test_with_the_local_provider_the_local_rules_block_the_prompt(engine, make_s
     (sid,) = make_solutions(1)
     save(engine, prompts.DEFAULT_TEMPLATE, style="Add some gore for drama.")
 
-    (result,), _ = pipeline.run_batch(
+    (result,), _ = batch.run_batch(
         engine, load_settings(dalle_image_size="256x256"), [sid], pipeline.GenerateOptions(template="default@2")
     )
 

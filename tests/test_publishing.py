@@ -12,7 +12,7 @@ from conftest import get_solution
 from PIL import Image
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import catalogue, pipeline, review, storage
+from aixchange_images import batch, catalogue, pipeline, review, storage
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -35,7 +35,7 @@ def local_settings() -> Settings:
 
 def candidates(engine, settings: Settings, solution_id: str, n: int = 1) -> list[int]:
     """n fresh candidates for a solution from the local provider, in variant order."""
-    results, _ = pipeline.run_batch(
+    results, _ = batch.run_batch(
         engine, settings, [solution_id], pipeline.GenerateOptions(candidates=n, use_cache=False, concurrency=1)
     )
     assert all(r.status == "succeeded" for r in results), results
@@ -238,7 +238,7 @@ def test_auto_approve_publishes_the_first_good_candidate(engine, openai_settings
     (sid,) = make_solutions(1, title="My AI Tool!")
     standin.enqueue("garbage_image")  # the first candidate's reply is no image
 
-    results, summary = pipeline.run_batch(
+    results, summary = batch.run_batch(
         engine, openai_settings, [sid], pipeline.GenerateOptions(candidates=3, auto_approve=True, concurrency=1)
     )
 
