@@ -20,24 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget, catalogue, prompts, review, storage
+from aixchange_images import admin, auth, budget
 from aixchange_images.auth import Actor
-from aixchange_images.config import ConfigError, Settings, load_settings
+from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
 
 T = TypeVar("T")
-# Errors a person can fix: shown as one sentence, never as a traceback.
-USER_ERRORS = (
-    ConfigError,
-    catalogue.InputError,
-    prompts.PromptError,
-    review.ReviewError,
-    auth.AuthError,
-    auth.PermissionDenied,
-    storage.StorageError,
-    storage.BadImage,
-    ValueError,
-)
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
@@ -127,7 +115,7 @@ def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
     """Run a library action; a user error becomes one sentence on the page, nothing else."""
     try:
         result = action()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
     st.cache_data.clear()

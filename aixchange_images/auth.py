@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from .config import Settings
+from .config import Settings, UserError
 from .models import AuditEvent, Role, User, utcnow
 
 MAX_FAILED_LOGINS = 5
@@ -32,11 +32,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 _hasher = PasswordHasher()
 
 
-class PermissionDenied(PermissionError):
+class PermissionDenied(UserError, PermissionError):
     """The actor's role may not do this; the message says who may."""
 
 
-class AuthError(ValueError):
+class AuthError(UserError, ValueError):
     """Sign-in or user management refused; one sentence for a person."""
 
 

@@ -22,13 +22,14 @@ from pydantic import (
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from .config import UserError
 from .models import PLACEHOLDER_URL, PUBLIC_PREFIX, ImageStatus, Solution, utcnow
 
 STATUSES = {"active": "Active", "pending": "Pending", "inactive": "Inactive"}
 _URL = TypeAdapter(AnyHttpUrl)
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Input that cannot be used at all (exit 2); the message is one sentence."""
 
 

@@ -15,14 +15,13 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from . import admin, auth, batch, budget, catalogue, demo, metrics, pipeline, prompts, review
-from .config import ConfigError, Settings, load_settings
+from .config import Settings, UserError, load_settings
 from .db import get_engine, session_scope
 from .models import ImageStatus, Solution
 from .providers import model_notice
-from .storage import StorageError
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad usage or input: exit 2 with this one sentence."""
 
 
@@ -105,17 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = admin.effective_settings(session=session, settings=settings)
         handler = HANDLERS[args.command]
         payload, code = handler(args, settings, engine)
-    except (
-        UsageError,
-        ConfigError,
-        catalogue.InputError,
-        prompts.PromptError,
-        review.ReviewError,
-        auth.AuthError,
-        auth.PermissionDenied,
-        StorageError,
-        ValueError,
-    ) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -212,6 +201,8 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
+    if not 1 <= args.candidates <= 10:
+        raise UsageError("--candidates must be between 1 and 10.")
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
         raise UsageError("--concurrency must be between 1 and 64.")
     options = pipeline.GenerateOptions(

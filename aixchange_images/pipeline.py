@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from . import budget, storage
 from .auth import CLI_ACTOR, Actor, require
 from .budget import Usage
-from .config import Settings, check_size
+from .config import ConfigError, Settings, check_size
 from .db import session_scope
 from .models import (
     PLACEHOLDER_URL,
@@ -102,7 +102,7 @@ def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
     if options.auto_approve:
         require(options.actor, "review")
     if not 1 <= options.candidates <= 10:
-        raise ValueError("--candidates must be between 1 and 10.")
+        raise ConfigError("The number of candidates per solution must be between 1 and 10.")
     return Plan(
         provider=provider,
         model=provider.fixed_model or options.model or settings.image_model,

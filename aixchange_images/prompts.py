@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
+from .config import UserError
 from .models import Solution
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ SAMPLE_VARIABLES = {
 }
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A template or solution that cannot make a prompt; one sentence for a person."""
 
 

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any, ClassVar
 
 from .budget import Usage
-from .config import Settings, parse_size
+from .config import ConfigError, Settings, parse_size
 
 # Models the API no longer serves (or soon won't), with the day they stop (openai-images.md).
 SHUTDOWN_DATES = {
@@ -152,7 +152,7 @@ def get_provider(name: str, settings: Settings) -> Provider:
     """The provider called `name`, built once per settings object; unknown names fail clearly."""
     factory = _registry.get(name)
     if factory is None:
-        raise ValueError(f"Unknown image provider '{name}'; choose one of: {', '.join(provider_names())}.")
+        raise ConfigError(f"Unknown image provider '{name}'; choose one of: {', '.join(provider_names())}.")
     key = (name, id(settings))
     with _instances_lock:
         if key not in _instances:

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from . import storage
 from .auth import Actor, audit, require
 from .catalogue import status_for_url
-from .config import Settings
+from .config import Settings, UserError
 from .models import Attempt, Candidate, CandidateState, ImageStatus, Publication, Solution, utcnow
 
 REJECT_REASONS = {
@@ -24,7 +24,7 @@ REJECT_REASONS = {
 NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
 
 
-class ReviewError(ValueError):
+class ReviewError(UserError, ValueError):
     """A review action that cannot be done; one sentence for a person."""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .config import Settings
+from .config import Settings, UserError
 from .models import PUBLIC_PREFIX
 
 MAX_PIXELS = 40_000_000  # well above 3840x2160, far below a decompression bomb
@@ -22,11 +22,11 @@ THUMB_EDGE = 480
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 
 
-class BadImage(ValueError):
+class BadImage(UserError, ValueError):
     """Bytes that are not an acceptable image; the message is one sentence for a person."""
 
 
-class StorageError(OSError):
+class StorageError(UserError, OSError):
     """The disk refused a write; the message says which folder."""
 
 

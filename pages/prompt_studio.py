@@ -8,6 +8,7 @@ import streamlit as st
 
 import ui
 from aixchange_images import catalogue, prompts, templates, trials
+from aixchange_images.config import UserError
 from aixchange_images.models import Solution, utcnow
 from aixchange_images.providers import get_provider
 from aixchange_images.review import NOT_CHOSEN, REJECT_REASONS
@@ -56,7 +57,7 @@ def shown(read):
     """A read whose PromptError (or other user error) is one sentence on the page."""
     try:
         return read()
-    except ui.USER_ERRORS as exc:
+    except UserError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
 
