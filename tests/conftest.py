@@ -113,3 +113,22 @@ def make_solutions(engine):
 def get_solution(engine, solution_id: str) -> Solution:
     with Session(engine) as session:
         return session.get(Solution, solution_id)
+
+
+def app_test(actor=None):
+    """The dashboard in Streamlit's AppTest, signed in as `actor` (an auth.Actor) when given."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if actor is not None:
+        at.session_state["actor"] = actor
+    return at
+
+
+def open_page(name: str, actor=None):
+    """Run the app, switch to pages/<name>.py and check it raised nothing."""
+    at = app_test(actor)
+    at.run()
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at

@@ -14,10 +14,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ROOT, TEST_KEY
+from conftest import ROOT, TEST_KEY, open_page
 from openai_standin import OpenAIStandIn
 from sqlmodel import Session, select
-from streamlit.testing.v1 import AppTest
 
 from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts
 from aixchange_images.auth import Actor, PermissionDenied
@@ -392,15 +391,6 @@ def test_generate_warns_on_stderr_once_the_budget_passes_its_alert_share(
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: {payload['summary']['budget']['alerts'][0]}"]
     assert "The daily image budget is 9" in warnings[0]  # two calls of about $0.032 of $0.07
-
-
-def open_page(name: str, actor: Actor) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["actor"] = actor
-    at.run()
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 @pytest.mark.parametrize(("actor", "shown"), [(ALICE, True), (MIA, True), (PAT, False)])

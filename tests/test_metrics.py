@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, get_solution
+from conftest import get_solution, open_page
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -607,13 +607,6 @@ def test_a_manager_may_not_clean_up(engine, local_settings, reviewed):
 
 
 # -- pages ---------------------------------------------------------------------------------------
-def open_page(name: str, actor: Actor) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["actor"] = actor
-    at.run()
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:

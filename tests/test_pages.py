@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import app_test as app
+from conftest import open_page
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -15,21 +17,6 @@ from aixchange_images.models import AuditEvent, Candidate, CandidateState, Solut
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 ALL_PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "settings"]
-
-
-def app(actor: Actor | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if actor is not None:
-        at.session_state["actor"] = actor
-    return at
-
-
-def open_page(name: str, actor: Actor | None) -> AppTest:
-    at = app(actor)
-    at.run()
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def add_user(engine, username="alice", password="correct horse", role="admin"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import open_page
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -16,12 +17,7 @@ PAT = Actor("pat", "product")
 
 
 def studio(actor: Actor = PAT) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["actor"] = actor
-    at.run()
-    at.switch_page("pages/prompt_studio.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("prompt_studio", actor)
 
 
 def button(at: AppTest, label: str):
