@@ -120,11 +120,13 @@ run = go.button("Generate", type="primary", icon=":material/auto_awesome:")
 stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.")
 if run:
     bar = st.progress(0.0, text="Starting…")
-    log: list[pipeline.GenerationResult] = []
+    # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
+    # shows what was done.
+    st.session_state.update(last_batch=[], last_batch_total=len(ids) * int(candidates), last_batch_done=False)
     with st.status(f"Generating {len(ids) * int(candidates)} image(s) with {provider}…", expanded=True) as status:
 
         def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
-            log.append(result)
+            st.session_state["last_batch"].append(result.as_dict())
             bar.progress(done / total, text=f"{done} of {total} done")
             if result.status == "failed":
                 st.write(f":red[✗] `{result.solution_id}` — {result.error}")
@@ -140,11 +142,18 @@ if run:
                 expanded=False,
             )
     if summary:
-        st.session_state["generate_ids"] = []
-        st.session_state["last_batch"] = [r.as_dict() for r in results]
+        st.session_state.update(generate_ids=[], last_batch_done=True)
 
-if st.session_state.get("last_batch"):
+if st.session_state.get("last_batch") is not None and "last_batch_total" in st.session_state:
     st.subheader("Last run")
+    done, total = len(st.session_state["last_batch"]), st.session_state["last_batch_total"]
+    if not st.session_state.get("last_batch_done"):
+        st.warning(
+            f"Stopped after {done} of {total}: the rest were not started. Calls already in flight "
+            "finished and were kept (see Review and Metrics).",
+            icon=":material/stop_circle:",
+        )
+if st.session_state.get("last_batch"):
     frame = pd.DataFrame(st.session_state["last_batch"])[
         ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]
     ]

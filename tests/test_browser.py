@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,44 @@ def test_admin_signs_in_generates_approves_and_the_file_is_published(server, tmp
         page.screenshot(path=str(shots / "review.png"), full_page=True)
         browser.close()
     assert len(files) == 1 and files[0].stat().st_size > 10_000
+
+
+def test_stop_ends_a_running_batch_and_says_how_far_it_got(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    total = 120
+    records = {"solutions": [solution_record(i, title=f"Batch solution {i}") for i in range(total)]}
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps(records))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "aixchange_images", "import", str(many)], env=env, check=True, capture_output=True
+    )
+    db = tmp_path / "test.db"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(server)
+        page.get_by_role("textbox", name="Username").fill("admin")
+        page.get_by_role("textbox", name="Password").fill("browser-pass-123")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Generate").first.click()
+        expect(page.get_by_text(f"Missing an image ({total + 1})")).to_be_visible()
+        page.get_by_role("button", name="Generate").click()
+        expect(page.get_by_text(f"of {total + 1} done")).to_be_visible()
+        page.get_by_role("button", name="Stop").click()
+        stopped = page.get_by_text("Stopped after")
+        expect(stopped).to_be_visible()
+        reported = int(stopped.inner_text().split("Stopped after ")[1].split(" of ")[0])
+        browser.close()
+
+    def settled() -> int | None:
+        with closing(sqlite3.connect(db)) as conn:
+            running, made = conn.execute("SELECT SUM(status = 'running'), COUNT(*) FROM attempt").fetchone()
+        return made if running == 0 else None
+
+    made = _wait_until(settled, 30, "calls in flight to finish")
+    assert 0 < reported < total + 1
+    assert reported <= made <= reported + 4 + 1  # what was reported, plus what was in flight (4 workers)
+    assert made < total + 1  # the rest were never started
