@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test demo lint browser clean
+.PHONY: run test demo lint system-packages clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,18 +24,23 @@ run: $(VENV)/.runtime
 demo: $(VENV)/.runtime
 	$(PY) -m aixchange_images demo-data
 
-# The browser test needs Debian's chromium; installed here when we are root (CI is).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "The browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+# The browser test needs Debian's chromium and the second run a PostgreSQL server; both are
+# installed here when we are root (CI is).
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "The tests need Debian's$$missing: sudo apt-get install$$missing"; exit 1; fi; fi
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.dev browser lint
+# The whole suite twice: on SQLite (the default), then on a throwaway PostgreSQL server.
+test: $(VENV)/.dev system-packages lint
 	$(PY) -m pytest
+	tests/with_postgres.sh $(PY) -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

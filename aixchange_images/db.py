@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
@@ -80,11 +81,21 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
 
 
 def take_lock(session: Session, name: str) -> None:
-    """Serialise the rest of this transaction with every other holder of `name` (any process)."""
-    result = session.execute(text("UPDATE lock SET counter = counter + 1 WHERE name = :n"), {"n": name})
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(models.Lock(name=name, counter=1))
-        session.flush()
+    """Serialise the rest of this transaction with every other holder of `name` (any process).
+
+    An UPDATE of the lock's row holds its row lock until commit (PostgreSQL) or the write lock
+    (SQLite). The row is created on first use; a racing creator is harmless.
+    """
+    for _ in range(2):
+        result = session.execute(text("UPDATE lock SET counter = counter + 1 WHERE name = :n"), {"n": name})
+        if result.rowcount:  # type: ignore[attr-defined]
+            return
+        try:
+            with session.begin_nested():
+                session.add(models.Lock(name=name, counter=0))
+        except IntegrityError:
+            pass  # another transaction made it first: the UPDATE above now waits for that one
+    raise RuntimeError(f"Could not take the {name} lock.")
 
 
 # Ordered, numbered migrations, recorded in `schemamigration` (the way simonw/llm keeps them).

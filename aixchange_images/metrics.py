@@ -19,7 +19,10 @@ def frame(rows: Any, columns: list[str]) -> pd.DataFrame:
     """A DataFrame of a small SQL result; pandas loads on first use, keeping the CLI's start-up quick."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    if "day" in table.columns:  # SQLite's date() gives text, PostgreSQL's a date: one form for both
+        table["day"] = table["day"].map(lambda day: str(day)[:10] if day is not None else None)
+    return table
 
 
 FINISHED = (AttemptStatus.succeeded, AttemptStatus.failed, AttemptStatus.interrupted)

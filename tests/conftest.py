@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,12 +42,25 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    monkeypatch.setenv("DATABASE_URL", _database_for(tmp_path))
     monkeypatch.setenv("AIXCHANGE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EXTERNAL_IMAGES_PATH", str(tmp_path / "external-images"))
     _clear_streamlit_caches()  # the app caches its engine per server process, i.e. per test run
     yield tmp_path
     db.dispose_engines()
+
+
+def _database_for(tmp_path: Path) -> str:
+    """A SQLite file per test; with TEST_POSTGRES_URL set, a fresh PostgreSQL database per test instead."""
+    server = os.environ.get("TEST_POSTGRES_URL")
+    if not server:
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + "/" + name
 
 
 def _clear_streamlit_caches() -> None:

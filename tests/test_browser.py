@@ -6,16 +6,19 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from conftest import solution_record
+from sqlmodel import Session, select
+
+from aixchange_images.config import load_settings
+from aixchange_images.db import get_engine
+from aixchange_images.models import Attempt
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -153,7 +156,6 @@ def test_stop_ends_a_running_batch_and_says_how_far_it_got(server, tmp_path):
     subprocess.run(
         [sys.executable, "-m", "aixchange_images", "import", str(many)], env=env, check=True, capture_output=True
     )
-    db = tmp_path / "test.db"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -172,10 +174,12 @@ def test_stop_ends_a_running_batch_and_says_how_far_it_got(server, tmp_path):
         reported = int(stopped.inner_text().split("Stopped after ")[1].split(" of ")[0])
         browser.close()
 
+    engine = get_engine(load_settings())  # the server's database, SQLite or PostgreSQL
+
     def settled() -> int | None:
-        with closing(sqlite3.connect(db)) as conn:
-            running, made = conn.execute("SELECT SUM(status = 'running'), COUNT(*) FROM attempt").fetchone()
-        return made if running == 0 else None
+        with Session(engine) as session:
+            statuses = session.exec(select(Attempt.status)).all()
+        return len(statuses) if "running" not in statuses else None
 
     made = _wait_until(settled, 30, "calls in flight to finish")
     assert 0 < reported < total + 1
