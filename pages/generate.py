@@ -1,5 +1,7 @@
 """Generate: choose solutions and settings, see the cost first, run with live progress."""
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 from sqlmodel import select
@@ -8,6 +10,7 @@ import ui
 from aixchange_images import admin, batch, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.models import ImageStatus, Solution
+from aixchange_images.providers import model_notice
 
 actor = ui.guard("generate")
 settings = ui.settings()
@@ -86,6 +89,11 @@ options = pipeline.GenerateOptions(
     actor=actor,
     template=template,
 )
+notice = model_notice(model, date.today()) if provider != "local" else None
+if notice:
+    st.warning(notice, icon=":material/schedule:")
+if settings.quality_notice:
+    st.info(settings.quality_notice)
 if provider == "openai" and not has_key:
     st.error(
         "The openai provider needs OPENAI_API_KEY in the server's environment or .env; "

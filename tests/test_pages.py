@@ -230,3 +230,11 @@ def test_settings_never_shows_the_api_key(engine, monkeypatch):
     shown = " ".join(m.value for m in at.markdown)
     assert "configured" in shown
     assert "abcdefghijklmnop" not in shown and "sk-test" not in shown
+
+
+def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, monkeypatch):
+    monkeypatch.setenv("IMAGE_MODEL", "gpt-image-1")
+    monkeypatch.setenv("IMAGE_PROVIDER", "openai")
+    make_solutions(1)
+    at = open_page("generate", Actor("alice", "admin"))
+    assert any("gpt-image-1 was shut down on 2026-10-23" in w.value for w in at.warning)
