@@ -1,6 +1,7 @@
 """Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +16,12 @@ st.title("Settings")
 users_tab, defaults_tab, prices_tab, storage_tab, audit_tab = st.tabs(
     ["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"]
 )
+
+
+def base_url_shown(url: str) -> str:
+    """The base URL without any user:password part (a proxy's URL may carry one)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
 
 
 def write(fn, message: str):
@@ -74,7 +81,7 @@ with defaults_tab:
     key_state = "configured" if settings.openai_api_key else "not configured"
     st.markdown(
         f"OpenAI API key: **{key_state}** (set `OPENAI_API_KEY` on the server; it is never shown or stored)."
-        + (f" Base URL: `{settings.openai_base_url}`." if settings.openai_base_url else "")
+        + (f" Base URL: `{base_url_shown(settings.openai_base_url)}`." if settings.openai_base_url else "")
     )
     if settings.quality_notice:
         st.info(settings.quality_notice)

@@ -238,3 +238,11 @@ def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, 
     make_solutions(1)
     at = open_page("generate", Actor("alice", "admin"))
     assert any("gpt-image-1 was shut down on 2026-10-23" in w.value for w in at.warning)
+
+
+def test_settings_never_shows_credentials_in_the_base_url(engine, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://user:hunter2-secret@proxy.example.com:8443/v1")
+    at = open_page("settings", Actor("alice", "admin"))
+    shown = " ".join(m.value for m in at.markdown)
+    assert "https://proxy.example.com:8443/v1" in shown
+    assert "hunter2" not in shown and "user:" not in shown
