@@ -188,9 +188,12 @@ def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
-    text_in = usage.input_tokens_details.text_tokens if usage.input_tokens_details else usage.input_tokens
-    image_in = usage.input_tokens_details.image_tokens if usage.input_tokens_details else 0
-    details = usage.output_tokens_details
-    image_out = details.image_tokens if details else usage.output_tokens
-    text_out = details.text_tokens if details else 0
-    return Usage(text_in, image_in, image_out, text_out)
+    inputs = getattr(usage, "input_tokens_details", None)
+    details = getattr(usage, "output_tokens_details", None)
+    if getattr(usage, "output_tokens", None) is None and details is None:
+        return None  # not the Images API's usage shape (another server's): charge the per-image price
+    text_in = getattr(inputs, "text_tokens", None) if inputs else getattr(usage, "input_tokens", None)
+    image_in = getattr(inputs, "image_tokens", None) if inputs else 0
+    image_out = getattr(details, "image_tokens", None) if details else usage.output_tokens
+    text_out = getattr(details, "text_tokens", None) if details else 0
+    return Usage(text_in or 0, image_in or 0, image_out or 0, text_out or 0)
