@@ -225,11 +225,11 @@ def test_settings_adds_a_user_and_audits_a_budget_change(engine):
 
 
 def test_settings_never_shows_the_api_key(engine, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnopqrstuvwxyz0123")
+    monkeypatch.setenv("OPENAI_API_KEY", "fake-key-abcdefghijklmnopqrstuvwxyz0123")
     at = open_page("settings", Actor("alice", "admin"))
     shown = " ".join(m.value for m in at.markdown)
     assert "configured" in shown
-    assert "abcdefghijklmnop" not in shown and "sk-test" not in shown
+    assert "abcdefghijklmnop" not in shown and "fake-key" not in shown
 
 
 def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, monkeypatch):
