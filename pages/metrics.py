@@ -9,6 +9,13 @@ from aixchange_images import metrics, templates
 
 actor = ui.guard("view")
 st.title("Metrics")
+
+
+def show(fig, **layout) -> None:
+    fig.update_layout(**{**LAYOUT, **layout})
+    st.plotly_chart(fig, width="stretch")
+
+
 LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
 
 
@@ -80,8 +87,7 @@ with left:
     fig.add_bar(x=daily["day"], y=daily["attempts"], name="attempts")
     fig.add_scatter(x=daily["day"], y=daily["success_rate"], mode="lines", name="success rate", secondary_y=True)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05], secondary_y=True)
-    fig.update_layout(title="Attempts and success rate", **LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig, title="Attempts and success rate")
 with right:
     fig = px.bar(
         data["failures"],
@@ -91,8 +97,7 @@ with right:
         title="Failures by kind",
         labels={"n": "attempts", "error_kind": ""},
     )
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 
 left, right = st.columns(2)
 with left:
@@ -103,8 +108,7 @@ with left:
         title="Generation time (ms)",
         labels={"day": "", "value": "ms", "variable": ""},
     )
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 with right:
     fig = px.bar(
         data["by_model"],
@@ -117,8 +121,7 @@ with right:
     cap = ui.settings().image_budget_daily_usd
     if cap:
         fig.add_hline(y=cap, line_dash="dash", line_color="#dc2626", annotation_text="daily budget")
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 
 left, right = st.columns(2)
 with left:
@@ -130,22 +133,19 @@ with left:
         title="Spend per day by template version (USD)",
         labels={"day": "", "spend_usd": "USD"},
     )
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 with right:
     fig = px.bar(
         daily, x="day", y="saved_usd", title="Money the cache saved (USD)", labels={"day": "", "saved_usd": "USD"}
     )
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 
 st.subheader("Storage")
 left, right = st.columns([3, 2])
 with left:
     storage = data["storage"].assign(GB=lambda f: f["bytes"] / 1e9)
     fig = px.area(storage, x="day", y="GB", color="kind", title="Bytes on disk", labels={"day": ""})
-    fig.update_layout(**LAYOUT)
-    st.plotly_chart(fig, width="stretch")
+    show(fig)
 with right:
     st.caption("Largest consumers")
     st.dataframe(

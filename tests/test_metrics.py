@@ -12,6 +12,7 @@ import pytest
 from conftest import get_solution, open_page
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
+from test_cli import STATS_KEYS
 
 from aixchange_images import batch, cli, demo, metrics, pipeline, review
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
@@ -34,17 +35,6 @@ MIA = Actor("mia", "manager")
 D1 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 D2, D3, D4 = (D1 + timedelta(days=n) for n in (1, 2, 3))
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
-STATS_KEYS = {
-    "attempts",
-    "succeeded",
-    "failed",
-    "success_rate",
-    "p50_ms",
-    "p95_ms",
-    "spend_usd",
-    "storage_bytes",
-    "cost_per_approved_usd",
-}
 
 
 # -- a hand-built history ------------------------------------------------------------------------
