@@ -38,6 +38,10 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.request_id = request_id
         self.retries = 0  # retries made before giving up, set by providers that retry
+        self.unanswered = 0  # calls that timed out: the service may have billed them
+
+
+RetryCheck = Callable[["ProviderError"], bool]  # may this failed call be tried again?
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class ImageResult:
     request_id: str | None = None
     provider_ms: int = 0
     retries: int = 0
+    unanswered: int = 0  # earlier tries that timed out: the service may have billed them
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class Provider:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def generate(self, request: ImageRequest) -> ImageResult:
+    def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
+        """One image. A provider that retries asks `before_retry` first and gives up when it says no."""
         raise NotImplementedError
 
     def moderate(self, text: str) -> ModerationResult:
@@ -109,7 +115,7 @@ class LocalProvider(Provider):
     name = "local"
     fixed_model = "local-card"
 
-    def generate(self, request: ImageRequest) -> ImageResult:
+    def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
         from .artwork import draw_card  # drawing code is only loaded when it draws
 
         started = time.perf_counter()
