@@ -17,8 +17,8 @@ from . import budget
 from .budget import Usage
 from .config import Settings
 from .db import session_scope
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Solution
-from .pipeline import GenerateOptions, GenerationResult, Generator, Plan, make_plan
+from .models import Attempt, AttemptStatus, Candidate, Solution
+from .pipeline import SPENT, GenerateOptions, GenerationResult, Generator, Plan, cached_sources, make_plan, reusable
 
 ProgressFn = Callable[[int, int, GenerationResult], None]
 
@@ -35,7 +35,7 @@ def run_batch(
     """Generate `options.candidates` images for each solution, in parallel up to the concurrency."""
     plan = make_plan(settings, options)
     with session_scope(engine, write=True) as session:
-        budget.settle_interrupted(session=session)
+        budget.settle_interrupted(session=session, older_than=budget.longest_call(settings))
         session.commit()
         tasks = _tasks(session, solution_ids, options)
     generator = Generator(engine, settings, plan, stop)
@@ -63,19 +63,18 @@ def run_batch(
 def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) -> list[tuple[str, int]]:
     """(solution, variant) pairs to run.
 
-    With the cache a solution starts at variant = how many of its candidates were rejected: the same
-    request again (a resumed batch) is a cache hit, but after a rejection the next try is a new image.
-    Without the cache (Regenerate) it starts after the highest variant it ever had.
+    With the cache a solution starts after the highest variant whose image was rejected, rolled back
+    or replaced: the same request again (a resumed batch) is a cache hit, but once an image has been
+    turned down the next try is a new one. Without the cache (Regenerate) it starts after the
+    highest variant it ever had.
     """
     ids = list(dict.fromkeys(solution_ids))
+    query = select(Attempt.solution_id, func.max(Attempt.variant) + 1)
     if options.use_cache:
-        query = select(Candidate.solution_id, func.count()).where(Candidate.state == CandidateState.rejected)
-    else:
-        query = select(Attempt.solution_id, func.max(Attempt.variant) + 1)
-    key = Candidate.solution_id if options.use_cache else Attempt.solution_id
+        query = query.join(Candidate, Candidate.id == Attempt.candidate_id).where(col(Candidate.state).in_(SPENT))
     first: dict[str, int] = {}
     for chunk in _chunks(ids):
-        first.update(session.exec(query.where(col(key).in_(chunk)).group_by(key)).all())
+        first.update(session.exec(query.where(col(Attempt.solution_id).in_(chunk)).group_by(Attempt.solution_id)).all())
     return [(sid, int(first.get(sid) or 0) + n) for sid in ids for n in range(options.candidates)]
 
 
@@ -104,20 +103,12 @@ def estimate_batch(
             generator._new_attempt(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions
         ]
         planned = [a for a in planned if a.status != AttemptStatus.failed]
-        cached: set[str] = set()
+        sources: dict[str, list[Candidate]] = {}
         if options.use_cache:
             for chunk in _chunks([a.request_key for a in planned]):
-                reusable = (
-                    select(Attempt.request_key)
-                    .join(Candidate, Candidate.id == Attempt.candidate_id)
-                    .where(
-                        col(Attempt.request_key).in_(chunk),
-                        Attempt.status == AttemptStatus.succeeded,
-                        col(Candidate.deleted_at).is_(None),  # a cleaned-up image cannot be reused
-                    )
-                )
-                cached.update(session.exec(reusable).all())
-        paid = [a for a in planned if a.request_key not in cached]
+                for candidate, key in session.exec(cached_sources(chunk)):
+                    sources.setdefault(key, []).append(candidate)
+        paid = [a for a in planned if not any(reusable(c, a.solution_id) for c in sources.get(a.request_key, ()))]
         dollars = 0.0
         if plan.provider.paid and paid:
             price, _ = budget.price_for(session=session, model=plan.model)

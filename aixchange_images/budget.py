@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
 from .config import Settings, parse_size
@@ -30,8 +30,11 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, str | None]] = {
 }
 
 # Output image tokens for a 1024x1024 image; other sizes scale with their area. Only for
-# estimates before a call: what is charged comes from the `usage` the call returns.
-OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320, "auto": 1056}
+# estimates before a call and replies without usage: what is charged comes from the `usage` the
+# call returns. `auto` lets the service choose, so it is priced at the dearest it may choose
+# (high, at the largest standard size): a reservation must never be smaller than the bill.
+OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 8320, "max": 16640, "auto": 4160}
+AUTO_SIZE = (1536, 1024)
 FREE_PROVIDERS = frozenset({"local"})
 
 
@@ -76,8 +79,8 @@ def prompt_tokens(prompt: str) -> int:
 
 
 def expected_output_tokens(size: str, quality: str) -> int:
-    width, height = parse_size(size)
-    return math.ceil(OUTPUT_TOKENS_1024.get(quality, 1056) * width * height / (1024 * 1024))
+    width, height = AUTO_SIZE if size == "auto" else parse_size(size)
+    return math.ceil(OUTPUT_TOKENS_1024.get(quality, OUTPUT_TOKENS_1024["max"]) * width * height / (1024 * 1024))
 
 
 def cost_from_usage(price: Price, usage: Usage) -> float:
@@ -193,16 +196,41 @@ def open_attempt(*, session: Session, settings: Settings, attempt: Attempt, esti
     return True
 
 
+def extend_reservation(*, session: Session, settings: Settings, attempt: Attempt, extra: float) -> bool:
+    """Reserve `extra` more for a running attempt (a retry is another call), if the budgets cover it."""
+    if extra <= 0:
+        return True
+    if settings.image_budget_daily_usd is not None or settings.image_budget_monthly_usd is not None:
+        take_lock(session, "budget")
+        left = budget_state(session=session, settings=settings).left
+        if left is not None and extra > left + 1e-9:
+            return False
+    session.exec(update(Attempt).where(Attempt.id == attempt.id).values(reserved_usd=Attempt.reserved_usd + extra))
+    attempt.reserved_usd += extra
+    return True
+
+
+def longest_call(settings: Settings) -> timedelta:
+    """How long a live call can hold a reservation: every try timing out, every wait at its longest."""
+    tries = settings.image_max_retries + 1
+    seconds = settings.image_timeout_seconds * tries + settings.image_max_retry_wait_seconds * (tries - 1)
+    return timedelta(seconds=seconds + 60)
+
+
 def settle_interrupted(*, session: Session, older_than: timedelta | None = None) -> int:
-    """Close attempts whose process died mid-call, charging their reservation (we can't know better)."""
-    from .pipeline import process_alive  # local: pipeline imports this module
+    """Close attempts whose call can no longer be live, charging their reservation (we can't know better).
+
+    A call is over when its process is gone, when it is this process's and no worker holds it,
+    or when it has been running longer than `older_than` (any process, any machine).
+    """
+    from .pipeline import call_alive  # local: pipeline imports this module
 
     rows = session.exec(select(Attempt).where(Attempt.status == AttemptStatus.running)).all()
     closed = 0
     now = utcnow()
     for row in rows:
         stale = older_than is not None and now - row.started_at > older_than
-        if stale or not process_alive(row.pid, row.host):
+        if stale or not call_alive(row):
             row.status = AttemptStatus.interrupted
             row.error_message = "The process making this call stopped before it finished."
             row.cost_usd = row.reserved_usd

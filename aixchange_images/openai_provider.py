@@ -20,6 +20,7 @@ from .providers import (
     ModerationResult,
     Provider,
     ProviderError,
+    RetryCheck,
     redact,
 )
 
@@ -52,7 +53,7 @@ class OpenAIProvider(Provider):
             )
         return self._client
 
-    def generate(self, request: ImageRequest) -> ImageResult:
+    def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
         shutdown = SHUTDOWN_DATES.get(request.model)
         if shutdown and date.today() >= shutdown:
             raise ProviderError(
@@ -60,20 +61,24 @@ class OpenAIProvider(Provider):
                 f"Model {request.model} was retired on {shutdown.isoformat()}; "
                 f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.",
             )
-        retries = 0
+        retries = unanswered = 0
         while True:
             try:
                 result = self._call(request)
-                result.retries = retries
+                result.retries, result.unanswered = retries, unanswered
                 return result
             except ProviderError as exc:
-                exc.retries = retries  # a failure after retries still says how many calls it took
+                unanswered += exc.kind == "timeout"  # it may have been billed without an answer
+                exc.retries, exc.unanswered = retries, unanswered  # what the whole call took
                 if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
                     raise
                 wait = (
                     exc.retry_after if exc.retry_after is not None else 0.5 * 2**retries * (0.75 + random.random() / 4)
                 )
                 if wait > self.settings.image_max_retry_wait_seconds:
+                    raise
+                if before_retry is not None and not before_retry(exc):
+                    exc.message += " It was not retried: the image budget cannot cover another call."
                     raise
                 retries += 1
                 time.sleep(wait)  # backing off before the provider's next try, not synchronisation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -14,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import budget, storage
 from .auth import CLI_ACTOR, Actor, require
@@ -44,6 +45,7 @@ from .providers import (
 )
 
 HOST = socket.gethostname()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,20 +115,54 @@ def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
     )
 
 
+_LIVE = (CandidateState.pending, CandidateState.approved)
+SPENT = (CandidateState.rejected, CandidateState.rolled_back, CandidateState.superseded)
+
+
+def cached_sources(keys: list[str]) -> Any:
+    """(candidate, request key) for the images earlier successful requests with these keys made, not
+    cleaned up and never turned down (rejected or rolled back): what the cache may serve."""
+    return (
+        select(Candidate, Attempt.request_key)
+        .join(Attempt, Attempt.candidate_id == Candidate.id)
+        .where(
+            col(Attempt.request_key).in_(keys),
+            Attempt.status == AttemptStatus.succeeded,
+            col(Candidate.deleted_at).is_(None),
+            col(Candidate.state).not_in((CandidateState.rejected, CandidateState.rolled_back)),
+        )
+    )
+
+
+def reusable(source: Candidate, solution_id: str) -> bool:
+    """A cached image may serve another solution; for its own only while waiting or published, so a
+    replaced image never comes back."""
+    return source.solution_id != solution_id or source.state in _LIVE
+
+
 def request_key(plan: Plan, prompt: str, variant: int) -> str:
     """Identity of a request for the cache: same key, same kind of image."""
     parts = (plan.provider.name, plan.model, plan.size, plan.quality, plan.output_format, prompt, str(variant))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def process_alive(pid: int | None, host: str | None) -> bool:
-    """Whether the process that opened an attempt may still be working on it."""
-    if pid is None or host != HOST:
-        return host != HOST  # another machine's attempt: only its own runs may close it
-    if pid == os.getpid():
-        return True
+# Attempts this process is calling the provider for right now. A running row of this process that
+# is not here belongs to a call that ended without settling (a bug, a killed thread): it is over.
+_in_flight: set[int] = set()
+_in_flight_lock = threading.Lock()
+
+
+def call_alive(attempt: Attempt) -> bool:
+    """Whether the call behind a running attempt may still be going on."""
+    if attempt.host != HOST:
+        return True  # another machine's call: its age decides (budget.longest_call)
+    if attempt.pid == os.getpid():
+        with _in_flight_lock:
+            return attempt.id in _in_flight
+    if attempt.pid is None:
+        return False
     try:
-        os.kill(pid, 0)
+        os.kill(attempt.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -173,11 +209,18 @@ class Generator:
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
         self._templates: dict[tuple[str | None, str], Template] = {}
+        key = settings.openai_api_key
+        self._secret = key.get_secret_value() if key else None  # only to redact it from messages
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
         started = time.perf_counter()
-        result = self._generate(solution_id, variant, started)
+        try:
+            result = self._generate(solution_id, variant, started)
+        except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
+            log.exception("generating an image for %s failed unexpectedly", solution_id)
+            message = redact(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).", self._secret)
+            result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
         if result.status == "failed":
             self._give_placeholder(solution_id)
         return result
@@ -204,9 +247,18 @@ class Generator:
                 return cached
         if self._retired(attempt) or not self._moderate(attempt):
             return self._store(attempt, started)
+        if not self.limiter.acquire():  # before the reservation: a reservation is held only by a call
+            self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
+            return self._store(attempt, started)
         if not self._reserve(attempt):
             return self._result(attempt)
-        return self._call(attempt, subject, started)
+        with _in_flight_lock:
+            _in_flight.add(attempt.id)
+        try:
+            return self._call(attempt, subject, started)
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(attempt.id)
 
     def _render(self, session: Session, solution: Solution) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""
@@ -249,16 +301,18 @@ class Generator:
     def _from_cache(self, attempt: Attempt, started: float) -> GenerationResult | None:
         """Reuse an identical earlier success at $0: a new candidate, or the same pending one."""
         with session_scope(self.engine, write=True) as session:
-            source = session.exec(
-                select(Candidate)
-                .join(Attempt, Attempt.candidate_id == Candidate.id)
-                .where(Attempt.request_key == attempt.request_key, Attempt.status == AttemptStatus.succeeded)
-                .order_by(Attempt.id.desc())
-            ).first()
-            if source is None or source.deleted_at or not (self.settings.data_dir / source.file_path).is_file():
+            sources = session.exec(cached_sources([attempt.request_key]).order_by(Attempt.id.desc())).all()
+            source = next(
+                (
+                    c
+                    for c, _ in sources
+                    if reusable(c, attempt.solution_id) and (self.settings.data_dir / c.file_path).is_file()
+                ),
+                None,
+            )
+            if source is None:
                 return None
-            live = (CandidateState.pending, CandidateState.approved)
-            if source.solution_id == attempt.solution_id and source.state in live:
+            if source.solution_id == attempt.solution_id:
                 candidate = source  # the same image is already waiting or published: nothing new to keep
             else:
                 candidate = Candidate(
@@ -355,20 +409,33 @@ class Generator:
             variant=attempt.variant,
             subject=subject,
         )
-        if not self.limiter.acquire():
-            self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
-            return self._store(attempt, started)
+        per_call = attempt.reserved_usd
         try:
-            reply = plan.provider.generate(request)
+            reply = plan.provider.generate(request, before_retry=lambda _: self._reserve_retry(attempt, per_call))
         except ProviderError as exc:
             attempt.request_id, attempt.retries = exc.request_id, exc.retries
             self._fail(attempt, exc.kind, exc.message)
+            self._charge_unanswered(attempt, exc.unanswered, per_call)
             return self._store(attempt, started)
         except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
-            self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}"))
+            self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}", self._secret))
             return self._store(attempt, started)
         self._charge(attempt, reply)
+        self._charge_unanswered(attempt, reply.unanswered, per_call)
         return self._keep_image(attempt, reply, started)
+
+    def _reserve_retry(self, attempt: Attempt, per_call: float) -> bool:
+        """A retry is another call that may be billed: reserve for it too, or do not make it."""
+        with session_scope(self.engine, write=True) as session:
+            ok = budget.extend_reservation(session=session, settings=self.settings, attempt=attempt, extra=per_call)
+            session.commit()
+        return ok
+
+    def _charge_unanswered(self, attempt: Attempt, unanswered: int, per_call: float) -> None:
+        """Tries that timed out may have been billed with no usage to show: charge their estimate."""
+        if unanswered and self.plan.provider.paid:
+            attempt.cost_usd = round(attempt.cost_usd + unanswered * per_call, 6)
+            attempt.cost_source = "estimate" if attempt.cost_source in (None, "none") else attempt.cost_source
 
     def _charge(self, attempt: Attempt, reply: ImageResult) -> None:
         """Cost from the returned usage; the per-image price when the server sent none."""
@@ -407,6 +474,12 @@ class Generator:
             return self._store(attempt, started)
         except storage.StorageError as exc:
             self._fail(attempt, "storage", str(exc))
+            return self._store(attempt, started)
+        except Exception as exc:  # noqa: BLE001 - the call is paid for: record it whatever went wrong
+            log.exception("keeping the image for %s failed", attempt.solution_id)
+            self._fail(
+                attempt, "storage", redact(f"The image could not be kept ({type(exc).__name__}: {exc}).", self._secret)
+            )
             return self._store(attempt, started)
         attempt.bytes = info.bytes
         candidate = Candidate(

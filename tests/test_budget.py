@@ -18,7 +18,7 @@ from conftest import ROOT, TEST_KEY, open_page
 from openai_standin import OpenAIStandIn
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts
+from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts, review
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -419,6 +419,147 @@ def test_the_dashboard_banner_stays_away_below_the_alert_share(engine, make_solu
     assert "Overview" in [t.value for t in at.title]
 
 
+# -- reservations hold what a call can cost ------------------------------------------------------
+def estimate(engine, prompt: str, size: str, quality: str) -> float:
+    with Session(engine) as session:
+        return budget.estimate_call(
+            session=session, provider="openai", model="gpt-image-2", size=size, quality=quality, prompt=prompt
+        )
+
+
+def test_auto_quality_and_size_reserve_the_dearest_image_the_service_may_choose(engine):
+    auto = estimate(engine, "x" * 400, "auto", "auto")
+
+    # high quality at the largest standard size: 4160 x 1.5 image tokens at $30/M, plus 100 text tokens at $5/M
+    assert auto == pytest.approx(6240 * 30 / 1e6 + 100 * 5 / 1e6, abs=1e-9)
+    assert auto == estimate(engine, "x" * 400, "1536x1024", "high")
+    assert auto > 5 * estimate(engine, "x" * 400, "1024x1024", "medium")
+
+
+def test_a_cap_that_covers_a_medium_image_refuses_an_auto_call_that_may_cost_more(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.10})
+
+    (result,), _ = run(engine, settings, [sid], quality="auto", size="auto")
+
+    assert (result.status, result.error_kind, standin.image_calls) == ("failed", "budget_exceeded", 0)
+
+
+def test_a_retry_is_made_only_when_the_budget_covers_another_call(engine, openai_settings, standin, make_solutions):
+    (sid,) = make_solutions(1)
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.05})  # one ~$0.032 call, not two
+    standin.enqueue("server_error", retry_after=0)
+
+    (result,), _ = run(engine, settings, [sid], quality="medium")
+
+    assert (result.status, result.error_kind, standin.image_calls) == ("failed", "server_error", 1)
+    assert "not retried: the image budget cannot cover another call" in result.error
+    (attempt,) = attempts(engine)
+    assert (attempt.cost_usd, attempt.retries) == (0.0, 0)  # an HTTP 500 is not billed
+
+
+def test_each_retry_reserves_another_call_and_a_success_is_charged_its_usage(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.10})
+    standin.enqueue("server_error", retry_after=0)
+
+    (result,), _ = run(engine, settings, [sid], quality="medium")
+
+    (attempt,) = attempts(engine)
+    per_call = estimate(engine, attempt.prompt, "1024x1024", "medium")
+    assert (result.status, attempt.retries, standin.image_calls) == ("succeeded", 1, 2)
+    assert attempt.reserved_usd == pytest.approx(2 * per_call, abs=1e-9)
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 1056), abs=1e-9)
+
+
+def test_a_try_that_timed_out_is_charged_its_estimate_because_it_may_have_been_billed(
+    engine, openai_settings, standin, make_solutions
+):
+    a, b = make_solutions(2)
+    settings = openai_settings.model_copy(update={"image_timeout_seconds": 0.5})
+    standin.enqueue("slow", seconds=10)  # a's first try: no answer in time
+
+    (first,), _ = run(engine, settings, [a], quality="medium")
+    (second,), _ = run(engine, settings.model_copy(update={"image_max_retries": 0}), [b], quality="medium")
+    standin.enqueue("slow", seconds=10)
+    (third,), _ = run(
+        engine, settings.model_copy(update={"image_max_retries": 0}), [b], quality="medium", use_cache=False
+    )
+
+    retried, answered, timed_out = attempts(engine)
+    per_call = estimate(engine, retried.prompt, "1024x1024", "medium")
+    assert (first.status, retried.retries, retried.cost_source) == ("succeeded", 1, "usage")
+    assert retried.cost_usd == pytest.approx(expected_cost(retried.prompt, 1056) + per_call, abs=1e-9)
+    assert answered.cost_usd == pytest.approx(expected_cost(answered.prompt, 1056), abs=1e-9)
+    assert (third.error_kind, timed_out.cost_source) == ("timeout", "estimate")
+    assert timed_out.cost_usd == pytest.approx(estimate(engine, timed_out.prompt, "1024x1024", "medium"), abs=1e-9)
+
+
+def add_running(engine, sid: str, *, pid: int | None, host: str | None, age: timedelta = timedelta()) -> int:
+    with Session(engine) as session:
+        row = Attempt(
+            solution_id=sid,
+            provider="openai",
+            model="gpt-image-2",
+            size="1024x1024",
+            quality="medium",
+            prompt="p",
+            request_key=f"k{time.monotonic_ns()}",
+            status=AttemptStatus.running,
+            started_at=utcnow() - age,
+            reserved_usd=0.05,
+            pid=pid,
+            host=host,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def test_the_next_batch_closes_reservations_no_live_call_holds_and_keeps_the_others(engine, settings, make_solutions):
+    a, b = make_solutions(2)
+    too_old = budget.longest_call(settings) + timedelta(minutes=1)
+    orphan = add_running(engine, a, pid=os.getpid(), host=pipeline.HOST)  # this process, no worker on it
+    elsewhere = add_running(engine, a, pid=4242, host="another-machine")
+    stuck = add_running(engine, a, pid=4242, host="another-machine", age=too_old)
+
+    run(engine, settings, [b])  # the local provider: free, but it settles first
+
+    with Session(engine) as session:
+        rows = {i: session.get(Attempt, i) for i in (orphan, elsewhere, stuck)}
+    assert rows[elsewhere].status == AttemptStatus.running  # maybe still calling, on its own machine
+    for closed in (rows[orphan], rows[stuck]):
+        assert (closed.status, closed.cost_usd, closed.cost_source) == (AttemptStatus.interrupted, 0.05, "estimate")
+
+
+def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
+    engine, settings, make_solutions, monkeypatch
+):
+    a, b = make_solutions(2)
+    with HeldStandIn() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        paid = load_settings(image_provider="openai", image_timeout_seconds=30.0)
+        outcome: list = []
+        worker = threading.Thread(target=lambda: outcome.append(run(engine, paid, [a])))
+        worker.start()
+        assert server.wait_in_flight(1, timeout=10)
+
+        run(engine, settings, [b])  # a second batch, as a second dashboard session would start
+        (held,) = attempts(engine, Attempt.solution_id == a)
+        server.release.set()
+        worker.join(30)
+
+    assert held.status == AttemptStatus.running  # left alone while its call was in flight
+    (((result,), _),) = outcome
+    (settled,) = attempts(engine, Attempt.solution_id == a)
+    assert (result.status, settled.status, settled.cost_source) == ("succeeded", AttemptStatus.succeeded, "usage")
+
+
 # -- the cache -----------------------------------------------------------------------------------
 def test_a_repeated_request_is_free_and_counted_as_saved_and_no_cache_calls_again(
     engine, openai_settings, standin, make_solutions, capsys
@@ -443,6 +584,41 @@ def test_a_repeated_request_is_free_and_counted_as_saved_and_no_cache_calls_agai
     (fresh,) = payload["results"]
     assert (fresh["cache_hit"], fresh["cost_usd"] > 0) == (False, True)
     assert standin.image_calls == 2
+
+
+def test_the_cache_serves_the_live_image_but_never_brings_back_a_replaced_or_rolled_back_one(
+    engine, settings, make_solutions
+):
+    (sid,) = make_solutions(1)
+    (v0,), _ = run(engine, settings, [sid], auto_approve=True, actor=ALICE)
+    (v1,), _ = run(engine, settings, [sid], auto_approve=True, actor=ALICE, use_cache=False)  # v0 is replaced
+
+    (again,), summary = run(engine, settings, [sid], auto_approve=True, actor=ALICE)
+    with session_scope(engine, write=True) as session:
+        review.rollback(session=session, solution_id=sid, actor=ALICE)  # v1 is rolled back, v0 is live again
+        session.commit()
+    (after,), _ = run(engine, settings, [sid], auto_approve=True, actor=ALICE)
+
+    assert (again.cache_hit, again.candidate_id, summary["published"]) == (True, v1.candidate_id, 0)
+    assert not after.cache_hit and after.candidate_id not in (v0.candidate_id, v1.candidate_id)
+    with Session(engine) as session:
+        states = {c.id: c.state for c in session.exec(select(Candidate).where(Candidate.solution_id == sid))}
+    assert states == {v0.candidate_id: "superseded", v1.candidate_id: "rolled_back", after.candidate_id: "approved"}
+
+
+@pytest.mark.parametrize("turned_down", ["rejected", "rolled_back", "superseded"])
+def test_the_same_request_as_a_turned_down_image_makes_a_new_one(engine, settings, make_solutions, turned_down):
+    (sid,) = make_solutions(1)
+    generator = pipeline.Generator(engine, settings, pipeline.make_plan(settings, pipeline.GenerateOptions()))
+    first = generator.generate(sid, 0)
+    with session_scope(engine, write=True) as session:
+        session.get(Candidate, first.candidate_id).state = turned_down
+        session.commit()
+
+    again = generator.generate(sid, 0)  # the very request that made it: same prompt, same variant
+
+    assert first.status == again.status == "succeeded"
+    assert not again.cache_hit and again.candidate_id != first.candidate_id
 
 
 # -- the Settings page ---------------------------------------------------------------------------

@@ -296,3 +296,27 @@ def test_the_rate_limiter_gives_out_only_its_slots_per_minute():
 
     assert [limiter.acquire() for _ in range(4)] == [True, True, True, False]
     assert pipeline.RateLimiter(None).acquire()
+
+
+def test_a_surprise_after_a_paid_call_is_a_recorded_failure_and_the_batch_goes_on(
+    engine, openai_settings, standin, make_solutions, monkeypatch
+):
+    ids = make_solutions(3)
+    real_store = pipeline.storage.store_candidate
+
+    def store(settings, solution_id, data, info):  # type: ignore[no-untyped-def]
+        if solution_id == ids[1]:
+            raise RuntimeError(f"disk quirk while keeping {solution_id}")
+        return real_store(settings, solution_id, data, info)
+
+    monkeypatch.setattr(pipeline.storage, "store_candidate", store)
+
+    results, summary = run(engine, openai_settings, ids, concurrency=1)
+
+    by_id = {r.solution_id: r for r in results}
+    assert summary["succeeded"] == 2 and summary["errors_by_kind"] == {"storage": 1}
+    assert "disk quirk" in by_id[ids[1]].error and standin.image_calls == 3
+    (kept,) = rows(engine, Attempt, Attempt.solution_id == ids[1])
+    assert (kept.status, kept.error_kind, kept.cost_source) == (AttemptStatus.failed, "storage", "usage")
+    assert kept.cost_usd > 0  # the call was paid for, and its cost is on the record
+    assert get_solution(engine, ids[1]).image_url == PLACEHOLDER_URL
