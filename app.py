@@ -18,6 +18,8 @@ def sign_in_page() -> None:
         setup_form()
         return
     st.caption("Generate, review and publish solution images.")
+    if notice := st.session_state.pop("signed_out_notice", None):
+        st.warning(notice, icon=":material/person_off:")
     with st.form("sign-in", border=True):
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
@@ -71,7 +73,7 @@ def sidebar(actor: auth.Actor) -> None:
 
 ui.leave_pages_directory_mode()
 ui.engine()  # build the engine (and announce a set-up token) once per server
-actor = ui.current_actor()
+actor = ui.current_actor()  # reloaded from the database: a disabled user is signed out, a new role applies now
 if actor is None:
     # st.navigation runs on every run, also signed out: without it Streamlit would fall back to
     # serving pages/ directly, with no gate (style.md's trap).

@@ -84,8 +84,26 @@ def db(write: bool = False) -> Iterator[Session]:
         yield session
 
 
+SIGNED_OUT_NOTICE = "Your account was disabled or removed, so you were signed out."
+
+
 def current_actor() -> Actor | None:
-    return st.session_state.get("actor")
+    """The signed-in user as the database has them now, so a role change or a disable applies at once.
+
+    One primary-key lookup per call; a disabled or deleted user is signed out here.
+    """
+    actor: Actor | None = st.session_state.get("actor")
+    if actor is None or actor.user_id is None:
+        # Sign-in always records the user's id; an actor without one was put there by a test harness.
+        return actor
+    with Session(engine()) as session:
+        fresh = auth.load_actor(session=session, user_id=actor.user_id)
+    if fresh is None:
+        st.session_state.pop("actor", None)
+        st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
+    elif fresh != actor:
+        st.session_state["actor"] = fresh
+    return fresh
 
 
 def guard(permission: str = "view") -> Actor:
@@ -182,7 +200,7 @@ def money(value: float | None) -> str:
 
 def page_link(path: str, label: str, icon: str | None = None) -> None:
     """A link to a page the user may open; nothing for pages their role cannot see."""
-    actor = current_actor()
+    actor: Actor | None = st.session_state.get("actor")  # the page's guard has just reloaded it
     permission = next((p for f, _, _, p in PAGES if f == path), "view")
     if actor is not None and actor.can(permission):
         st.page_link(path, label=label, icon=icon)

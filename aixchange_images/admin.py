@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -49,20 +50,49 @@ def save_overrides(*, session: Session, settings: Settings, actor: Actor, change
     return result
 
 
+def effective_value(settings: Settings, key: str) -> Any:
+    """What a setting is now; the provider is the one in use, also when only the key decides it."""
+    return settings.provider_name if key == "image_provider" else getattr(settings, key)
+
+
+def changed_settings(*, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a submitted form that differ from the effective settings, so only they are stored."""
+    return {key: value for key, value in values.items() if value != effective_value(settings, key)}
+
+
 def prices(*, session: Session) -> list[Price]:
     return list(session.exec(select(Price).order_by(Price.model)).all())
 
 
+def _price(model: str, label: str, value: float | None) -> float:
+    """A price as a finite number of 0 or more; anything else is refused in one sentence."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        shown = "empty" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
+        raise ConfigError(f"The {label} price of {model} must be a number of 0 or more, not {shown}.")
+    return number
+
+
 def set_price(
-    *, session: Session, actor: Actor, model: str, text_input: float, image_input: float, image_output: float
+    *,
+    session: Session,
+    actor: Actor,
+    model: str,
+    text_input: float | None,
+    image_input: float | None,
+    image_output: float | None,
 ) -> Price:
-    """Change (or add) a model's price; it applies to calls from now on."""
+    """Change (or add) a model's price; it applies to calls from now on. An empty cell is None."""
     require(actor, "manage")
     model = model.strip()
     if not model:
         raise ConfigError("A price needs a model name.")
-    if min(text_input, image_input, image_output) < 0:
-        raise ConfigError("Prices cannot be negative.")
+    text_input = _price(model, "text input", text_input)
+    image_input = _price(model, "image input", image_input)
+    image_output = _price(model, "image output", image_output)
     row = session.get(Price, model)
     old = None if row is None else (row.text_input_per_m, row.image_input_per_m, row.image_output_per_m)
     row = row or Price(model=model, text_input_per_m=0, image_input_per_m=0, image_output_per_m=0)

@@ -44,6 +44,7 @@ class AuthError(UserError, ValueError):
 class Actor:
     username: str
     role: str
+    user_id: int | None = None  # the User row behind a signed-in actor; None for the CLI and set-up
 
     def can(self, permission: str) -> bool:
         return self.role in PERMISSIONS.get(permission, frozenset())
@@ -158,7 +159,15 @@ def authenticate(*, session: Session, username: str, password: str) -> Actor:
     user.locked_until = None
     user.last_login_at = now
     session.add(user)
-    return Actor(user.username, user.role)
+    return Actor(user.username, user.role, user.id)
+
+
+def load_actor(*, session: Session, user_id: int) -> Actor | None:
+    """The user as the database has them now (one primary-key lookup); None when disabled or deleted."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled:
+        return None
+    return Actor(user.username, user.role, user.id)
 
 
 def has_users(*, session: Session) -> bool:
@@ -188,6 +197,6 @@ def claim_setup(*, session: Session, settings: Settings, token: str, username: s
     if not expected or not hmac.compare_digest(expected.encode(), token.strip().encode()):
         raise AuthError(f"That set-up token is wrong; the server printed it to its log and wrote it to {path}.")
     setup_actor = Actor("setup", Role.admin)
-    add_user(session=session, actor=setup_actor, username=username, password=password, role=Role.admin)
+    user = add_user(session=session, actor=setup_actor, username=username, password=password, role=Role.admin)
     path.unlink(missing_ok=True)
-    return Actor(username.strip(), Role.admin)
+    return Actor(user.username, user.role, user.id)

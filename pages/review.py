@@ -81,7 +81,7 @@ def candidate_panel(candidate: Candidate) -> None:
     if at:
         with st.expander("Prompt"):
             st.caption(f"template {at.template_ref} · {at.size} · {at.quality}")
-            st.write(at.prompt)
+            st.code(at.prompt, language=None, wrap_lines=True)  # literal: a prompt is not markdown
     if st.button("Approve", key=f"approve-{candidate.id}", type="primary", icon=":material/check:", width="stretch"):
         act(
             lambda s: review.approve(session=s, settings=settings, candidate_id=candidate.id, actor=actor), "Published."

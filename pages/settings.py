@@ -9,6 +9,9 @@ import streamlit as st
 import ui
 from aixchange_images import admin, auth, review
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
+from aixchange_images.models import User
+
+ROLES = ["admin", "product", "manager"]
 
 actor = ui.guard("manage")
 settings = ui.settings()
@@ -34,6 +37,35 @@ def write(fn, message: str):
     return ui.attempt(run, message)
 
 
+def change_user(users: list[User]) -> None:
+    """Role and access as two separate actions, each starting from the user's current value."""
+    st.markdown("**Change a user**")
+    if not users:
+        st.caption("No users yet.")
+        return
+    by_name = {u.username: u for u in users}
+    who = st.selectbox("User", list(by_name), key="change-user")
+    user = by_name[who]
+    # Keyed by user: picking another user shows that user's role, never a leftover choice.
+    new_role = st.selectbox("Role", ROLES, index=ROLES.index(user.role), key=f"role-of-{who}")
+    c1, c2 = st.columns(2)
+    if c1.button("Save role", disabled=new_role == user.role, width="stretch"):
+        done = write(
+            lambda s: auth.set_role(session=s, actor=actor, username=who, role=new_role),
+            f"{who} is now {new_role}.",
+        )
+        if done is not None:
+            st.rerun()
+    label = "Enable user" if user.disabled else "Disable user"
+    if c2.button(label, icon=":material/person_off:" if not user.disabled else ":material/person:", width="stretch"):
+        done = write(
+            lambda s: auth.set_disabled(session=s, actor=actor, username=who, disabled=not user.disabled),
+            f"{who} is {'enabled' if user.disabled else 'disabled'}.",
+        )
+        if done is not None:
+            st.rerun()
+
+
 with users_tab:
     with ui.db() as session:
         users = auth.list_users(session=session)
@@ -56,26 +88,15 @@ with users_tab:
     with c1, st.form("add-user", clear_on_submit=True):
         st.markdown("**Add a user**")
         name = st.text_input("New username")
-        role = st.selectbox("Role", ["admin", "product", "manager"], index=2)
+        role = st.selectbox("Role", ROLES, index=2)
         password = st.text_input("Initial password", type="password", help="At least 8 characters.")
         if st.form_submit_button("Add user", type="primary"):
             write(
                 lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
                 f"Added {name}.",
             )
-    with c2, st.form("change-user"):
-        st.markdown("**Change a user**")
-        who = st.selectbox("User", [u.username for u in users])
-        new_role = st.selectbox("New role", ["admin", "product", "manager"])
-        disabled = st.checkbox("Disabled")
-        if st.form_submit_button("Apply"):
-            write(
-                lambda s: (
-                    auth.set_role(session=s, actor=actor, username=who, role=new_role),
-                    auth.set_disabled(session=s, actor=actor, username=who, disabled=disabled),
-                ),
-                f"Updated {who}.",
-            )
+    with c2:
+        change_user(users)
 
 with defaults_tab:
     key_state = "configured" if settings.openai_api_key else "not configured"
@@ -114,7 +135,7 @@ with defaults_tab:
         )
         share = c1.slider("Alert at share of a budget", 0.1, 1.0, settings.image_budget_alert_share, 0.05)
         if st.form_submit_button("Save defaults", type="primary"):
-            changes = {
+            values = {
                 "image_provider": provider,
                 "image_model": model.strip(),
                 "dalle_image_size": size,
@@ -126,10 +147,17 @@ with defaults_tab:
                 "image_budget_monthly_usd": monthly,
                 "image_budget_alert_share": share,
             }
-            write(
-                lambda s: admin.save_overrides(session=s, settings=ui.base_settings(), actor=actor, changes=changes),
-                "Defaults saved.",
-            )
+            # Only what the admin changed becomes an override; the rest keeps following the server.
+            changes = admin.changed_settings(settings=settings, values=values)
+            if not changes:
+                st.info("Nothing changed.")
+            else:
+                write(
+                    lambda s: admin.save_overrides(
+                        session=s, settings=ui.base_settings(), actor=actor, changes=changes
+                    ),
+                    f"Saved {len(changes)} setting(s).",
+                )
 
 with prices_tab:
     st.caption("USD per 1M tokens. A change applies to calls from now on; past attempts keep what they cost.")
@@ -152,15 +180,19 @@ with prices_tab:
         before = {r["model"]: r for r in frame.to_dict("records")}
         changed = [r for r in edited.to_dict("records") if r.get("model") and before.get(r["model"]) != r]
 
+        def cell(value):
+            return None if pd.isna(value) else value
+
         def save(s):
             for r in changed:
                 admin.set_price(
                     session=s,
                     actor=actor,
                     model=str(r["model"]),
-                    text_input=float(r["text in"]),
-                    image_input=float(r["image in"]),
-                    image_output=float(r["image out"]),
+                    # An empty cell goes on as None, and set_price refuses it with one sentence.
+                    text_input=cell(r["text in"]),
+                    image_input=cell(r["image in"]),
+                    image_output=cell(r["image out"]),
                 )
             return len(changed)
 

@@ -76,6 +76,7 @@ with browse:
         st.caption(f"{total:,} solution(s); showing {offset + 1:,}–{offset + len(frame):,}")
         event = st.dataframe(
             frame,
+            key="solutions-table",
             hide_index=True,
             on_select="rerun",
             selection_mode="multi-row",
@@ -163,7 +164,9 @@ if admin_tabs:
                 "tags": [t.strip() for t in tags.split(",") if t.strip()],
             }
             if editing:
-                fields.update(status=editing.status, tokenCost=editing.token_cost, version=editing.version)
+                # The form holds only some fields: lay it over the whole record, so the others
+                # (isPublished, sourceCodeUrl, metadata, status, ...) keep their values.
+                fields = {**catalogue.to_record(editing), **fields}
 
             def save():
                 with ui.db(write=True) as session:

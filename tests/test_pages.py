@@ -70,7 +70,7 @@ def test_signing_in_with_the_right_password_opens_the_overview(engine):
     at.text_input[1].input("correct horse")
     at.button[0].click().run()
     assert not at.exception
-    assert at.session_state["actor"] == Actor("alice", "admin")
+    assert at.session_state["actor"] == Actor("alice", "admin", user_id=1)
     assert "Overview" in [t.value for t in at.title]
 
 
@@ -105,7 +105,7 @@ def test_first_run_needs_the_setup_token_to_create_the_admin(engine, settings):
     at.text_input[0].input(token)
     at.button[0].click().run()
     assert not at.exception
-    assert at.session_state["actor"] == Actor("root", "admin")
+    assert at.session_state["actor"] == Actor("root", "admin", user_id=1)
     assert not (settings.data_dir / auth.SETUP_TOKEN_FILE).exists()
 
 
