@@ -7,6 +7,7 @@ import io
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -139,8 +140,9 @@ class LocalProvider(Provider):
 
 
 _registry: dict[str, Callable[[Settings], Provider]] = {}
-_instances: dict[tuple[str, int], Provider] = {}
+_instances: OrderedDict[tuple[str, tuple], Provider] = OrderedDict()  # most recently used last
 _instances_lock = threading.Lock()
+MAX_INSTANCES = 16  # configurations change rarely; old clients are dropped, not kept forever
 
 
 def register(name: str, factory: Callable[[Settings], Provider]) -> None:
@@ -155,15 +157,36 @@ def provider_names() -> list[str]:
 
 
 def get_provider(name: str, settings: Settings) -> Provider:
-    """The provider called `name`, built once per settings object; unknown names fail clearly."""
+    """The provider called `name`, built once per configuration; unknown names fail clearly.
+
+    Each dashboard run builds its own Settings object, so the cache compares their values: equal
+    settings share one provider (and its HTTP client), a changed value builds a new one.
+    """
     factory = _registry.get(name)
     if factory is None:
         raise ConfigError(f"Unknown image provider '{name}'; choose one of: {', '.join(provider_names())}.")
-    key = (name, id(settings))
+    key = (name, _settings_key(settings))
     with _instances_lock:
-        if key not in _instances:
-            _instances[key] = factory(settings)
-        return _instances[key]
+        provider = _instances.get(key)
+        if provider is None:
+            provider = _instances[key] = factory(settings)
+            while len(_instances) > MAX_INSTANCES:
+                _instances.popitem(last=False)
+        _instances.move_to_end(key)
+        return provider
+
+
+def _settings_key(settings: Settings) -> tuple:
+    """Every setting a provider could read, with no secret in it (the key may end up in a repr).
+
+    The API key counts only as a digest; the database URL (which may carry a password) is left
+    out, as no provider touches the database.
+    """
+    values = settings.model_dump(exclude={"openai_api_key", "database_url"})
+    secret = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    digest = hashlib.sha256(f"provider-cache\x00{secret}".encode()).hexdigest()[:16] if secret else None
+    fields = sorted((k, v if isinstance(v, str | int | float | bool | None) else str(v)) for k, v in values.items())
+    return (("openai_api_key_sha256", digest), *fields)
 
 
 def model_notice(model: str, today: date) -> str | None:

@@ -1,0 +1,54 @@
+"""The provider registry: one provider per configuration, never one per page run."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TEST_KEY
+
+from aixchange_images import providers
+from aixchange_images.config import ConfigError, load_settings
+from aixchange_images.providers import get_provider
+
+
+@pytest.fixture
+def keyed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+
+
+@pytest.mark.parametrize("name", ["local", "openai"])
+def test_equal_settings_objects_share_one_provider(keyed, name):
+    first, second = load_settings(), load_settings()  # what two runs of a dashboard page each build
+    assert first is not second
+
+    assert get_provider(name, first) is get_provider(name, second)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"openai_base_url": "http://127.0.0.1:10/v1"},
+        {"openai_api_key": "another-key-not-real-9876543210"},
+        {"image_timeout_seconds": 7.0},
+        {"image_max_retries": 5},
+    ],
+)
+def test_a_changed_setting_builds_a_new_provider(keyed, change):
+    before = get_provider("openai", load_settings())
+
+    after = get_provider("openai", load_settings(**change))
+
+    assert after is not before
+    assert after.settings.model_dump(include=set(change)) != before.settings.model_dump(include=set(change))
+    assert get_provider("openai", load_settings(**change)) is after
+
+
+def test_the_provider_cache_never_holds_the_api_key(keyed):
+    get_provider("openai", load_settings())
+
+    assert TEST_KEY not in repr(providers._instances) and TEST_KEY not in str(list(providers._instances))
+
+
+def test_an_unknown_provider_name_fails_with_the_known_ones():
+    with pytest.raises(ConfigError, match="Unknown image provider .dall-e.; choose one of: .*local"):
+        get_provider("dall-e", load_settings())
