@@ -20,6 +20,8 @@ MAX_PIXELS = 40_000_000  # well above 3840x2160, far below a decompression bomb
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 THUMB_EDGE = 480
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
+JPEG_MODES = ("RGB", "L")  # what browsers show reliably; CMYK JPEG is not among them
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class BadImage(UserError, ValueError):
@@ -65,7 +67,7 @@ def verify_image(data: bytes, *, max_bytes: int | None = None) -> ImageInfo:
         full.load()  # verify() skips pixel data; a truncated file fails here
     except BadImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except _DECODE_ERRORS as exc:
         raise BadImage(f"The reply is not a readable image ({type(exc).__name__}).") from None
     return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest(), full)
 
@@ -86,14 +88,19 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def normalise_format(data: bytes, info: ImageInfo) -> tuple[bytes, ImageInfo]:
-    """WebP (which the marketplace cannot serve) becomes PNG; PNG and JPEG pass through."""
-    if info.image_format in ("png", "jpeg"):
+    """WebP (which the marketplace cannot serve) becomes PNG; a CMYK JPEG becomes an RGB one.
+
+    PNG, and RGB or greyscale JPEG, pass through untouched.
+    """
+    if info.image_format == "png":
         return data, info
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        img.save(out, format="PNG")
-    png = out.getvalue()
-    return png, ImageInfo("png", info.width, info.height, len(png), hashlib.sha256(png).hexdigest(), info.decoded)
+    if info.image_format == "jpeg":
+        mode = (info.decoded or Image.open(io.BytesIO(data))).mode
+        if mode in JPEG_MODES:
+            return data, info
+    target = "jpeg" if info.image_format == "jpeg" else "png"
+    out = convert(data, target)
+    return out, ImageInfo(target, info.width, info.height, len(out), hashlib.sha256(out).hexdigest(), info.decoded)
 
 
 def make_thumbnail(data: bytes, decoded: Image.Image | None = None) -> bytes:
@@ -128,14 +135,34 @@ def read_data_file(settings: Settings, rel_path: str) -> bytes:
 
 
 def convert(data: bytes, image_format: str) -> bytes:
-    """Re-encode to png or jpeg for publishing."""
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        if image_format == "jpeg":
-            img.convert("RGB").save(out, format="JPEG", quality=92, optimize=True)
-        else:
-            img.save(out, format="PNG", optimize=False)
+    """Re-encode to png or jpeg for publishing; any colour mode in, RGB (or RGBA for PNG) out."""
+    out = io.BytesIO()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            pixels = _browser_pixels(img, image_format)
+            if image_format == "jpeg":
+                pixels.save(out, format="JPEG", quality=92, optimize=True)
+            else:
+                pixels.save(out, format="PNG", optimize=False)
+    except _DECODE_ERRORS as exc:
+        kind = "JPEG" if image_format == "jpeg" else "PNG"
+        raise BadImage(f"The image could not be converted to {kind} ({type(exc).__name__}).") from None
     return out.getvalue()
+
+
+def _browser_pixels(img: Image.Image, image_format: str) -> Image.Image:
+    """RGB for JPEG (transparency flattened onto white), RGB or RGBA for PNG."""
+    if img.mode.startswith("I"):  # 16-bit greyscale: scale to 8 bits instead of clipping to white
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    transparent = img.has_transparency_data
+    if image_format == "png":
+        return img.convert("RGBA" if transparent else "RGB")
+    if not transparent:
+        return img.convert("RGB")
+    rgba = img.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
 
 
 def publish_file(settings: Settings, title: str, data: bytes, image_format: str) -> tuple[str, str]:
