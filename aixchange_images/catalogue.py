@@ -22,10 +22,12 @@ from pydantic import (
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from .auth import Actor, audit, require
 from .config import UserError
-from .models import PLACEHOLDER_URL, PUBLIC_PREFIX, ImageStatus, Solution, utcnow
+from .models import PLACEHOLDER_URL, PUBLIC_PREFIX, Candidate, ImageStatus, Publication, Solution, utcnow
 
 STATUSES = {"active": "Active", "pending": "Pending", "inactive": "Inactive"}
+UPLOADED_SOURCE = "uploaded"  # Candidate.source of an image an admin uploaded (the author's own)
 _URL = TypeAdapter(AnyHttpUrl)
 
 
@@ -184,6 +186,7 @@ def _split_tags(value: str) -> list[str]:
 
 
 def status_for_url(image_url: str | None) -> ImageStatus:
+    """The status an imageUrl implies on its own; `settled_status` also knows our uploads."""
     if not image_url:
         return ImageStatus.none
     if image_url == PLACEHOLDER_URL:
@@ -193,8 +196,29 @@ def status_for_url(image_url: str | None) -> ImageStatus:
     return ImageStatus.uploaded
 
 
-def import_records(*, session: Session, records: list[dict[str, Any]]) -> ImportReport:
-    """Validate and upsert; by `id` when given, else by title. The caller commits."""
+def settled_status(*, session: Session, solution: Solution) -> ImageStatus:
+    """The status of the image a solution shows now, apart from candidates awaiting review.
+
+    An author's image uploaded here is published under our own `/api/external-images/` prefix,
+    so the URL alone would call it approved (and `generate --all` would paint over it): the
+    publication that put the URL there says whether it came from an upload.
+    """
+    url = solution.image_url
+    if url and url.startswith(PUBLIC_PREFIX):
+        source = session.exec(
+            select(Candidate.source)
+            .join(Publication, col(Publication.candidate_id) == Candidate.id)
+            .where(Publication.solution_id == solution.id, Publication.image_url == url)
+            .order_by(col(Publication.active).desc(), col(Publication.id).desc())
+        ).first()
+        if source == UPLOADED_SOURCE:
+            return ImageStatus.uploaded
+    return status_for_url(url)
+
+
+def import_records(*, session: Session, records: list[dict[str, Any]], actor: Actor) -> ImportReport:
+    """Validate and upsert; by `id` when given, else by title. The caller audits and commits."""
+    require(actor, "edit_catalogue")
     report = ImportReport()
     for raw in records:
         try:
@@ -209,7 +233,7 @@ def import_records(*, session: Session, records: list[dict[str, Any]]) -> Import
         else:
             solution = existing
             report.updated += 1
-        apply_record(solution, record)
+        apply_record(solution, record, session=session)
         session.add(solution)
         session.flush()
     return report
@@ -223,7 +247,7 @@ def find_existing(*, session: Session, record_id: str | None, title: str) -> Sol
     return session.exec(select(Solution).where(func.lower(Solution.title) == title.lower())).first()
 
 
-def apply_record(solution: Solution, record: SolutionRecord) -> None:
+def apply_record(solution: Solution, record: SolutionRecord, *, session: Session) -> None:
     solution.title = record.title
     solution.description = record.description
     solution.category = record.category
@@ -242,7 +266,7 @@ def apply_record(solution: Solution, record: SolutionRecord) -> None:
     if record.image_url and record.image_url != solution.image_url:
         solution.image_url = record.image_url
         if solution.image_status != ImageStatus.pending:
-            solution.image_status = status_for_url(record.image_url)
+            solution.image_status = settled_status(session=session, solution=solution)
     solution.updated_at = utcnow()
 
 
@@ -334,10 +358,10 @@ def status_counts(*, session: Session) -> dict[str, int]:
     return counts
 
 
-def save_solution(*, session: Session, actor: Any, fields: dict[str, Any], solution_id: str | None = None) -> Solution:
+def save_solution(
+    *, session: Session, actor: Actor, fields: dict[str, Any], solution_id: str | None = None
+) -> Solution:
     """Add a solution, or edit one, from the marketplace's field names; validated like an import."""
-    from .auth import audit, require
-
     require(actor, "edit_catalogue")
     try:
         record = SolutionRecord.model_validate(fields)
@@ -352,7 +376,7 @@ def save_solution(*, session: Session, actor: Any, fields: dict[str, Any], solut
         solution = session.get(Solution, solution_id)
         if solution is None:
             raise InputError(f"There is no solution {solution_id}.")
-    apply_record(solution, record)
+    apply_record(solution, record, session=session)
     session.add(solution)
     session.flush()
     audit(session, actor, "solution.add" if solution_id is None else "solution.edit", solution.id, title=solution.title)

@@ -163,7 +163,7 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
     records = catalogue.read_records(args.file)
     with session_scope(engine, write=True) as session:
-        report = catalogue.import_records(session=session, records=records)
+        report = catalogue.import_records(session=session, records=records, actor=auth.CLI_ACTOR)
         auth.audit(session, auth.CLI_ACTOR, "catalogue.import", args.file.name, **report.as_dict())
         session.commit()
     return report.as_dict(), 1 if report.errors else 0
@@ -359,6 +359,7 @@ def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
         settings,
         solutions=args.solutions,
         generations=args.generations,
+        actor=auth.CLI_ACTOR,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     ), 0
 

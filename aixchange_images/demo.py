@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from . import storage, templates
-from .auth import Actor
+from .auth import Actor, audit, require
 from .budget import Usage, cost_from_usage, expected_output_tokens, price_for
 from .config import Settings
 from .db import analyze, session_scope
@@ -184,10 +184,12 @@ def load(
     *,
     solutions: int,
     generations: int,
+    actor: Actor,
     progress: Callable[[str], None] = lambda _msg: None,
     seed: int = 42,
 ) -> dict[str, Any]:
     """Insert `solutions` solutions and about `generations` attempts over the last 60 days."""
+    require(actor, "edit_catalogue")
     rng = random.Random(seed)
     with Session(engine) as session:
         taken = {t.lower() for t in session.exec(select(Solution.title)).all()}
@@ -214,14 +216,17 @@ def load(
         _bulk(session, Attempt, history.attempts)
         _bulk(session, Candidate, history.candidates)
         _bulk(session, Publication, history.publications)
+        _reset_sequences(session, (Attempt, Candidate, Publication))
+        counts = {
+            "solutions": len(rows),
+            "attempts": len(history.attempts),
+            "candidates": len(history.candidates),
+            "publications": len(history.publications),
+        }
+        audit(session, actor, "catalogue.demo_data", None, **counts)
         session.commit()
     analyze(engine)
-    return {
-        "solutions": len(rows),
-        "attempts": len(history.attempts),
-        "candidates": len(history.candidates),
-        "publications": len(history.publications),
-    }
+    return counts
 
 
 def _second_template(engine: Engine) -> str:
@@ -243,6 +248,19 @@ def _bulk(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(table), rows[start : start + CHUNK])
+
+
+def _reset_sequences(session: Session, models: tuple[type, ...]) -> None:
+    """Move PostgreSQL's id sequences past the ids inserted explicitly, so the next insert gets a free one.
+
+    SQLite needs nothing: it takes the next rowid from the table itself.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for model in models:
+        table = model.__tablename__  # type: ignore[attr-defined]
+        # setval is strict: on an empty table max(id) is NULL and the sequence is left alone.
+        session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"))
 
 
 class _History:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from sqlalchemy import case, func
@@ -9,8 +10,9 @@ from sqlmodel import Session, col, select
 
 from . import storage
 from .auth import Actor, audit, require
-from .catalogue import status_for_url
+from .catalogue import UPLOADED_SOURCE, settled_status
 from .config import Settings, UserError
+from .db import take_lock
 from .models import Attempt, Candidate, CandidateState, ImageStatus, Publication, Solution, utcnow
 
 REJECT_REASONS = {
@@ -22,6 +24,7 @@ REJECT_REASONS = {
     "other": "Other",
 }
 NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
+LOCK_NAME_MAX = 40  # models.Lock.name
 
 
 class ReviewError(UserError, ValueError):
@@ -29,13 +32,31 @@ class ReviewError(UserError, ValueError):
 
 
 def _candidate(session: Session, candidate_id: int) -> tuple[Candidate, Solution]:
+    """The candidate and its solution, read again once this session holds the solution's lock."""
     candidate = session.get(Candidate, candidate_id)
     if candidate is None:
         raise ReviewError(f"There is no candidate {candidate_id}.")
-    solution = session.get(Solution, candidate.solution_id)
+    solution = _locked_solution(session, candidate.solution_id)
     if solution is None:
         raise ReviewError(f"Candidate {candidate_id} belongs to a solution that no longer exists.")
+    session.refresh(candidate)  # its state may have changed while we waited for the lock
     return candidate, solution
+
+
+def _locked_solution(session: Session, solution_id: str) -> Solution | None:
+    """Take the solution's review lock, then read the solution as the previous holder left it.
+
+    Two admins acting on one solution at once (or an admin and an auto-approving batch) would
+    otherwise both supersede the same publication, or both approve the same candidate.
+    """
+    name = f"solution:{solution_id}"
+    if len(name) > LOCK_NAME_MAX:  # imported ids may be up to 40 characters
+        name = "solution:" + hashlib.sha256(solution_id.encode()).hexdigest()[: LOCK_NAME_MAX - len("solution:")]
+    take_lock(session, name)
+    solution = session.get(Solution, solution_id)
+    if solution is not None:
+        session.refresh(solution)
+    return solution
 
 
 def approve(*, session: Session, settings: Settings, candidate_id: int, actor: Actor) -> Publication:
@@ -49,7 +70,10 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
     except OSError:
         raise ReviewError(f"Candidate {candidate_id}'s file is gone from the data folder; generate again.") from None
     if candidate.image_format != settings.dalle_image_format:
-        data = storage.convert(data, settings.dalle_image_format)
+        try:
+            data = storage.convert(data, settings.dalle_image_format)
+        except storage.BadImage as exc:
+            raise ReviewError(f"Candidate {candidate_id}: {exc}") from None
     file_name, url = storage.publish_file(settings, solution.title, data, settings.dalle_image_format)
     return _point_at(session, solution, candidate, file_name, url, len(data), actor)
 
@@ -69,7 +93,7 @@ def _point_at(
         image_url=url,
         bytes=size,
         previous_image_url=solution.image_url,
-        previous_status=_settled_status(solution),
+        previous_status=settled_status(session=session, solution=solution),
         published_by=actor.username,
     )
     session.add(publication)
@@ -81,7 +105,7 @@ def _point_at(
         other.reviewed_at, other.reviewed_by = now, actor.username
         session.add(other)
     solution.image_url = url
-    solution.image_status = ImageStatus.uploaded if candidate.source == "uploaded" else ImageStatus.approved
+    solution.image_status = ImageStatus.uploaded if candidate.source == UPLOADED_SOURCE else ImageStatus.approved
     solution.updated_at = now
     session.add(solution)
     audit(session, actor, "image.approve", solution.id, candidate_id=candidate.id, file=file_name)
@@ -125,7 +149,7 @@ def reject_unchosen(*, session: Session, candidate_id: int, reason: str, actor: 
 def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication:
     """Undo the latest approval: the solution shows what it showed before. Files stay on disk."""
     require(actor, "review")
-    solution = session.get(Solution, solution_id)
+    solution = _locked_solution(session, solution_id)
     if solution is None:
         raise ReviewError(f"There is no solution {solution_id}.")
     current = _active_publication(session, solution_id)
@@ -149,9 +173,7 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
         session.add(earlier)
         _set_state(session, earlier.candidate_id, CandidateState.approved)
     solution.image_url = current.previous_image_url
-    solution.image_status = current.previous_status
     session.add(solution)
-    session.flush()
     _refresh_status(session, solution)
     audit(session, actor, "image.rollback", solution_id, file=current.file_name, restored=current.previous_image_url)
     return current
@@ -160,14 +182,13 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
 def upload(*, session: Session, settings: Settings, solution_id: str, data: bytes, actor: Actor) -> Publication:
     """Publish an admin-supplied image (the author's own) after checking it really is one."""
     require(actor, "review")
-    solution = session.get(Solution, solution_id)
-    if solution is None:
-        raise ReviewError(f"There is no solution {solution_id}.")
     try:
         info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES)
+        data, info = storage.normalise_format(data, info)
     except storage.BadImage as exc:
         raise ReviewError(str(exc)) from None
-    data, info = storage.normalise_format(data, info)
+    if _locked_solution(session, solution_id) is None:
+        raise ReviewError(f"There is no solution {solution_id}.")
     file_path, thumb_path = storage.store_candidate(settings, solution_id, data, info)
     candidate = Candidate(
         solution_id=solution_id,
@@ -178,7 +199,7 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
         height=info.height,
         bytes=info.bytes,
         sha256=info.sha256,
-        source="uploaded",
+        source=UPLOADED_SOURCE,
         template_ref="upload",
         model="upload",
     )
@@ -209,18 +230,13 @@ def _set_state(session: Session, candidate_id: int | None, state: str) -> None:
         session.add(candidate)
 
 
-def _settled_status(solution: Solution) -> str:
-    """The status a solution has apart from candidates awaiting review."""
-    if solution.image_status != ImageStatus.pending:
-        return solution.image_status
-    return status_for_url(solution.image_url)
-
-
 def _refresh_status(session: Session, solution: Solution) -> None:
+    """Pending while a candidate awaits review, else what its image is (an upload stays uploaded)."""
+    session.flush()
     if _pending(session, solution.id):
         solution.image_status = ImageStatus.pending
-    elif solution.image_status == ImageStatus.pending:
-        solution.image_status = status_for_url(solution.image_url)
+    else:
+        solution.image_status = settled_status(session=session, solution=solution)
     solution.updated_at = utcnow()
     session.add(solution)
 

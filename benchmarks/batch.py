@@ -151,6 +151,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
     from sqlmodel import Session
 
     from aixchange_images import batch, catalogue, db, pipeline
+    from aixchange_images.auth import CLI_ACTOR
     from aixchange_images.config import load_settings
 
     with OpenAIStandIn(latency=0.0) as standin, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -162,7 +163,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
             settings = load_settings()
             engine = db.get_engine(settings)
             with Session(engine) as session:
-                catalogue.import_records(session=session, records=records())
+                catalogue.import_records(session=session, records=records(), actor=CLI_ACTOR)
                 session.commit()
                 ids = [s.id for s in catalogue.list_solutions(session=session)]
             started = time.perf_counter()

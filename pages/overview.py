@@ -30,7 +30,8 @@ if data["solutions"] == 0:
     if actor.can("edit_catalogue") and st.button("Load demo data", type="primary", icon=":material/magic_button:"):
         with st.spinner("Drawing demo images and writing a history…"):
             ui.attempt(
-                lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600), "Demo data loaded."
+                lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600, actor=actor),
+                "Demo data loaded.",
             )
         st.rerun()
     st.stop()

@@ -112,7 +112,7 @@ if admin_tabs:
             def run_import():
                 records = catalogue.parse_records(upload.name, upload.getvalue())
                 with ui.db(write=True) as session:
-                    report = catalogue.import_records(session=session, records=records)
+                    report = catalogue.import_records(session=session, records=records, actor=actor)
                     auth.audit(session, actor, "catalogue.import", upload.name, **report.as_dict())
                     session.commit()
                 return report

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import get_solution, solution_record
+from PIL import Image
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import batch, cli, db, pipeline, review
-from aixchange_images.auth import CLI_ACTOR
+from aixchange_images import batch, catalogue, cli, db, pipeline, review
+from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import load_settings
-from aixchange_images.models import PLACEHOLDER_URL, PUBLIC_PREFIX, ImageStatus, Solution
+from aixchange_images.models import PLACEHOLDER_URL, PUBLIC_PREFIX, ImageStatus, Role, Solution
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -232,3 +233,39 @@ def test_export_round_trips_with_the_current_image_urls(engine, make_solutions, 
     assert (code, json.loads(out)) == (0, {"imported": 3, "updated": 0, "errors": []})
     run_cli(capsys, "export", str(tmp_path / "again.json"))
     assert json.loads((tmp_path / "again.json").read_text(encoding="utf-8")) == exported
+
+
+def test_reimporting_the_url_of_an_uploaded_image_keeps_it_uploaded(engine, make_solutions, tmp_path, capsys):
+    settings = load_settings(dalle_image_size="256x256")
+    (sid,) = make_solutions(1)
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (20, 120, 200)).save(out, format="PNG")
+    with db.session_scope(engine, write=True) as session:
+        authors = review.upload(
+            session=session, settings=settings, solution_id=sid, data=out.getvalue(), actor=CLI_ACTOR
+        )
+        session.commit()
+    (result,), _ = batch.run_batch(engine, settings, [sid], pipeline.GenerateOptions())
+    with db.session_scope(engine, write=True) as session:
+        review.approve(session=session, settings=settings, candidate_id=result.candidate_id, actor=CLI_ACTOR)
+        session.commit()
+    assert get_solution(engine, sid).image_status == ImageStatus.approved
+
+    # An older export puts the author's image back: it is theirs, not one of our generated ones.
+    old_export = write_json(tmp_path / "old.json", [solution_record(0, id=sid, imageUrl=authors.image_url)])
+    code, _, _ = run_cli(capsys, "import", str(old_export))
+
+    assert code == 0
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (authors.image_url, ImageStatus.uploaded)
+
+
+@pytest.mark.parametrize("role", [Role.manager, Role.product])
+def test_only_admins_may_import_solutions(engine, make_solutions, role):
+    make_solutions(1)
+    before = snapshot(engine)
+
+    with db.session_scope(engine, write=True) as session, pytest.raises(PermissionDenied, match="admin"):
+        catalogue.import_records(session=session, records=[solution_record(5)], actor=Actor("pat", role))
+
+    assert snapshot(engine) == before

@@ -605,7 +605,7 @@ def metric(at: AppTest, label: str) -> str:
 
 @pytest.fixture
 def demo_data(engine, settings):
-    demo.load(engine, settings, solutions=30, generations=150)
+    demo.load(engine, settings, solutions=30, generations=150, actor=CLI_ACTOR)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def add_user(engine, username="alice", password="correct horse", role="admin"):
 
 @pytest.fixture
 def demo_data(engine, settings):
-    demo.load(engine, settings, solutions=30, generations=150)
+    demo.load(engine, settings, solutions=30, generations=150, actor=auth.CLI_ACTOR)
 
 
 # -- the gate ------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import time
 from pathlib import Path
@@ -10,12 +12,14 @@ from pathlib import Path
 import pytest
 from conftest import get_solution
 from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import batch, catalogue, pipeline, review, storage
+from aixchange_images import batch, catalogue, cli, pipeline, review, storage
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
-from aixchange_images.db import session_scope
+from aixchange_images.db import session_scope, take_lock
 from aixchange_images.models import (
     PLACEHOLDER_URL,
     PUBLIC_PREFIX,
@@ -23,6 +27,7 @@ from aixchange_images.models import (
     Candidate,
     CandidateState,
     ImageStatus,
+    Lock,
     Publication,
     Role,
 )
@@ -309,3 +314,129 @@ def _upload(engine, settings: Settings, solution_id: str, actor: Actor) -> None:
     with session_scope(engine, write=True) as session:
         review.upload(session=session, settings=settings, solution_id=solution_id, data=_png(9), actor=actor)
         session.commit()
+
+
+# -- an author's upload stays theirs --------------------------------------------------------------
+def upload(engine, settings: Settings, solution_id: str, data: bytes) -> Publication:
+    with session_scope(engine, write=True) as session:
+        publication = review.upload(
+            session=session, settings=settings, solution_id=solution_id, data=data, actor=CLI_ACTOR
+        )
+        session.commit()
+    return publication
+
+
+def generated_for(capsys: pytest.CaptureFixture[str], *which: str) -> list[str]:
+    """The solutions the real `generate` command makes images for (the local provider, small)."""
+    code = cli.main(["generate", *which, "--size", "256x256", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0, payload
+    return [r["solution_id"] for r in payload["results"]]
+
+
+def test_an_uploaded_image_stays_uploaded_after_a_later_candidate_is_rejected(
+    engine, local_settings, make_solutions, capsys
+):
+    sid, other = make_solutions(2)
+    uploaded = upload(engine, local_settings, sid, _png(200))
+    (cid,) = candidates(engine, local_settings, sid)  # someone generates for it anyway
+    assert get_solution(engine, sid).image_status == ImageStatus.pending
+
+    reject(engine, cid, "off_brand")
+
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (uploaded.image_url, ImageStatus.uploaded)
+    assert generated_for(capsys, "--all") == [other]  # regenerating everything leaves the author's image
+    assert generated_for(capsys, "--missing") == []
+    assert get_solution(engine, sid).image_status == ImageStatus.uploaded
+    assert published_files(local_settings) == [uploaded.file_name]
+
+
+def test_rolling_back_to_an_uploaded_image_marks_it_uploaded_again(engine, local_settings, make_solutions, capsys):
+    (sid,) = make_solutions(1)
+    uploaded = upload(engine, local_settings, sid, _png(200))
+    (cid,) = candidates(engine, local_settings, sid)
+    approve(engine, local_settings, cid)
+    assert get_solution(engine, sid).image_status == ImageStatus.approved
+
+    rollback(engine, sid)
+
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (uploaded.image_url, ImageStatus.uploaded)
+    assert generated_for(capsys, "--all") == []
+
+
+def _cmyk_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("CMYK", (64, 48), (0, 200, 255, 10)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("publish_format", ["png", "jpeg"])
+def test_an_uploaded_cmyk_jpeg_is_published_in_rgb(engine, make_solutions, monkeypatch, publish_format):
+    monkeypatch.setenv("DALLE_IMAGE_FORMAT", publish_format)
+    settings = load_settings(dalle_image_size="256x256")
+    (sid,) = make_solutions(1)
+
+    publication = upload(engine, settings, sid, _cmyk_jpeg())
+
+    with Image.open(settings.publish_dir / publication.file_name) as image:
+        assert (image.format.lower(), image.mode, image.size) == (publish_format, "RGB", (64, 48))
+        red, green, blue = image.getpixel((32, 24))
+    assert red > 200 and blue < 60  # the colours survive: CMYK (0, 200, 255, 10) is an orange-red
+    assert get_solution(engine, sid).image_status == ImageStatus.uploaded
+
+
+# -- one review action at a time per solution ----------------------------------------------------
+def lock_counter(engine, solution_id: str) -> int:
+    with Session(engine) as session:
+        lock = session.get(Lock, f"solution:{solution_id}")
+        return lock.counter if lock is not None else 0
+
+
+@pytest.mark.parametrize("action", ["approve", "reject", "rollback", "upload"])
+def test_every_review_action_takes_the_solutions_lock(engine, local_settings, make_solutions, action):
+    (sid,) = make_solutions(1)
+    (first_id,) = candidates(engine, local_settings, sid)
+    approve(engine, local_settings, first_id)
+    (second_id,) = candidates(engine, local_settings, sid)  # awaiting review
+    before = lock_counter(engine, sid)
+    actions = {
+        "approve": lambda: approve(engine, local_settings, second_id),
+        "reject": lambda: reject(engine, second_id, "off_topic"),
+        "rollback": lambda: rollback(engine, sid),
+        "upload": lambda: upload(engine, local_settings, sid, _png(3)),
+    }
+
+    actions[action]()
+
+    assert lock_counter(engine, sid) > before
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_POSTGRES_URL"), reason="row locks that wait need PostgreSQL")
+@pytest.mark.parametrize("action", ["approve", "reject", "rollback", "upload"])
+def test_a_review_action_waits_while_another_holds_the_solutions_lock(engine, local_settings, make_solutions, action):
+    (sid,) = make_solutions(1)
+    (first_id,) = candidates(engine, local_settings, sid)
+    approve(engine, local_settings, first_id)
+    (second_id,) = candidates(engine, local_settings, sid)  # awaiting review
+    before = snapshot(engine)
+    actions = {
+        "approve": lambda s: review.approve(
+            session=s, settings=local_settings, candidate_id=second_id, actor=CLI_ACTOR
+        ),
+        "reject": lambda s: review.reject(session=s, candidate_id=second_id, reason="off_topic", actor=CLI_ACTOR),
+        "rollback": lambda s: review.rollback(session=s, solution_id=sid, actor=CLI_ACTOR),
+        "upload": lambda s: review.upload(
+            session=s, settings=local_settings, solution_id=sid, data=_png(3), actor=CLI_ACTOR
+        ),
+    }
+
+    with session_scope(engine, write=True) as holder:
+        take_lock(holder, f"solution:{sid}")  # another admin, mid-action on the same solution
+        with session_scope(engine, write=True) as session, pytest.raises(OperationalError, match="lock timeout"):
+            session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            actions[action](session)
+        holder.rollback()
+
+    assert snapshot(engine) == before
