@@ -93,10 +93,9 @@ def current_actor() -> Actor | None:
     One primary-key lookup per call; a disabled or deleted user is signed out here.
     """
     actor: Actor | None = st.session_state.get("actor")
-    if actor is None or actor.user_id is None:
-        # Sign-in always records the user's id; an actor without one was put there by a test harness.
-        return actor
-    with Session(engine()) as session:
+    if actor is None:
+        return None
+    with Session(engine()) as session:  # sign-in always records the id: an actor without one is nobody
         fresh = auth.load_actor(session=session, user_id=actor.user_id)
     if fresh is None:
         st.session_state.pop("actor", None)

@@ -162,9 +162,10 @@ def authenticate(*, session: Session, username: str, password: str) -> Actor:
     return Actor(user.username, user.role, user.id)
 
 
-def load_actor(*, session: Session, user_id: int) -> Actor | None:
-    """The user as the database has them now (one primary-key lookup); None when disabled or deleted."""
-    user = session.get(User, user_id)
+def load_actor(*, session: Session, user_id: int | None) -> Actor | None:
+    """The user as the database has them now (one primary-key lookup); None when disabled, deleted or
+    not a user at all."""
+    user = session.get(User, user_id) if user_id is not None else None
     if user is None or user.disabled:
         return None
     return Actor(user.username, user.role, user.id)

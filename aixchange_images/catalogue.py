@@ -351,6 +351,20 @@ def missing_ids(*, session: Session) -> list[str]:
     return list(session.exec(query.order_by(Solution.created_at, Solution.id)).all())
 
 
+def regenerable_ids(*, session: Session) -> list[str]:
+    """Every solution except those showing their author's own image (`generate --all`): also while a
+    generated candidate for one of them waits for review and its status reads pending."""
+    showing_upload = (
+        select(Publication.solution_id)
+        .join(Candidate, col(Candidate.id) == Publication.candidate_id)
+        .where(col(Publication.active).is_(True), Candidate.source == UPLOADED_SOURCE)
+    )
+    query = select(Solution.id).where(
+        Solution.image_status != ImageStatus.uploaded, col(Solution.id).not_in(showing_upload)
+    )
+    return list(session.exec(query.order_by(Solution.created_at, Solution.id)).all())
+
+
 def status_counts(*, session: Session) -> dict[str, int]:
     rows = session.exec(select(Solution.image_status, func.count()).group_by(Solution.image_status)).all()
     counts = {s.value: 0 for s in ImageStatus}

@@ -196,8 +196,7 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
             return list(dict.fromkeys(args.solution))
         if args.missing:
             return catalogue.missing_ids(session=session)
-        query = select(Solution.id).where(Solution.image_status != ImageStatus.uploaded)
-        return list(session.exec(query.order_by(Solution.created_at, Solution.id)).all())
+        return catalogue.regenerable_ids(session=session)
 
 
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]

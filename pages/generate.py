@@ -4,12 +4,10 @@ from datetime import date
 
 import pandas as pd
 import streamlit as st
-from sqlmodel import select
 
 import ui
 from aixchange_images import admin, batch, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
-from aixchange_images.models import ImageStatus, Solution
 from aixchange_images.providers import model_notice
 
 actor = ui.guard("generate")
@@ -22,7 +20,7 @@ if actor.role == "product":
 
 with ui.db() as session:
     missing = catalogue.missing_ids(session=session)
-    everything = list(session.exec(select(Solution.id).where(Solution.image_status != ImageStatus.uploaded)).all())
+    everything = catalogue.regenerable_ids(session=session)
     models = [p.model for p in admin.prices(session=session)]
     template_refs = templates.version_refs(session=session)
     template_labels = templates.all_labels(session=session)

@@ -137,8 +137,28 @@ def app_test(actor=None):
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     if actor is not None:
-        at.session_state["actor"] = actor
+        at.session_state["actor"] = stored_actor(actor)
     return at
+
+
+def stored_actor(actor):  # type: ignore[no-untyped-def]
+    """`actor` as sign-in leaves it: backed by a user row (made here if missing), so the app's
+    every-run reload sees a real user, as it does in the browser."""
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from aixchange_images.models import User
+
+    if actor.user_id is not None:
+        return actor
+    with Session(db.get_engine(load_settings())) as session:
+        user = session.exec(select(User).where(User.username == actor.username)).first()
+        if user is None:
+            user = User(username=actor.username, password_hash="not-a-hash: signed in by the test", role=actor.role)
+            session.add(user)
+            session.commit()
+        return replace(actor, user_id=user.id, role=user.role)
 
 
 def open_page(name: str, actor=None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import app_test as app
-from conftest import open_page
+from conftest import open_page, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -117,7 +117,7 @@ def test_a_manager_sees_no_generate_review_or_settings_controls(engine, demo_dat
         assert title not in [t.value for t in at.title]
         assert not [b for b in at.button if b.label in ("Approve", "Generate", "Save defaults", "Load demo data")]
     guarded = AppTest.from_file(str(ROOT / "pages" / "review.py"), default_timeout=30)
-    guarded.session_state["actor"] = Actor("mia", "manager")
+    guarded.session_state["actor"] = stored_actor(Actor("mia", "manager"))
     guarded.run()
     assert any("does not give access" in e.value for e in guarded.error)
     assert not [b for b in guarded.button if b.label == "Approve"]
@@ -220,7 +220,7 @@ def test_settings_adds_a_user_and_audits_a_budget_change(engine):
     with Session(engine) as session:
         users = {u.username: u.role for u in session.exec(select(User)).all()}
         events = session.exec(select(AuditEvent).where(AuditEvent.action == "settings.change")).all()
-    assert users == {"mia": "manager"}
+    assert users == {"alice": "admin", "mia": "manager"}  # alice is the admin signed in
     assert any(e.target == "image_budget_daily_usd" and e.detail["new"] == 5.0 for e in events)
 
 

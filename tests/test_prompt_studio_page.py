@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import open_page
+from conftest import open_page, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -171,7 +171,7 @@ def test_a_category_can_be_pointed_at_another_template(engine, make_solutions):
 
 def test_a_manager_is_stopped_at_the_guard(engine):
     at = AppTest.from_file(str(ROOT / "pages" / "prompt_studio.py"), default_timeout=30)
-    at.session_state["actor"] = Actor("mia", "manager")
+    at.session_state["actor"] = stored_actor(Actor("mia", "manager"))
     at.run()
 
     assert any("does not give access" in e.value for e in at.error)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import get_solution
+from conftest import get_solution, open_page
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -350,6 +350,19 @@ def test_an_uploaded_image_stays_uploaded_after_a_later_candidate_is_rejected(
     assert generated_for(capsys, "--missing") == []
     assert get_solution(engine, sid).image_status == ImageStatus.uploaded
     assert published_files(local_settings) == [uploaded.file_name]
+
+
+def test_regenerating_everything_leaves_an_author_image_alone_while_a_candidate_for_it_waits(
+    engine, local_settings, make_solutions, capsys
+):
+    sid, other = make_solutions(2)
+    upload(engine, local_settings, sid, _png(200))
+    candidates(engine, local_settings, sid)  # waiting for review: the status reads pending
+    assert get_solution(engine, sid).image_status == ImageStatus.pending
+
+    assert generated_for(capsys, "--all") == [other]
+    at = open_page("generate", Actor("alice", "admin"))
+    assert "All except uploaded (1)" in at.radio[0].options
 
 
 def test_rolling_back_to_an_uploaded_image_marks_it_uploaded_again(engine, local_settings, make_solutions, capsys):
