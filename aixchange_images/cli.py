@@ -9,16 +9,21 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
-from . import admin, auth, batch, budget, catalogue, demo, metrics, pipeline, prompts, review
+# Only what every command needs is imported here; each command imports the rest, keeping start-up
+# (and so `stats`) quick.
+from . import admin, auth, budget, metrics
 from .config import Settings, UserError, load_settings
 from .db import get_engine, session_scope
-from .models import ImageStatus, Solution
+from .models import REJECT_REASONS, ImageStatus, Solution
 from .providers import model_notice
+
+if TYPE_CHECKING:
+    from .pipeline import GenerationResult
 
 
 class UsageError(UserError):
@@ -64,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("candidate_id", type=int)
     cmd = command("reject", "reject a candidate with a reason")
     cmd.add_argument("candidate_id", type=int)
-    cmd.add_argument("--reason", required=True, help=", ".join(review.REJECT_REASONS))
+    cmd.add_argument("--reason", required=True, help=", ".join(REJECT_REASONS))
     cmd.add_argument("--note")
     cmd = command("rollback", "restore a solution's previous image")
     cmd.add_argument("solution_id")
@@ -161,6 +166,8 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import catalogue
+
     records = catalogue.read_records(args.file)
     with session_scope(engine, write=True) as session:
         report = catalogue.import_records(session=session, records=records, actor=auth.CLI_ACTOR)
@@ -170,6 +177,8 @@ def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import catalogue
+
     with Session(engine) as session:
         rows = catalogue.list_solutions(session=session, status=args.status)
     return {
@@ -187,6 +196,8 @@ def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
+    from . import catalogue
+
     with Session(engine) as session:
         if args.solution:
             found = set(session.exec(select(Solution.id).where(col(Solution.id).in_(args.solution))).all())
@@ -200,6 +211,8 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import batch, pipeline, prompts
+
     if not 1 <= args.candidates <= 10:
         raise UsageError("--candidates must be between 1 and 10.")
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
@@ -238,7 +251,7 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     return payload, 1 if summary["failed"] else 0
 
 
-def _print_progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
+def _print_progress(done: int, total: int, result: GenerationResult) -> None:
     mark = "ok  " if result.status == "succeeded" else "FAIL"
     cache = " (cache)" if result.cache_hit else ""
     tail = f"${result.cost_usd:.4f}{cache}" if result.status == "succeeded" else f"{result.error_kind}: {result.error}"
@@ -250,6 +263,8 @@ def _print_progress(done: int, total: int, result: pipeline.GenerationResult) ->
 
 
 def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import review
+
     with session_scope(engine, write=True) as session:
         pub = review.approve(session=session, settings=settings, candidate_id=args.candidate_id, actor=auth.CLI_ACTOR)
         session.commit()
@@ -262,6 +277,8 @@ def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import review
+
     with session_scope(engine, write=True) as session:
         cand = review.reject(
             session=session, candidate_id=args.candidate_id, reason=args.reason, note=args.note, actor=auth.CLI_ACTOR
@@ -276,6 +293,8 @@ def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import review
+
     with session_scope(engine, write=True) as session:
         pub = review.rollback(session=session, solution_id=args.solution_id, actor=auth.CLI_ACTOR)
         solution = session.get(Solution, args.solution_id)
@@ -289,6 +308,8 @@ def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import prompts
+
     with Session(engine) as session:
         solution = session.get(Solution, args.solution_id)
         if solution is None:
@@ -298,6 +319,8 @@ def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import catalogue
+
     with Session(engine) as session:
         document = catalogue.export_document(session=session)
     target = args.file
@@ -321,6 +344,8 @@ def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_cleanup(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import review
+
     days = settings.cleanup_after_days if args.older_than is None else args.older_than
     with session_scope(engine, write=True) as session:
         report = review.clean_up(
@@ -351,6 +376,8 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import demo
+
     if args.solutions < 1 or args.generations < 0:
         raise UsageError("--solutions must be at least 1 and --generations at least 0.")
     return demo.load(

@@ -134,7 +134,8 @@ def _m004_prompt_templates(engine: Engine) -> None:
         session.commit()
 
 
-def _m005_reporting_indexes(engine: Engine) -> None:
+def _create_indexes(engine: Engine) -> None:
+    """Create the indexes the models declare that the database lacks, then refresh the statistics."""
     for table in ("attempt", "candidate"):
         for index in SQLModel.metadata.tables[table].indexes:
             index.create(engine, checkfirst=True)
@@ -152,7 +153,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (2, "seed the price table", _m002_seed_prices),
     (3, "cache savings and storage clean-up", _m003_cache_savings_and_cleanup),
     (4, "prompt templates: versions, labels, category overrides", _m004_prompt_templates),
-    (5, "indexes for the yield table and percentiles", _m005_reporting_indexes),
+    (5, "indexes for the yield table and percentiles", _create_indexes),
+    (6, "a covering index for storage in use", _create_indexes),
 ]
 
 

@@ -47,6 +47,18 @@ class CandidateState(StrEnum):
     rolled_back = "rolled_back"
 
 
+# Why a candidate was turned down; the review form and `reject --reason` offer these.
+REJECT_REASONS = {
+    "off_topic": "Off-topic",
+    "low_quality": "Low quality",
+    "text_artefacts": "Text artefacts",
+    "off_brand": "Off-brand",
+    "unsafe": "Unsafe",
+    "other": "Other",
+}
+NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
+
+
 class AttemptStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
@@ -179,6 +191,7 @@ class Candidate(SQLModel, table=True):
     __table_args__ = (
         Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),
         Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
+        Index("ix_candidate_storage_cover", "cache_hit", "deleted_at", "bytes"),  # storage_bytes
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -13,17 +13,20 @@ from .auth import Actor, audit, require
 from .catalogue import UPLOADED_SOURCE, settled_status
 from .config import Settings, UserError
 from .db import take_lock
-from .models import Attempt, Candidate, CandidateState, ImageStatus, Publication, Solution, utcnow
+from .models import (
+    NOT_CHOSEN,
+    REJECT_REASONS,
+    Attempt,
+    Candidate,
+    CandidateState,
+    ImageStatus,
+    Publication,
+    Solution,
+    utcnow,
+)
 
-REJECT_REASONS = {
-    "off_topic": "Off-topic",
-    "low_quality": "Low quality",
-    "text_artefacts": "Text artefacts",
-    "off_brand": "Off-brand",
-    "unsafe": "Unsafe",
-    "other": "Other",
-}
-NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
+__all__ = ["NOT_CHOSEN", "REJECT_REASONS"]  # re-exported: pages and the CLI name them here
+
 LOCK_NAME_MAX = 40  # models.Lock.name
 
 

@@ -116,7 +116,13 @@ m2.metric(
     f"{estimate['calls'] if estimate['paid'] else 0:,}",
     help=f"{estimate['expected_cache_hits']} expected from cache at $0",
 )
-m3.metric("Estimated cost", ui.money(estimate["estimated_cost_usd"]))
+m3.metric(
+    "Estimated cost",
+    ui.money(estimate["estimated_cost_usd"]),
+    help="With size or quality auto the service chooses, so this is the most it can cost."
+    if "auto" in (size, quality)
+    else "Expected output tokens for this size and quality, plus the prompt's tokens.",
+)
 m4.metric("Budget left", "no cap" if estimate["budget_left_usd"] is None else ui.money(estimate["budget_left_usd"]))
 if not estimate["fits_budget"]:
     st.warning("The estimate is more than the budget has left: calls past the cap will fail as budget_exceeded.")
