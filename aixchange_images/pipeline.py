@@ -468,7 +468,16 @@ class Generator:
         try:
             info = storage.verify_image(reply.data)
             data, info = storage.normalise_format(reply.data, info)
-            file_path, thumb_path = storage.store_candidate(self.settings, attempt.solution_id, data, info)
+            candidate = storage.keep_candidate(
+                self.settings,
+                attempt.solution_id,
+                data,
+                info,
+                attempt_id=attempt.id,
+                template_ref=attempt.template_ref,
+                model=attempt.model,
+                cost_usd=attempt.cost_usd,
+            )
         except storage.BadImage as exc:
             self._fail(attempt, "bad_image", f"The provider's reply is not a usable image: {exc}")
             return self._store(attempt, started)
@@ -482,20 +491,6 @@ class Generator:
             )
             return self._store(attempt, started)
         attempt.bytes = info.bytes
-        candidate = Candidate(
-            solution_id=attempt.solution_id,
-            attempt_id=attempt.id,
-            file_path=file_path,
-            thumb_path=thumb_path,
-            image_format=info.image_format,
-            width=info.width,
-            height=info.height,
-            bytes=info.bytes,
-            sha256=info.sha256,
-            template_ref=attempt.template_ref,
-            model=attempt.model,
-            cost_usd=attempt.cost_usd,
-        )
         self._finish(attempt, started, AttemptStatus.succeeded)
         with session_scope(self.engine, write=True) as session:
             session.add(candidate)

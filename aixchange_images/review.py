@@ -192,19 +192,8 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
         raise ReviewError(str(exc)) from None
     if _locked_solution(session, solution_id) is None:
         raise ReviewError(f"There is no solution {solution_id}.")
-    file_path, thumb_path = storage.store_candidate(settings, solution_id, data, info)
-    candidate = Candidate(
-        solution_id=solution_id,
-        file_path=file_path,
-        thumb_path=thumb_path,
-        image_format=info.image_format,
-        width=info.width,
-        height=info.height,
-        bytes=info.bytes,
-        sha256=info.sha256,
-        source=UPLOADED_SOURCE,
-        template_ref="upload",
-        model="upload",
+    candidate = storage.keep_candidate(
+        settings, solution_id, data, info, source=UPLOADED_SOURCE, template_ref="upload", model="upload"
     )
     session.add(candidate)
     session.flush()

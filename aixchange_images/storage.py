@@ -10,11 +10,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from .config import Settings, UserError
-from .models import PUBLIC_PREFIX
+from .models import PUBLIC_PREFIX, Candidate
 
 MAX_PIXELS = 40_000_000  # well above 3840x2160, far below a decompression bomb
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -125,6 +126,22 @@ def store_candidate(settings: Settings, solution_id: str, data: bytes, info: Ima
     _write_atomically(settings.data_dir / rel_file, data)
     _write_atomically(settings.data_dir / rel_thumb, make_thumbnail(data, info.decoded))
     return rel_file.as_posix(), rel_thumb.as_posix()
+
+
+def keep_candidate(settings: Settings, solution_id: str, data: bytes, info: ImageInfo, **fields: Any) -> Candidate:
+    """Store a verified image and its thumbnail, and describe them as a new (unsaved) candidate."""
+    file_path, thumb_path = store_candidate(settings, solution_id, data, info)
+    return Candidate(
+        solution_id=solution_id,
+        file_path=file_path,
+        thumb_path=thumb_path,
+        image_format=info.image_format,
+        width=info.width,
+        height=info.height,
+        bytes=info.bytes,
+        sha256=info.sha256,
+        **fields,
+    )
 
 
 def read_data_file(settings: Settings, rel_path: str) -> bytes:
