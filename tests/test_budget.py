@@ -71,12 +71,21 @@ def cli_run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, 
     return code, json.loads(captured.out), captured.err
 
 
-def spend(engine, *costs: float, at: datetime | None = None, status: str = AttemptStatus.succeeded, sid: str) -> None:
+def spend(
+    engine,
+    *costs: float,
+    at: datetime | None = None,
+    status: str = AttemptStatus.succeeded,
+    sid: str,
+    pid: int | None = None,
+    host: str | None = None,
+) -> list[int]:
     """Record finished (or running, reserved) paid attempts directly, as earlier batches would have."""
+    rows = []
     with Session(engine) as session:
         for cost in costs:
             running = status == AttemptStatus.running
-            session.add(
+            rows.append(
                 Attempt(
                     solution_id=sid,
                     provider="openai",
@@ -89,9 +98,13 @@ def spend(engine, *costs: float, at: datetime | None = None, status: str = Attem
                     started_at=at or utcnow(),
                     reserved_usd=cost,
                     cost_usd=0.0 if running else cost,
+                    pid=pid,
+                    host=host,
                 )
             )
+        session.add_all(rows)
         session.commit()
+        return [row.id for row in rows]
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -499,33 +512,13 @@ def test_a_try_that_timed_out_is_charged_its_estimate_because_it_may_have_been_b
     assert timed_out.cost_usd == pytest.approx(estimate(engine, timed_out.prompt, "1024x1024", "medium"), abs=1e-9)
 
 
-def add_running(engine, sid: str, *, pid: int | None, host: str | None, age: timedelta = timedelta()) -> int:
-    with Session(engine) as session:
-        row = Attempt(
-            solution_id=sid,
-            provider="openai",
-            model="gpt-image-2",
-            size="1024x1024",
-            quality="medium",
-            prompt="p",
-            request_key=f"k{time.monotonic_ns()}",
-            status=AttemptStatus.running,
-            started_at=utcnow() - age,
-            reserved_usd=0.05,
-            pid=pid,
-            host=host,
-        )
-        session.add(row)
-        session.commit()
-        return row.id
-
-
 def test_the_next_batch_closes_reservations_no_live_call_holds_and_keeps_the_others(engine, settings, make_solutions):
     a, b = make_solutions(2)
     too_old = budget.longest_call(settings) + timedelta(minutes=1)
-    orphan = add_running(engine, a, pid=os.getpid(), host=pipeline.HOST)  # this process, no worker on it
-    elsewhere = add_running(engine, a, pid=4242, host="another-machine")
-    stuck = add_running(engine, a, pid=4242, host="another-machine", age=too_old)
+    running = {"status": AttemptStatus.running, "sid": a}
+    (orphan,) = spend(engine, 0.05, pid=os.getpid(), host=pipeline.HOST, **running)  # this process, no worker on it
+    (elsewhere,) = spend(engine, 0.05, pid=4242, host="another-machine", **running)
+    (stuck,) = spend(engine, 0.05, pid=4242, host="another-machine", at=utcnow() - too_old, **running)
 
     run(engine, settings, [b])  # the local provider: free, but it settles first
 
