@@ -96,7 +96,7 @@ def current_actor() -> Actor | None:
     if actor is None:
         return None
     with Session(engine()) as session:  # sign-in always records the id: an actor without one is nobody
-        fresh = auth.load_actor(session=session, user_id=actor.user_id)
+        fresh = auth.load_actor(session=session, actor=actor)
     if fresh is None:
         st.session_state.pop("actor", None)
         st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from .config import Settings, UserError
+from .db import take_lock
 from .models import AuditEvent, Role, User, utcnow
 
 MAX_FAILED_LOGINS = 5
@@ -101,6 +102,7 @@ def list_users(*, session: Session) -> list[User]:
 
 def set_role(*, session: Session, actor: Actor, username: str, role: str) -> User:
     require(actor, "manage")
+    take_lock(session, "users")  # two admins demoting each other must not leave none
     user = _get_user(session, username)
     if role not in Role.__members__:
         raise AuthError(f"The role must be admin, product or manager, not '{role}'.")
@@ -114,6 +116,7 @@ def set_role(*, session: Session, actor: Actor, username: str, role: str) -> Use
 
 def set_disabled(*, session: Session, actor: Actor, username: str, disabled: bool) -> User:
     require(actor, "manage")
+    take_lock(session, "users")  # two admins demoting each other must not leave none
     user = _get_user(session, username)
     if disabled and user.role == Role.admin and _admin_count(session) <= 1:
         raise AuthError("That is the last admin; make another user admin first.")
@@ -162,11 +165,11 @@ def authenticate(*, session: Session, username: str, password: str) -> Actor:
     return Actor(user.username, user.role, user.id)
 
 
-def load_actor(*, session: Session, user_id: int | None) -> Actor | None:
-    """The user as the database has them now (one primary-key lookup); None when disabled, deleted or
-    not a user at all."""
-    user = session.get(User, user_id) if user_id is not None else None
-    if user is None or user.disabled:
+def load_actor(*, session: Session, actor: Actor) -> Actor | None:
+    """A signed-in actor as the database has them now (one primary-key lookup); None when disabled,
+    deleted, or the id now belongs to someone else (SQLite reuses the highest id after a delete)."""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or user.disabled or user.username != actor.username:
         return None
     return Actor(user.username, user.role, user.id)
 

@@ -231,11 +231,16 @@ def settle_interrupted(*, session: Session, older_than: timedelta | None = None)
     for row in rows:
         stale = older_than is not None and now - row.started_at > older_than
         if stale or not call_alive(row):
-            row.status = AttemptStatus.interrupted
-            row.error_message = "The process making this call stopped before it finished."
-            row.cost_usd = row.reserved_usd
-            row.cost_source = "estimate"
-            row.finished_at = now
-            session.add(row)
-            closed += 1
+            # Only while still running: a call that finished since the read keeps its outcome.
+            closed += session.exec(
+                update(Attempt)
+                .where(Attempt.id == row.id, Attempt.status == AttemptStatus.running)
+                .values(
+                    status=AttemptStatus.interrupted,
+                    error_message="The process making this call stopped before it finished.",
+                    cost_usd=Attempt.reserved_usd,
+                    cost_source="estimate",
+                    finished_at=now,
+                )
+            ).rowcount
     return closed

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -15,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col, select
 
 from . import budget, storage
@@ -218,7 +220,7 @@ class Generator:
         try:
             result = self._generate(solution_id, variant, started)
         except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
-            log.exception("generating an image for %s failed unexpectedly", solution_id)
+            self._log_surprise(f"generating an image for {solution_id} failed unexpectedly")
             message = redact(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).", self._secret)
             result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
         if result.status == "failed":
@@ -252,8 +254,6 @@ class Generator:
             return self._store(attempt, started)
         if not self._reserve(attempt):
             return self._result(attempt)
-        with _in_flight_lock:
-            _in_flight.add(attempt.id)
         try:
             return self._call(attempt, subject, started)
         finally:
@@ -394,7 +394,15 @@ class Generator:
             )
             attempt.started_at = utcnow()
             ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
-            session.commit()
+            if ok:  # in flight before anyone can see the row running, so no settle closes a live call
+                with _in_flight_lock:
+                    _in_flight.add(attempt.id)
+            try:
+                session.commit()
+            except BaseException:
+                with _in_flight_lock:
+                    _in_flight.discard(attempt.id)
+                raise
             session.refresh(attempt)
         return ok
 
@@ -485,7 +493,7 @@ class Generator:
             self._fail(attempt, "storage", str(exc))
             return self._store(attempt, started)
         except Exception as exc:  # noqa: BLE001 - the call is paid for: record it whatever went wrong
-            log.exception("keeping the image for %s failed", attempt.solution_id)
+            self._log_surprise(f"keeping the image for {attempt.solution_id} failed")
             self._fail(
                 attempt, "storage", redact(f"The image could not be kept ({type(exc).__name__}: {exc}).", self._secret)
             )
@@ -496,13 +504,17 @@ class Generator:
             session.add(candidate)
             session.flush()
             attempt.candidate_id = candidate.id
-            session.add(attempt)
+            _write_outcome(session, attempt)
             _mark_pending(session, attempt.solution_id)
             session.commit()
         self._auto_approve(attempt)
         return self._result(attempt)
 
     # -- bookkeeping ---------------------------------------------------------------------------
+    def _log_surprise(self, what: str) -> None:
+        """Log the exception being handled with its traceback, with no secret in either."""
+        log.error(redact(f"{what}\n{traceback.format_exc()}", self._secret))
+
     def _fail(self, attempt: Attempt, kind: str, message: str) -> None:
         attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, kind, message[:1000]
 
@@ -517,7 +529,7 @@ class Generator:
             attempt, started, attempt.status if attempt.status != AttemptStatus.running else AttemptStatus.failed
         )
         with session_scope(self.engine, write=True) as session:
-            session.add(attempt)
+            _write_outcome(session, attempt)
             session.commit()
         return self._result(attempt)
 
@@ -567,6 +579,18 @@ class Generator:
                     session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN, actor=self.plan.options.actor
                 )
             session.commit()
+
+
+# What a finished call knows better than anyone: written whole, even over a settle that closed the
+# row meanwhile (it could not tell a slow call from a dead one).
+_OUTCOME = ("status", "error_kind", "error_message", "cost_usd", "cost_source", "finished_at", "duration_ms")
+
+
+def _write_outcome(session: Session, attempt: Attempt) -> None:
+    session.add(attempt)
+    if attempt.id is not None:
+        for name in _OUTCOME:
+            flag_modified(attempt, name)
 
 
 def _mark_pending(session: Session, solution_id: str) -> None:

@@ -179,14 +179,17 @@ def get_provider(name: str, settings: Settings) -> Provider:
 def _settings_key(settings: Settings) -> tuple:
     """Every setting a provider could read, with no secret in it (the key may end up in a repr).
 
-    The API key counts only as a digest; the database URL (which may carry a password) is left
-    out, as no provider touches the database.
+    The API key and the base URL (a proxy's URL may carry a password) count only as digests; the
+    database URL (which may too) is left out, as no provider touches the database.
     """
-    values = settings.model_dump(exclude={"openai_api_key", "database_url"})
+    values = settings.model_dump(exclude={"openai_api_key", "openai_base_url", "database_url"})
     secret = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    digest = hashlib.sha256(f"provider-cache\x00{secret}".encode()).hexdigest()[:16] if secret else None
+    digests = tuple(
+        (f"{name}_sha256", hashlib.sha256(f"provider-cache\x00{value}".encode()).hexdigest()[:16] if value else None)
+        for name, value in (("openai_api_key", secret), ("openai_base_url", settings.openai_base_url))
+    )
     fields = sorted((k, v if isinstance(v, str | int | float | bool | None) else str(v)) for k, v in values.items())
-    return (("openai_api_key_sha256", digest), *fields)
+    return (*digests, *fields)
 
 
 def model_notice(model: str, today: date) -> str | None:

@@ -165,8 +165,10 @@ if admin_tabs:
             }
             if editing:
                 # The form holds only some fields: lay it over the whole record, so the others
-                # (isPublished, sourceCodeUrl, metadata, status, ...) keep their values.
-                fields = {**catalogue.to_record(editing), **fields}
+                # (isPublished, sourceCodeUrl, metadata, status, ...) keep their values. Never the
+                # image: an approval since this page was drawn must not be undone by an edit.
+                kept = {k: v for k, v in catalogue.to_record(editing).items() if k not in ("id", "imageUrl")}
+                fields = {**kept, **fields}
 
             def save():
                 with ui.db(write=True) as session:

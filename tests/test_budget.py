@@ -553,6 +553,53 @@ def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
     assert (result.status, settled.status, settled.cost_source) == ("succeeded", AttemptStatus.succeeded, "usage")
 
 
+def test_a_call_closed_by_a_settle_while_it_ran_keeps_its_real_outcome(engine, make_solutions, monkeypatch):
+    (sid,) = make_solutions(1)
+    with HeldStandIn() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        paid = load_settings(image_provider="openai", image_timeout_seconds=30.0)
+        outcome: list = []
+        worker = threading.Thread(target=lambda: outcome.append(run(engine, paid, [sid])))
+        worker.start()
+        assert server.wait_in_flight(1, timeout=10)
+        with session_scope(engine, write=True) as session:  # as a machine that thinks the call too old would
+            closed = budget.settle_interrupted(session=session, older_than=timedelta(0))
+            session.commit()
+        server.release.set()
+        worker.join(30)
+
+    (attempt,) = attempts(engine)
+    assert closed == 1 and outcome[0][0][0].status == "succeeded"
+    assert (attempt.status, attempt.cost_source, attempt.error_message) == (AttemptStatus.succeeded, "usage", None)
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 1056), abs=1e-9)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_POSTGRES_URL"),
+    reason="needs read-committed PostgreSQL: on SQLite the settle's write transaction holds off the worker",
+)
+def test_a_settle_never_overwrites_a_call_that_finished_after_it_looked(engine, make_solutions, monkeypatch):
+    (sid,) = make_solutions(1)
+    (row_id,) = spend(engine, 0.05, status=AttemptStatus.running, sid=sid, pid=os.getpid(), host=pipeline.HOST)
+
+    def finishes_meanwhile(attempt: Attempt) -> bool:
+        with session_scope(engine, write=True) as other:  # the worker's final write lands first
+            row = other.get(Attempt, attempt.id)
+            row.status, row.cost_usd, row.cost_source = AttemptStatus.succeeded, 0.032, "usage"
+            other.commit()
+        return False  # and then it has left the in-flight set
+
+    monkeypatch.setattr(pipeline, "call_alive", finishes_meanwhile)
+    with session_scope(engine, write=True) as session:
+        closed = budget.settle_interrupted(session=session)
+        session.commit()
+
+    (attempt,) = attempts(engine, Attempt.id == row_id)
+    assert closed == 0
+    assert (attempt.status, attempt.cost_usd, attempt.cost_source) == (AttemptStatus.succeeded, 0.032, "usage")
+
+
 # -- the cache -----------------------------------------------------------------------------------
 def test_a_repeated_request_is_free_and_counted_as_saved_and_no_cache_calls_again(
     engine, openai_settings, standin, make_solutions, capsys

@@ -110,16 +110,20 @@ def test_a_page_guard_uses_the_role_in_the_database_not_the_one_remembered(engin
     assert not page.title
 
 
-def test_load_actor_refuses_a_disabled_or_missing_user(engine):
+def test_load_actor_refuses_a_disabled_missing_or_replaced_user(engine):
     add_user(engine, "alice", "admin")
     add_user(engine, "mia", "manager")
     mia = user(engine, "mia")
+    remembered = Actor("mia", "admin", mia.id)  # a role from before a change
     with Session(engine) as session:
-        assert auth.load_actor(session=session, user_id=mia.id) == Actor("mia", "manager", mia.id)
-        assert auth.load_actor(session=session, user_id=mia.id + 100) is None
+        assert auth.load_actor(session=session, actor=remembered) == Actor("mia", "manager", mia.id)
+        assert auth.load_actor(session=session, actor=Actor("mia", "manager", mia.id + 100)) is None
+        assert auth.load_actor(session=session, actor=Actor("mia", "manager")) is None  # no id: nobody
+        # the id now names someone else (SQLite hands out a deleted highest id again)
+        assert auth.load_actor(session=session, actor=Actor("mallory", "manager", mia.id)) is None
         auth.set_disabled(session=session, actor=auth.CLI_ACTOR, username="mia", disabled=True)
         session.flush()
-        assert auth.load_actor(session=session, user_id=mia.id) is None
+        assert auth.load_actor(session=session, actor=remembered) is None
 
 
 # -- 2. role and access are separate actions --------------------------------------------------------

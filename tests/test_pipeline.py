@@ -8,7 +8,7 @@ import os
 import threading
 
 import pytest
-from conftest import get_solution
+from conftest import TEST_KEY, get_solution
 from PIL import Image
 from sqlmodel import Session, select
 
@@ -299,14 +299,14 @@ def test_the_rate_limiter_gives_out_only_its_slots_per_minute():
 
 
 def test_a_surprise_after_a_paid_call_is_a_recorded_failure_and_the_batch_goes_on(
-    engine, openai_settings, standin, make_solutions, monkeypatch
+    engine, openai_settings, standin, make_solutions, monkeypatch, caplog
 ):
     ids = make_solutions(3)
     real_store = pipeline.storage.store_candidate
 
     def store(settings, solution_id, data, info):  # type: ignore[no-untyped-def]
         if solution_id == ids[1]:
-            raise RuntimeError(f"disk quirk while keeping {solution_id}")
+            raise RuntimeError(f"disk quirk while keeping {solution_id} for {TEST_KEY}")
         return real_store(settings, solution_id, data, info)
 
     monkeypatch.setattr(pipeline.storage, "store_candidate", store)
@@ -316,6 +316,8 @@ def test_a_surprise_after_a_paid_call_is_a_recorded_failure_and_the_batch_goes_o
     by_id = {r.solution_id: r for r in results}
     assert summary["succeeded"] == 2 and summary["errors_by_kind"] == {"storage": 1}
     assert "disk quirk" in by_id[ids[1]].error and standin.image_calls == 3
+    assert "disk quirk" in caplog.text and "Traceback" in caplog.text  # logged, with where it happened
+    assert TEST_KEY not in caplog.text + by_id[ids[1]].error
     (kept,) = rows(engine, Attempt, Attempt.solution_id == ids[1])
     assert (kept.status, kept.error_kind, kept.cost_source) == (AttemptStatus.failed, "storage", "usage")
     assert kept.cost_usd > 0  # the call was paid for, and its cost is on the record

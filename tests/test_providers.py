@@ -43,10 +43,12 @@ def test_a_changed_setting_builds_a_new_provider(keyed, change):
     assert get_provider("openai", load_settings(**change)) is after
 
 
-def test_the_provider_cache_never_holds_the_api_key(keyed):
+def test_the_provider_cache_never_holds_the_api_key_or_a_proxy_password(keyed, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:proxy-secret-pass@127.0.0.1:9/v1")
     get_provider("openai", load_settings())
 
-    assert TEST_KEY not in repr(providers._instances) and TEST_KEY not in str(list(providers._instances))
+    held = repr(providers._instances) + str(list(providers._instances))
+    assert TEST_KEY not in held and "proxy-secret-pass" not in held
 
 
 def test_an_unknown_provider_name_fails_with_the_known_ones():
