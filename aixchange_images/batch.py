@@ -17,7 +17,7 @@ from . import budget
 from .budget import Usage
 from .config import Settings
 from .db import session_scope
-from .models import Attempt, AttemptStatus, Candidate, Solution
+from .models import Attempt, Candidate, Solution
 from .pipeline import SPENT, GenerateOptions, GenerationResult, Generator, Plan, cached_sources, make_plan, reusable
 
 ProgressFn = Callable[[int, int, GenerationResult], None]
@@ -99,25 +99,23 @@ def estimate_batch(
         solutions: dict[str, Solution] = {}
         for chunk in _chunks(list(dict.fromkeys(sid for sid, _ in tasks))):
             solutions.update({s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(chunk)))})
-        planned = [
-            generator._new_attempt(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions
-        ]
-        planned = [a for a in planned if a.status != AttemptStatus.failed]
+        planned = [generator.prepare(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions]
+        planned = [r for r in planned if r.problem is None]
         sources: dict[str, list[Candidate]] = {}
         if options.use_cache:
-            for chunk in _chunks([a.request_key for a in planned]):
+            for chunk in _chunks([r.key for r in planned]):
                 for candidate, key in session.exec(cached_sources(chunk)):
                     sources.setdefault(key, []).append(candidate)
-        paid = [a for a in planned if not any(reusable(c, a.solution_id) for c in sources.get(a.request_key, ()))]
+        paid = [r for r in planned if not any(reusable(c, r.solution_id) for c in sources.get(r.key, ()))]
         dollars = 0.0
         if plan.provider.paid and paid:
             price, _ = budget.price_for(session=session, model=plan.model)
             image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
             dollars = sum(
                 budget.cost_from_usage(
-                    price, Usage(input_text_tokens=budget.prompt_tokens(a.prompt), output_image_tokens=image_tokens)
+                    price, Usage(input_text_tokens=budget.prompt_tokens(r.prompt), output_image_tokens=image_tokens)
                 )
-                for a in paid
+                for r in paid
             )
         left = budget.budget_state(session=session, settings=settings).left
     return {

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Solution, utcnow
@@ -309,6 +313,30 @@ def review_counts(*, session: Session) -> dict[str, int]:
     counts = {s.value: 0 for s in CandidateState}
     counts.update({state: int(n) for state, n in rows})
     return counts
+
+
+def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> dict[str, Any]:
+    """Everything the Metrics page draws, its independent queries run side by side (each on its own
+    connection: the database works on several while Python waits)."""
+    parts: dict[str, Callable[[Session], Any]] = {
+        "head": lambda s: headline(session=s, scope=scope),
+        "daily": lambda s: daily(session=s, scope=scope),
+        "times": lambda s: daily_percentiles(session=s, scope=scope),
+        "failures": lambda s: failures_by_kind(session=s, scope=scope),
+        "by_model": lambda s: spend_by(session=s, scope=scope, by="model"),
+        "by_template": lambda s: spend_by(session=s, scope=scope, by="template"),
+        "storage": lambda s: storage_over_time(session=s, since=scope.since),
+        "largest": lambda s: largest_consumers(session=s),
+    }
+
+    def run(part: Callable[[Session], Any]) -> Any:
+        with Session(engine) as session:
+            return part(session)
+
+    workers = workers or max(2, min(4, os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+        futures = {name: pool.submit(run, part) for name, part in parts.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]:

@@ -191,7 +191,8 @@ class Candidate(SQLModel, table=True):
     __table_args__ = (
         Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),
         Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
-        Index("ix_candidate_storage_cover", "cache_hit", "deleted_at", "bytes"),  # storage_bytes
+        # storage in use, over time and by solution (metrics.storage_bytes and its neighbours)
+        Index("ix_candidate_disk_cover", "cache_hit", "deleted_at", "solution_id", "bytes", "created_at", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

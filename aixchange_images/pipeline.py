@@ -80,6 +80,18 @@ class Plan:
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+@dataclass(frozen=True)
+class Request:
+    """What one attempt will ask for, before any row exists: what estimates are made of."""
+
+    solution_id: str
+    variant: int
+    template_ref: str | None
+    prompt: str
+    key: str  # request_key: the cache's identity of the request
+    problem: str | None = None  # why the prompt cannot be sent, in one sentence
+
+
 @dataclass
 class GenerationResult:
     solution_id: str
@@ -268,8 +280,18 @@ class Generator:
             template = self._templates[key] = resolve_template(session=session, ref=key[0], category=key[1])
         return template, render_template(template, solution_variables(solution))
 
+    def prepare(self, session: Session, solution: Solution, variant: int) -> Request:
+        """The prompt and cache key one attempt would use, or why it cannot be made (cheap: no row)."""
+        try:
+            template, prompt = self._render(session, solution)
+            check_prompt(prompt, model=self.plan.model, description=solution.description)
+        except PromptError as exc:
+            return Request(solution.id, variant, None, "", request_key(self.plan, "", variant), str(exc))
+        return Request(solution.id, variant, template.ref, prompt, request_key(self.plan, prompt, variant))
+
     def _new_attempt(self, session: Session, solution: Solution, variant: int) -> Attempt:
         plan = self.plan
+        request = self.prepare(session, solution, variant)
         attempt = Attempt(
             solution_id=solution.id,
             batch_id=plan.batch_id,
@@ -279,23 +301,19 @@ class Generator:
             size=plan.size,
             quality=plan.quality,
             output_format=plan.output_format,
-            prompt="",
+            template_ref=request.template_ref,
+            prompt=request.prompt,
             variant=variant,
-            request_key="",
+            request_key=request.key,
             pid=os.getpid(),
             host=HOST,
         )
-        try:
-            template, prompt = self._render(session, solution)
-            attempt.template_ref, attempt.prompt = template.ref, prompt
-            check_prompt(prompt, model=plan.model, description=solution.description)
-        except PromptError as exc:
+        if request.problem is not None:
             attempt.status, attempt.error_kind, attempt.error_message = (
                 AttemptStatus.failed,
                 "invalid_request",
-                str(exc),
+                request.problem,
             )
-        attempt.request_key = request_key(plan, attempt.prompt, variant)
         return attempt
 
     def _from_cache(self, attempt: Attempt, started: float) -> GenerationResult | None:

@@ -77,12 +77,17 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from aixchange_images.auth import Actor
+    from aixchange_images import auth
+    from aixchange_images.auth import CLI_ACTOR, add_user
 
+    with Session(engine) as session:
+        user = add_user(session=session, actor=CLI_ACTOR, username="bench", password="bench password 1", role="admin")
+        session.commit()
+        bench = auth.Actor(user.username, user.role, user.id)  # signed in, as the browser would be
     for page in PAGES:
         st.cache_data.clear()  # cold: nothing cached from the previous page's run
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["actor"] = Actor("bench", "admin")
+        at.session_state["actor"] = bench
         at.run()
         st.cache_data.clear()
         started = time.perf_counter()

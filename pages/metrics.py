@@ -31,17 +31,7 @@ def filter_choices() -> dict:
 @st.cache_data(ttl=60, show_spinner=False)
 def figures(days: int, model: str | None, template: str | None, provider: str | None) -> dict:
     scope = metrics.last_days(days, model=model, template=template, provider=provider)
-    with ui.db() as session:
-        return {
-            "head": metrics.headline(session=session, scope=scope),
-            "daily": metrics.daily(session=session, scope=scope),
-            "times": metrics.daily_percentiles(session=session, scope=scope),
-            "failures": metrics.failures_by_kind(session=session, scope=scope),
-            "by_model": metrics.spend_by(session=session, scope=scope, by="model"),
-            "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
-            "storage": metrics.storage_over_time(session=session, since=scope.since),
-            "largest": metrics.largest_consumers(session=session),
-        }
+    return metrics.dashboard(ui.engine(), scope)
 
 
 choices = filter_choices()

@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import get_solution, open_page
 from sqlmodel import Session, select
@@ -401,6 +402,29 @@ def test_attempts_table_lists_finished_attempts_newest_first(engine, history):
     assert len(table) == 10 and "running" not in set(table["status"])
     assert list(table["id"]) == sorted(table["id"], reverse=True)
     assert set(local["model"]) == {"local-card"} and len(local) == 2
+
+
+def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(engine, history):
+    scope = Scope(model="local-card")
+    with Session(engine) as session:
+        one_by_one = {
+            "head": metrics.headline(session=session, scope=scope),
+            "daily": metrics.daily(session=session, scope=scope),
+            "times": metrics.daily_percentiles(session=session, scope=scope),
+            "failures": metrics.failures_by_kind(session=session, scope=scope),
+            "by_model": metrics.spend_by(session=session, scope=scope, by="model"),
+            "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
+            "storage": metrics.storage_over_time(session=session, since=scope.since),
+            "largest": metrics.largest_consumers(session=session),
+        }
+
+    together = metrics.dashboard(engine, scope, workers=4)
+
+    assert together.keys() == one_by_one.keys()
+    assert together["head"] == one_by_one["head"] and together["head"]["attempts"] == 2
+    for name in one_by_one.keys() - {"head"}:
+        pd.testing.assert_frame_equal(together[name], one_by_one[name])
+    assert not together["largest"].empty
 
 
 def stats(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
