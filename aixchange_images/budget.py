@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from .config import Settings, parse_size
@@ -205,8 +206,18 @@ def extend_reservation(*, session: Session, settings: Settings, attempt: Attempt
         left = budget_state(session=session, settings=settings).left
         if left is not None and extra > left + 1e-9:
             return False
-    session.exec(update(Attempt).where(Attempt.id == attempt.id).values(reserved_usd=Attempt.reserved_usd + extra))
-    attempt.reserved_usd += extra
+    # A row a settle closed meanwhile counts by its cost: grow that too, so the budget sees the retry.
+    closed = Attempt.status != AttemptStatus.running
+    session.exec(
+        update(Attempt)
+        .where(Attempt.id == attempt.id)
+        .values(
+            reserved_usd=Attempt.reserved_usd + extra,
+            cost_usd=case((closed, Attempt.cost_usd + extra), else_=Attempt.cost_usd),
+        )
+    )
+    reserved = session.exec(select(Attempt.reserved_usd).where(Attempt.id == attempt.id)).one()
+    set_committed_value(attempt, "reserved_usd", reserved)  # as stored: nothing left to flush
     return True
 
 

@@ -58,11 +58,12 @@ def main() -> None:
     print(f"  of which interpreter + imports + settings (a near-empty command): {startup:.3f} s")
 
     sys.path.insert(0, str(ROOT))
-    from sqlmodel import Session
+    from sqlmodel import Session, select
 
     from aixchange_images import metrics
     from aixchange_images.config import load_settings
     from aixchange_images.db import get_engine
+    from aixchange_images.models import User
 
     engine = get_engine(load_settings())
     with Session(engine) as session:
@@ -80,10 +81,12 @@ def main() -> None:
     from aixchange_images import auth
     from aixchange_images.auth import CLI_ACTOR, add_user
 
-    with Session(engine) as session:
-        user = add_user(session=session, actor=CLI_ACTOR, username="bench", password="bench password 1", role="admin")
+    with Session(engine) as session:  # signed in as a real user, as the browser would be
+        user = session.exec(select(User).where(User.username == "bench")).first() or add_user(
+            session=session, actor=CLI_ACTOR, username="bench", password="bench password 1", role="admin"
+        )
         session.commit()
-        bench = auth.Actor(user.username, user.role, user.id)  # signed in, as the browser would be
+        bench = auth.Actor(user.username, user.role, user.id)
     for page in PAGES:
         st.cache_data.clear()  # cold: nothing cached from the previous page's run
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

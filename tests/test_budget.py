@@ -600,6 +600,26 @@ def test_a_settle_never_overwrites_a_call_that_finished_after_it_looked(engine, 
     assert (attempt.status, attempt.cost_usd, attempt.cost_source) == (AttemptStatus.succeeded, 0.032, "usage")
 
 
+@pytest.mark.parametrize(("status", "cost_after"), [(AttemptStatus.running, 0.0), (AttemptStatus.interrupted, 0.08)])
+def test_a_retrys_reservation_counts_also_on_a_row_a_settle_closed_meanwhile(
+    engine, settings, make_solutions, status, cost_after
+):
+    (sid,) = make_solutions(1)
+    (row_id,) = spend(engine, 0.05, status=AttemptStatus.running, sid=sid)
+    with session_scope(engine, write=True) as session:
+        row = session.get(Attempt, row_id)
+        if status == AttemptStatus.interrupted:  # what settle_interrupted leaves
+            row.status, row.cost_usd = status, row.reserved_usd
+        session.commit()
+        assert budget.extend_reservation(session=session, settings=settings, attempt=row, extra=0.03)
+        session.commit()
+        state = budget.budget_state(session=session, settings=settings)
+
+    (after,) = attempts(engine, Attempt.id == row_id)
+    assert after.reserved_usd == pytest.approx(0.08) and after.cost_usd == pytest.approx(cost_after)
+    assert state.spent_today == pytest.approx(0.08)  # either way the budget counts both calls
+
+
 # -- the cache -----------------------------------------------------------------------------------
 def test_a_repeated_request_is_free_and_counted_as_saved_and_no_cache_calls_again(
     engine, openai_settings, standin, make_solutions, capsys
