@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -529,23 +530,32 @@ def test_the_next_batch_closes_reservations_no_live_call_holds_and_keeps_the_oth
         assert (closed.status, closed.cost_usd, closed.cost_source) == (AttemptStatus.interrupted, 0.05, "estimate")
 
 
-def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
-    engine, settings, make_solutions, monkeypatch
-):
-    a, b = make_solutions(2)
+@contextmanager
+def call_in_flight(engine, sid: str, monkeypatch: pytest.MonkeyPatch):
+    """A paid batch for `sid` on a thread, its call held at the server until the block ends; yields
+    the list the batch's outcome lands in."""
     with HeldStandIn() as server:
         monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         paid = load_settings(image_provider="openai", image_timeout_seconds=30.0)
         outcome: list = []
-        worker = threading.Thread(target=lambda: outcome.append(run(engine, paid, [a])))
+        worker = threading.Thread(target=lambda: outcome.append(run(engine, paid, [sid])))
         worker.start()
         assert server.wait_in_flight(1, timeout=10)
+        try:
+            yield outcome
+        finally:
+            server.release.set()
+            worker.join(30)
 
+
+def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
+    engine, settings, make_solutions, monkeypatch
+):
+    a, b = make_solutions(2)
+    with call_in_flight(engine, a, monkeypatch) as outcome:
         run(engine, settings, [b])  # a second batch, as a second dashboard session would start
         (held,) = attempts(engine, Attempt.solution_id == a)
-        server.release.set()
-        worker.join(30)
 
     assert held.status == AttemptStatus.running  # left alone while its call was in flight
     (((result,), _),) = outcome
@@ -555,19 +565,10 @@ def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
 
 def test_a_call_closed_by_a_settle_while_it_ran_keeps_its_real_outcome(engine, make_solutions, monkeypatch):
     (sid,) = make_solutions(1)
-    with HeldStandIn() as server:
-        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        paid = load_settings(image_provider="openai", image_timeout_seconds=30.0)
-        outcome: list = []
-        worker = threading.Thread(target=lambda: outcome.append(run(engine, paid, [sid])))
-        worker.start()
-        assert server.wait_in_flight(1, timeout=10)
-        with session_scope(engine, write=True) as session:  # as a machine that thinks the call too old would
-            closed = budget.settle_interrupted(session=session, older_than=timedelta(0))
-            session.commit()
-        server.release.set()
-        worker.join(30)
+    # a settle from a machine that thinks the call too old, while it is in flight
+    with call_in_flight(engine, sid, monkeypatch) as outcome, session_scope(engine, write=True) as session:
+        closed = budget.settle_interrupted(session=session, older_than=timedelta(0))
+        session.commit()
 
     (attempt,) = attempts(engine)
     assert closed == 1 and outcome[0][0][0].status == "succeeded"
