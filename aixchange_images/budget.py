@@ -232,7 +232,8 @@ def settle_interrupted(*, session: Session, older_than: timedelta | None = None)
     """Close attempts whose call can no longer be live, charging their reservation (we can't know better).
 
     A call is over when its process is gone, when it is this process's and no worker holds it,
-    or when it has been running longer than `older_than` (any process, any machine).
+    or when it is past its deadline (any process, any machine; rows from before deadlines were
+    recorded: running longer than `older_than`).
     """
     from .pipeline import call_alive  # local: pipeline imports this module
 
@@ -240,7 +241,8 @@ def settle_interrupted(*, session: Session, older_than: timedelta | None = None)
     closed = 0
     now = utcnow()
     for row in rows:
-        stale = older_than is not None and now - row.started_at > older_than
+        deadline = row.deadline_at or (row.started_at + older_than if older_than is not None else None)
+        stale = deadline is not None and now > deadline
         if stale or not call_alive(row):
             # Only while still running: a call that finished since the read keeps its outcome.
             closed += session.exec(

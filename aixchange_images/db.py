@@ -148,6 +148,11 @@ def _m007_disk_cover(engine: Engine) -> None:
     _create_indexes(engine)
 
 
+def _m008_call_runner_and_deadline(engine: Engine) -> None:
+    _add_column(engine, "attempt", "runner", "VARCHAR(40)")
+    _add_column(engine, "attempt", "deadline_at", "TIMESTAMP")
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -162,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (5, "indexes for the yield table and percentiles", _create_indexes),
     (6, "a covering index for storage in use", _create_indexes),
     (7, "the storage index also covers storage by solution and over time", _m007_disk_cover),
+    (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
 ]
 
 

@@ -183,6 +183,8 @@ class Attempt(SQLModel, table=True):
     candidate_id: int | None = None
     pid: int | None = None
     host: str | None = None
+    runner: str | None = Field(default=None, max_length=40)  # the process making the call (a random token)
+    deadline_at: datetime | None = None  # a live call is over by then (budget.longest_call, its own settings)
 
 
 class Candidate(SQLModel, table=True):

@@ -47,6 +47,7 @@ from .providers import (
 )
 
 HOST = socket.gethostname()
+RUNNER = uuid.uuid4().hex[:16]  # this process, even where another one shares its host name and pid
 log = logging.getLogger(__name__)
 
 
@@ -167,12 +168,12 @@ _in_flight_lock = threading.Lock()
 
 
 def call_alive(attempt: Attempt) -> bool:
-    """Whether the call behind a running attempt may still be going on."""
-    if attempt.host != HOST:
-        return True  # another machine's call: its age decides (budget.longest_call)
-    if attempt.pid == os.getpid():
+    """Whether the call behind a running attempt may still be going on (its deadline aside)."""
+    if attempt.runner == RUNNER or (attempt.runner is None and attempt.host == HOST and attempt.pid == os.getpid()):
         with _in_flight_lock:
             return attempt.id in _in_flight
+    if attempt.host != HOST:
+        return True  # another machine's call: its deadline decides
     if attempt.pid is None:
         return False
     try:
@@ -181,7 +182,7 @@ def call_alive(attempt: Attempt) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return True  # a live process here (or a namesake in another container): its deadline decides
 
 
 class RateLimiter:
@@ -307,6 +308,7 @@ class Generator:
             request_key=request.key,
             pid=os.getpid(),
             host=HOST,
+            runner=RUNNER,
         )
         if request.problem is not None:
             attempt.status, attempt.error_kind, attempt.error_message = (
@@ -411,6 +413,7 @@ class Generator:
                 prompt=attempt.prompt,
             )
             attempt.started_at = utcnow()
+            attempt.deadline_at = attempt.started_at + budget.longest_call(self.settings)
             ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
             if ok:  # in flight before anyone can see the row running, so no settle closes a live call
                 with _in_flight_lock:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import ROOT, TEST_KEY, open_page
 from openai_standin import OpenAIStandIn
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts, review
@@ -513,6 +514,26 @@ def test_a_try_that_timed_out_is_charged_its_estimate_because_it_may_have_been_b
     assert timed_out.cost_usd == pytest.approx(estimate(engine, timed_out.prompt, "1024x1024", "medium"), abs=1e-9)
 
 
+def test_a_call_is_kept_until_its_own_deadline_and_a_namesake_process_is_not_this_one(engine, settings, make_solutions):
+    (sid,) = make_solutions(1)
+    ours = budget.longest_call(settings)
+    running = {"status": AttemptStatus.running, "sid": sid}
+    # another machine with longer limits: older than our longest call, within its own deadline
+    (patient,) = spend(engine, 0.05, pid=4242, host="another-machine", at=utcnow() - ours * 2, **running)
+    # another container with our host name and pid: not in our in-flight set, yet not ours either
+    (namesake,) = spend(engine, 0.05, pid=os.getpid(), host=pipeline.HOST, **running)
+    with session_scope(engine, write=True) as session:
+        session.get(Attempt, patient).deadline_at = utcnow() + timedelta(minutes=5)
+        session.get(Attempt, namesake).runner = "another-process"
+        session.get(Attempt, namesake).deadline_at = utcnow() + timedelta(minutes=5)
+        session.commit()
+        closed = budget.settle_interrupted(session=session, older_than=ours)
+        session.commit()
+
+    assert closed == 0
+    assert {a.status for a in attempts(engine)} == {AttemptStatus.running}
+
+
 def test_the_next_batch_closes_reservations_no_live_call_holds_and_keeps_the_others(engine, settings, make_solutions):
     a, b = make_solutions(2)
     too_old = budget.longest_call(settings) + timedelta(minutes=1)
@@ -565,9 +586,10 @@ def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
 
 def test_a_call_closed_by_a_settle_while_it_ran_keeps_its_real_outcome(engine, make_solutions, monkeypatch):
     (sid,) = make_solutions(1)
-    # a settle from a machine that thinks the call too old, while it is in flight
+    # the call overruns its deadline (a stalled network, a skewed clock), and a settle closes it
     with call_in_flight(engine, sid, monkeypatch) as outcome, session_scope(engine, write=True) as session:
-        closed = budget.settle_interrupted(session=session, older_than=timedelta(0))
+        session.exec(update(Attempt).values(deadline_at=utcnow() - timedelta(seconds=1)))
+        closed = budget.settle_interrupted(session=session)
         session.commit()
 
     (attempt,) = attempts(engine)
