@@ -102,7 +102,14 @@ class OpenAIProvider(Provider):
         elapsed = int((time.perf_counter() - started) * 1000)
         request_id = raw.headers.get("x-request-id")
         data = _first_image(response, request_id)
-        return ImageResult(data=data, usage=_usage(response), request_id=request_id, provider_ms=elapsed)
+        return ImageResult(
+            data=data,
+            usage=_usage(response),
+            request_id=request_id,
+            provider_ms=elapsed,
+            size=_text(getattr(response, "size", None)),
+            quality=_text(getattr(response, "quality", None)),
+        )
 
     def moderate(self, text: str) -> ModerationResult:
         try:
@@ -202,3 +209,7 @@ def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
     image_out = getattr(details, "image_tokens", None) if details else usage.output_tokens
     text_out = getattr(details, "text_tokens", None) if details else 0
     return Usage(text_in or 0, image_in or 0, image_out or 0, text_out or 0)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

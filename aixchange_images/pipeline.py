@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -476,10 +477,11 @@ class Generator:
             price, own = budget.price_for(session=session, model=attempt.model)
             usage = reply.usage
             source = "usage" if own else "assumed_price"
-            if usage is None:
+            if usage is None:  # the per-image price of what was made, where the reply says so
+                size, quality = _made(reply, attempt)
                 usage = Usage(
                     input_text_tokens=budget.prompt_tokens(attempt.prompt),
-                    output_image_tokens=budget.expected_output_tokens(attempt.size, attempt.quality),
+                    output_image_tokens=budget.expected_output_tokens(size, quality),
                 )
                 source = "per_image" if own else "assumed_price"
             else:
@@ -600,6 +602,17 @@ class Generator:
                     session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN, actor=self.plan.options.actor
                 )
             session.commit()
+
+
+def _made(reply: ImageResult, attempt: Attempt) -> tuple[str, str]:
+    """Size and quality of the image the service made: its word for what was asked as `auto`."""
+    size, quality = attempt.size, attempt.quality
+    if size == "auto" and reply.size:
+        with contextlib.suppress(ConfigError):  # not a size we can price: keep the dearest `auto` may be
+            size = check_size(reply.size)
+    if quality == "auto" and reply.quality in budget.OUTPUT_TOKENS_1024:
+        quality = reply.quality
+    return size, quality
 
 
 # What a finished call knows better than anyone: written whole, even over a settle that closed the

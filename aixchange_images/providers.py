@@ -69,6 +69,8 @@ class ImageResult:
     provider_ms: int = 0
     retries: int = 0
     unanswered: int = 0  # earlier tries that timed out: the service may have billed them
+    size: str | None = None  # what the service says it made (it chooses when asked for `auto`)
+    quality: str | None = None
 
 
 @dataclass(frozen=True)

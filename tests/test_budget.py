@@ -153,6 +153,19 @@ def test_a_reply_without_usage_is_charged_the_per_image_price_for_its_model_size
     assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 6240), abs=1e-9)
 
 
+def test_a_reply_without_usage_to_an_auto_request_is_charged_for_what_the_service_says_it_made(
+    engine, openai_settings, standin, make_solutions
+):
+    (sid,) = make_solutions(1)
+    standin.enqueue("success", usage=False)  # the reply still says: quality medium, size 1024x1024
+
+    (result,), _ = run(engine, openai_settings, [sid], quality="auto", size="auto")
+
+    (attempt,) = attempts(engine)
+    assert (result.status, attempt.quality, attempt.cost_source) == ("succeeded", "auto", "per_image")
+    assert attempt.cost_usd == pytest.approx(expected_cost(attempt.prompt, 1056), abs=1e-9)  # not the 6240 reserved
+
+
 def test_a_model_missing_from_the_price_table_is_charged_at_the_dearest_rates(
     engine, openai_settings, standin, make_solutions
 ):
