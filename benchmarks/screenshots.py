@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _healthy, _wait_until  # noqa: E402
+from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "settings"]
 
@@ -42,27 +42,7 @@ def main() -> None:
     )
     subprocess.run([*cli, "demo-data"], env=env, check=True, capture_output=True)
     subprocess.run([*cli, "generate", "--missing", "--candidates", "3"], env=env, capture_output=True)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_until(lambda: _healthy(url), 60, "the server")
+    with streamlit_server(work, env) as url:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
@@ -85,9 +65,6 @@ def main() -> None:
                 page.screenshot(path=str(out / f"{name}.png"), full_page=True)
                 print(out / f"{name}.png")
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 if __name__ == "__main__":

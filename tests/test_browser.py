@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,38 +77,45 @@ def server(tmp_path: Path):
         json.dumps({"solutions": [solution_record(1, title="Vision Quality Inspector", category="Computer Vision")]})
     )
     subprocess.run([*cli, "import", str(catalogue)], env=env, check=True, capture_output=True)
+    with streamlit_server(tmp_path, env) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_server(cwd: Path, env: dict[str, str]):
+    """`streamlit run app.py` on a free port of 127.0.0.1, in `cwd`; yields its URL once it is healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_until(lambda: _healthy(url) or proc.poll() is not None, 60, "the streamlit server")
-        assert proc.poll() is None, (tmp_path / "streamlit.log").read_text()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    log_path = cwd / "streamlit.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until(lambda: _healthy(url) or proc.poll() is not None, 60, "the streamlit server")
+            assert proc.poll() is None, log_path.read_text()
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 def test_admin_signs_in_generates_approves_and_the_file_is_published(server, tmp_path):
