@@ -149,8 +149,9 @@ def _m007_disk_cover(engine: Engine) -> None:
 
 
 def _m008_call_runner_and_deadline(engine: Engine) -> None:
-    _add_column(engine, "attempt", "runner", "VARCHAR(40)")
-    _add_column(engine, "attempt", "deadline_at", "TIMESTAMP")
+    for name in ("runner", "deadline_at"):  # typed as the model says, e.g. a timestamp with time zone on PostgreSQL
+        column_type = SQLModel.metadata.tables["attempt"].c[name].type.compile(dialect=engine.dialect)
+        _add_column(engine, "attempt", name, column_type)
 
 
 def analyze(engine: Engine) -> None:

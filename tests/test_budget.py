@@ -20,7 +20,7 @@ from openai_standin import OpenAIStandIn
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, metrics, pipeline, prompts, review
+from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -545,6 +545,27 @@ def test_a_call_is_kept_until_its_own_deadline_and_a_namesake_process_is_not_thi
 
     assert closed == 0
     assert {a.status for a in attempts(engine)} == {AttemptStatus.running}
+
+
+def test_a_database_from_before_deadlines_gains_them_and_settles_by_them(engine, settings, make_solutions):
+    with engine.begin() as conn:  # the attempt table as migration 7 left it
+        for column in ("runner", "deadline_at"):
+            conn.exec_driver_sql(f"ALTER TABLE attempt DROP COLUMN {column}")
+        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 8")
+
+    assert db.migrate(engine) == [8]
+
+    (sid,) = make_solutions(1)
+    running = {"status": AttemptStatus.running, "sid": sid, "host": "another-machine", "pid": 4242}
+    (late,) = spend(engine, 0.05, **running)
+    (live,) = spend(engine, 0.05, **running)
+    with session_scope(engine, write=True) as session:
+        session.get(Attempt, late).deadline_at = utcnow() - timedelta(seconds=1)
+        session.get(Attempt, live).deadline_at = utcnow() + timedelta(minutes=5)
+        session.commit()
+        assert budget.settle_interrupted(session=session) == 1
+        session.commit()
+    assert [a.status for a in attempts(engine)] == [AttemptStatus.interrupted, AttemptStatus.running]
 
 
 def test_the_next_batch_closes_reservations_no_live_call_holds_and_keeps_the_others(engine, settings, make_solutions):
