@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
         if self.image_provider:
             return self.image_provider
         return "openai" if self.openai_api_key else "local"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values no message, log or export may show: the API key and a proxy URL's password."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
+        return tuple(value for value in (key, password) if value)
 
     @property
     def candidates_dir(self) -> Path:

@@ -34,7 +34,7 @@ class OpenAIProvider(Provider):
     def __init__(self, settings):  # type: ignore[no-untyped-def]
         super().__init__(settings)
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        self._key = key
+        self._secrets = settings.secrets
         self._client = None
         if key:
             # Retries are ours (below): the SDK would also retry insufficient_quota, which never helps.
@@ -126,7 +126,7 @@ class OpenAIProvider(Provider):
         response = getattr(exc, "response", None)
         if response is not None:
             retry_after = _retry_after(response.headers)
-        return ProviderError(kind, redact(message, self._key), retry_after=retry_after, request_id=request_id)
+        return ProviderError(kind, redact(message, *self._secrets), retry_after=retry_after, request_id=request_id)
 
 
 def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:

@@ -225,8 +225,7 @@ class Generator:
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
         self._templates: dict[tuple[str | None, str], Template] = {}
-        key = settings.openai_api_key
-        self._secret = key.get_secret_value() if key else None  # only to redact it from messages
+        self._secrets = settings.secrets  # only to redact them from messages
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
@@ -235,7 +234,7 @@ class Generator:
             result = self._generate(solution_id, variant, started)
         except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
             self._log_surprise(f"generating an image for {solution_id} failed unexpectedly")
-            message = redact(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).", self._secret)
+            message = redact(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).", *self._secrets)
             result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
         if result.status == "failed":
             self._give_placeholder(solution_id)
@@ -421,11 +420,11 @@ class Generator:
                     _in_flight.add(attempt.id)
             try:
                 session.commit()
+                session.refresh(attempt)
             except BaseException:
                 with _in_flight_lock:
                     _in_flight.discard(attempt.id)
                 raise
-            session.refresh(attempt)
         return ok
 
     def _call(self, attempt: Attempt, subject: dict[str, Any], started: float) -> GenerationResult:
@@ -448,7 +447,7 @@ class Generator:
             self._charge_unanswered(attempt, exc.unanswered, per_call)
             return self._store(attempt, started)
         except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
-            self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}", self._secret))
+            self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}", *self._secrets))
             return self._store(attempt, started)
         self._charge(attempt, reply)
         self._charge_unanswered(attempt, reply.unanswered, per_call)
@@ -518,7 +517,9 @@ class Generator:
         except Exception as exc:  # noqa: BLE001 - the call is paid for: record it whatever went wrong
             self._log_surprise(f"keeping the image for {attempt.solution_id} failed")
             self._fail(
-                attempt, "storage", redact(f"The image could not be kept ({type(exc).__name__}: {exc}).", self._secret)
+                attempt,
+                "storage",
+                redact(f"The image could not be kept ({type(exc).__name__}: {exc}).", *self._secrets),
             )
             return self._store(attempt, started)
         attempt.bytes = info.bytes
@@ -536,7 +537,7 @@ class Generator:
     # -- bookkeeping ---------------------------------------------------------------------------
     def _log_surprise(self, what: str) -> None:
         """Log the exception being handled with its traceback, with no secret in either."""
-        log.error(redact(f"{what}\n{traceback.format_exc()}", self._secret))
+        log.error(redact(f"{what}\n{traceback.format_exc()}", *self._secrets))
 
     def _fail(self, attempt: Attempt, kind: str, message: str) -> None:
         attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, kind, message[:1000]

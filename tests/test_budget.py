@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import ROOT, TEST_KEY, open_page
 from openai_standin import OpenAIStandIn
-from sqlalchemy import update
+from sqlalchemy import event, inspect, update
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review
@@ -554,6 +555,9 @@ def test_a_database_from_before_deadlines_gains_them_and_settles_by_them(engine,
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 8")
 
     assert db.migrate(engine) == [8]
+    deadline = next(c for c in inspect(engine).get_columns("attempt") if c["name"] == "deadline_at")
+    if engine.dialect.name == "postgresql":  # UTC instants, whatever the server's own time zone
+        assert deadline["type"].timezone
 
     (sid,) = make_solutions(1)
     running = {"status": AttemptStatus.running, "sid": sid, "host": "another-machine", "pid": 4242}
@@ -616,6 +620,32 @@ def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
     (((result,), _),) = outcome
     (settled,) = attempts(engine, Attempt.solution_id == a)
     assert (result.status, settled.status, settled.cost_source) == ("succeeded", AttemptStatus.succeeded, "usage")
+
+
+def test_a_call_is_in_flight_before_its_running_row_can_be_seen(engine, openai_settings, standin, make_solutions):
+    (sid,) = make_solutions(1)
+    settles: list[int] = []
+
+    def settle_as_soon_as_a_call_is_visible(session) -> None:  # type: ignore[no-untyped-def]
+        if settles:
+            return
+        with Session(engine) as look:
+            visible = look.exec(select(Attempt.id).where(Attempt.status == AttemptStatus.running)).all()
+        if visible:  # another batch in this process settles right now
+            settles.append(-1)
+            with session_scope(engine, write=True) as other:
+                settles.append(budget.settle_interrupted(session=other))
+                other.commit()
+
+    event.listen(OrmSession, "after_commit", settle_as_soon_as_a_call_is_visible)
+    try:
+        (result,), _ = run(engine, openai_settings, [sid])
+    finally:
+        event.remove(OrmSession, "after_commit", settle_as_soon_as_a_call_is_visible)
+
+    assert settles == [-1, 0]  # it saw the running row, and left it alone
+    (attempt,) = attempts(engine)
+    assert (result.status, attempt.status, attempt.error_message) == ("succeeded", AttemptStatus.succeeded, None)
 
 
 def test_a_call_closed_by_a_settle_while_it_ran_keeps_its_real_outcome(engine, make_solutions, monkeypatch):

@@ -322,3 +322,19 @@ def test_a_surprise_after_a_paid_call_is_a_recorded_failure_and_the_batch_goes_o
     assert (kept.status, kept.error_kind, kept.cost_source) == (AttemptStatus.failed, "storage", "usage")
     assert kept.cost_usd > 0  # the call was paid for, and its cost is on the record
     assert get_solution(engine, ids[1]).image_url == PLACEHOLDER_URL
+
+
+def test_a_proxy_password_never_reaches_a_failure_or_the_log(engine, make_solutions, monkeypatch, caplog):
+    (sid,) = make_solutions(1)
+    proxy = "http://user:proxy-pass-123456@proxy.invalid/v1"
+    settings = load_settings(dalle_image_size="256x256", openai_base_url=proxy)
+
+    def store(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"could not reach {proxy}")
+
+    monkeypatch.setattr(pipeline.storage, "store_candidate", store)
+
+    (result,), _ = run(engine, settings, [sid])
+
+    assert result.error_kind == "storage" and "proxy.invalid" in result.error and "proxy.invalid" in caplog.text
+    assert "proxy-pass-123456" not in result.error + caplog.text

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs pytest against a throwaway PostgreSQL server on 127.0.0.1 (`make test` calls this after the
 # SQLite run). Usage: tests/with_postgres.sh PYTHON [pytest args...]
+# The server runs in a time zone west of UTC, so anything that leans on the server's own zone fails.
 set -euo pipefail
 PY=$1; shift
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -15,7 +16,7 @@ as_pg() {  # initdb refuses to run as root
 }
 [ "$(id -u)" = 0 ] && chown postgres "$DATA"
 as_pg "$BIN/initdb" -D "$DATA/db" -A trust -U postgres >/dev/null
-as_pg "$BIN/pg_ctl" -D "$DATA/db" -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off" \
+as_pg "$BIN/pg_ctl" -D "$DATA/db" -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=America/New_York" \
   -l "$DATA/server.log" -w start >/dev/null
 trap 'as_pg "$BIN/pg_ctl" -D "$DATA/db" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$DATA"' EXIT
 echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT"
