@@ -31,8 +31,14 @@ def run_batch(
     *,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    kept: list[GenerationResult] | None = None,
 ) -> tuple[list[GenerationResult], dict[str, Any]]:
-    """Generate `options.candidates` images for each solution, in parallel up to the concurrency."""
+    """Generate `options.candidates` images for each solution, in parallel up to the concurrency.
+
+    `progress` is called on the caller's thread as results come in. `kept` (a list) gets every
+    result from the worker that made it, so it is complete even when the caller is interrupted
+    (a Streamlit rerun): the calls in flight still finish and land there.
+    """
     plan = make_plan(settings, options)
     with session_scope(engine, write=True) as session:
         budget.settle_interrupted(session=session, older_than=budget.longest_call(settings))
@@ -43,7 +49,7 @@ def run_batch(
     results: list[GenerationResult] = []
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool:
-        futures = [pool.submit(_guarded, generator, sid, variant) for sid, variant in tasks]
+        futures = [pool.submit(_guarded, generator, sid, variant, kept) for sid, variant in tasks]
         try:
             for future in as_completed(futures):
                 result = future.result()
@@ -78,10 +84,15 @@ def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) 
     return [(sid, int(first.get(sid) or 0) + n) for sid in ids for n in range(options.candidates)]
 
 
-def _guarded(generator: Generator, solution_id: str, variant: int) -> GenerationResult | None:
+def _guarded(
+    generator: Generator, solution_id: str, variant: int, kept: list[GenerationResult] | None
+) -> GenerationResult | None:
     if generator.stop.is_set():
         return None  # stopped before it began: nothing was asked, nothing is recorded
-    return generator.generate(solution_id, variant)
+    result = generator.generate(solution_id, variant)
+    if kept is not None:
+        kept.append(result)  # list.append is atomic: workers share the list safely
+    return result
 
 
 def estimate_batch(

@@ -1,5 +1,6 @@
 """Generate: choose solutions and settings, see the cost first, run with live progress."""
 
+import threading
 from datetime import date
 
 import pandas as pd
@@ -129,22 +130,34 @@ if not estimate["fits_budget"]:
 
 go, stop = st.columns([1, 5])
 run = go.button("Generate", type="primary", icon=":material/auto_awesome:")
-stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.")
+
+
+def stop_batch() -> None:
+    """Runs first thing in the rerun a Stop click starts, while the batch may still be going."""
+    event = st.session_state.get("batch_stop")
+    if event is not None:
+        event.set()  # the workers start nothing new from now on
+
+
+stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
 if run:
     bar = st.progress(0.0, text="Starting…")
     # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
     # shows what was done.
-    st.session_state.update(last_batch=[], last_batch_total=len(ids) * int(candidates), last_batch_done=False)
+    kept: list[pipeline.GenerationResult] = []  # filled by the workers, also after a Stop
+    halt = threading.Event()
+    st.session_state.update(
+        last_batch=kept, last_batch_total=len(ids) * int(candidates), last_batch_done=False, batch_stop=halt
+    )
     with st.status(f"Generating {len(ids) * int(candidates)} image(s) with {provider}…", expanded=True) as status:
 
         def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
-            st.session_state["last_batch"].append(result.as_dict())
             bar.progress(done / total, text=f"{done} of {total} done")
             if result.status == "failed":
                 st.write(f":red[✗] `{result.solution_id}` — {result.error}")
 
         results, summary = ui.attempt(
-            lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress)
+            lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress, stop=halt, kept=kept)
         ) or ([], None)
         if summary:
             status.update(
@@ -161,12 +174,12 @@ if st.session_state.get("last_batch") is not None and "last_batch_total" in st.s
     done, total = len(st.session_state["last_batch"]), st.session_state["last_batch_total"]
     if not st.session_state.get("last_batch_done"):
         st.warning(
-            f"Stopped after {done} of {total}: the rest were not started. Calls already in flight "
-            "finished and were kept (see Review and Metrics).",
+            f"Stopped after {done} of {total} (counting the calls that were in flight, which finished "
+            "and were kept): the rest were not started. See Review and Metrics.",
             icon=":material/stop_circle:",
         )
 if st.session_state.get("last_batch"):
-    frame = pd.DataFrame(st.session_state["last_batch"])[
+    frame = pd.DataFrame([r.as_dict() for r in st.session_state["last_batch"]])[
         ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]
     ]
     st.dataframe(
