@@ -338,3 +338,24 @@ def test_a_proxy_password_never_reaches_a_failure_or_the_log(engine, make_soluti
 
     assert result.error_kind == "storage" and "proxy.invalid" in result.error and "proxy.invalid" in caplog.text
     assert "proxy-pass-123456" not in result.error + caplog.text
+
+
+def test_a_batch_stopped_by_its_event_keeps_every_result_it_finished_and_starts_no_more(
+    engine, local_settings, make_solutions
+):
+    ids = make_solutions(6)
+    stop = threading.Event()
+
+    class StopAfterTheFirst(list):
+        def append(self, result: pipeline.GenerationResult) -> None:  # called by the worker that made it
+            super().append(result)
+            stop.set()  # as the dashboard's Stop button does, from another thread
+
+    kept = StopAfterTheFirst()
+    options = pipeline.GenerateOptions(concurrency=2)
+
+    results, _ = batch.run_batch(engine, local_settings, ids, options, stop=stop, kept=kept)
+
+    assert 1 <= len(kept) <= 2  # the first, and at most the other worker's call in flight; nothing new began
+    assert sorted(r.attempt_id for r in kept) == sorted(r.attempt_id for r in results)
+    assert len(rows(engine, Attempt)) == len(kept)
