@@ -43,12 +43,10 @@ def dispose_engines() -> None:
 
 def _build_engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        # Days (date(started_at)) and timestamps mean UTC whatever the server's own time zone is.
-        options = {"connect_args": {"options": "-c timezone=UTC"}}
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **options)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # On PostgreSQL days (date(started_at)) and timestamps mean UTC whatever the server's own zone.
+        utc = {"options": "-c timezone=UTC"} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=utc)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -26,6 +26,7 @@ from .budget import Usage
 from .config import ConfigError, Settings, check_size
 from .db import session_scope
 from .models import (
+    NOT_CHOSEN,
     PLACEHOLDER_URL,
     Attempt,
     AttemptStatus,
@@ -233,8 +234,7 @@ class Generator:
         try:
             result = self._generate(solution_id, variant, started)
         except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
-            self._log_surprise(f"generating an image for {solution_id} failed unexpectedly")
-            message = redact(f"Generation failed unexpectedly ({type(exc).__name__}: {exc}).", *self._secrets)
+            message = self._surprise(f"Generation failed unexpectedly for {solution_id}", exc)
             result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
         if result.status == "failed":
             self._give_placeholder(solution_id)
@@ -515,11 +515,8 @@ class Generator:
             self._fail(attempt, "storage", str(exc))
             return self._store(attempt, started)
         except Exception as exc:  # noqa: BLE001 - the call is paid for: record it whatever went wrong
-            self._log_surprise(f"keeping the image for {attempt.solution_id} failed")
             self._fail(
-                attempt,
-                "storage",
-                redact(f"The image could not be kept ({type(exc).__name__}: {exc}).", *self._secrets),
+                attempt, "storage", self._surprise(f"The image for {attempt.solution_id} could not be kept", exc)
             )
             return self._store(attempt, started)
         attempt.bytes = info.bytes
@@ -535,9 +532,10 @@ class Generator:
         return self._result(attempt)
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _log_surprise(self, what: str) -> None:
-        """Log the exception being handled with its traceback, with no secret in either."""
+    def _surprise(self, what: str, exc: Exception) -> str:
+        """Log the exception being handled with its traceback; one sentence for the record. No secret in either."""
         log.error(redact(f"{what}\n{traceback.format_exc()}", *self._secrets))
+        return redact(f"{what} ({type(exc).__name__}: {exc}).", *self._secrets)
 
     def _fail(self, attempt: Attempt, kind: str, message: str) -> None:
         attempt.status, attempt.error_kind, attempt.error_message = AttemptStatus.failed, kind, message[:1000]
@@ -584,7 +582,7 @@ class Generator:
     def _auto_approve(self, attempt: Attempt) -> None:
         if not self.plan.options.auto_approve or attempt.candidate_id is None:
             return
-        from .review import NOT_CHOSEN, approve, reject_unchosen  # review builds on pipeline's neighbours
+        from .review import approve, reject_unchosen  # review builds on pipeline's neighbours
 
         with self._publish_lock:
             first = attempt.solution_id not in self._published

@@ -25,8 +25,6 @@ from .models import (
     utcnow,
 )
 
-__all__ = ["NOT_CHOSEN", "REJECT_REASONS"]  # re-exported: pages and the CLI name them here
-
 LOCK_NAME_MAX = 40  # models.Lock.name
 
 

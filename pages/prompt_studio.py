@@ -9,9 +9,8 @@ import streamlit as st
 import ui
 from aixchange_images import catalogue, prompts, templates, trials
 from aixchange_images.config import UserError
-from aixchange_images.models import Solution, utcnow
+from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, utcnow
 from aixchange_images.providers import get_provider
-from aixchange_images.review import NOT_CHOSEN, REJECT_REASONS
 
 actor = ui.guard("edit_templates")
 settings = ui.settings()

@@ -9,9 +9,9 @@ import streamlit as st
 import ui
 from aixchange_images import admin, auth, review
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
-from aixchange_images.models import User
+from aixchange_images.models import Role, User
 
-ROLES = ["admin", "product", "manager"]
+ROLES = [role.value for role in Role]
 
 actor = ui.guard("manage")
 settings = ui.settings()

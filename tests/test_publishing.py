@@ -407,12 +407,18 @@ def lock_counter(engine, solution_id: str) -> int:
         return lock.counter if lock is not None else 0
 
 
-@pytest.mark.parametrize("action", ["approve", "reject", "rollback", "upload"])
-def test_every_review_action_takes_the_solutions_lock(engine, local_settings, make_solutions, action):
+def published_with_a_candidate_waiting(engine, local_settings, make_solutions) -> tuple[str, int]:
+    """A solution with a published image and a second candidate awaiting review: every action applies."""
     (sid,) = make_solutions(1)
     (first_id,) = candidates(engine, local_settings, sid)
     approve(engine, local_settings, first_id)
-    (second_id,) = candidates(engine, local_settings, sid)  # awaiting review
+    (second_id,) = candidates(engine, local_settings, sid)
+    return sid, second_id
+
+
+@pytest.mark.parametrize("action", ["approve", "reject", "rollback", "upload"])
+def test_every_review_action_takes_the_solutions_lock(engine, local_settings, make_solutions, action):
+    sid, second_id = published_with_a_candidate_waiting(engine, local_settings, make_solutions)
     before = lock_counter(engine, sid)
     actions = {
         "approve": lambda: approve(engine, local_settings, second_id),
@@ -429,10 +435,7 @@ def test_every_review_action_takes_the_solutions_lock(engine, local_settings, ma
 @pytest.mark.skipif(not os.environ.get("TEST_POSTGRES_URL"), reason="row locks that wait need PostgreSQL")
 @pytest.mark.parametrize("action", ["approve", "reject", "rollback", "upload"])
 def test_a_review_action_waits_while_another_holds_the_solutions_lock(engine, local_settings, make_solutions, action):
-    (sid,) = make_solutions(1)
-    (first_id,) = candidates(engine, local_settings, sid)
-    approve(engine, local_settings, first_id)
-    (second_id,) = candidates(engine, local_settings, sid)  # awaiting review
+    sid, second_id = published_with_a_candidate_waiting(engine, local_settings, make_solutions)
     before = snapshot(engine)
     actions = {
         "approve": lambda s: review.approve(
