@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     image_max_retries: int = Field(default=2, ge=0, le=10)
     image_max_retry_wait_seconds: float = Field(default=60.0, ge=0)
     cleanup_after_days: int = Field(default=30, ge=0)
+    # The marketplace's own PostgreSQL (its app/.env DATABASE_URL): pull solutions, deliver imageUrls.
+    marketplace_database_url: SecretStr | None = None
+    marketplace_pull_minutes: float = Field(default=15, ge=0)  # how often `serve` pulls; 0: only on demand
+    marketplace_timeout_seconds: float = Field(default=5.0, gt=0)
     quality_notice: str | None = None
 
     @field_validator("image_budget_daily_usd", "image_budget_monthly_usd", "image_rate_limit_per_minute", mode="before")
@@ -75,10 +79,15 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("openai_api_key", mode="before")
+    @field_validator("openai_api_key", "marketplace_database_url", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _psycopg_driver(cls, value: Any) -> Any:
+        return sqlalchemy_url(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
@@ -112,10 +121,13 @@ class Settings(BaseSettings):
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values no message, log or export may show: the API key and a proxy URL's password."""
+        """Values no message, log or export may show: the API key, a proxy URL's password, the
+        passwords of both databases."""
         key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
         password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
-        return tuple(value for value in (key, password) if value)
+        market = self.marketplace_database_url.get_secret_value() if self.marketplace_database_url else None
+        values = (key, password, _password(market), _password(self.database_url))
+        return tuple(value for value in values if value and len(value) >= 4)  # "x" would blank every x
 
     @property
     def candidates_dir(self) -> Path:
@@ -140,6 +152,21 @@ class Settings(BaseSettings):
             return Settings.model_validate(data)
         except ValueError as exc:
             raise ConfigError(_first_problem(exc)) from None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql://…` (as the marketplace's .env writes it) with the installed driver, psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _password(url: str | None) -> str | None:
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 _SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
-from .config import Settings
+from .config import ConfigError, Settings
 
 _engines: dict[str, Engine] = {}
 _immediate: ContextVar[bool] = ContextVar("immediate", default=False)
@@ -28,9 +28,24 @@ def get_engine(settings: Settings) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             engine = _build_engine(url)
+            refuse_marketplace_database(engine)
             migrate(engine)
             _engines[url] = engine
         return engine
+
+
+MARKETPLACE_TABLES = ("Solution", "_prisma_migrations")
+
+
+def refuse_marketplace_database(engine: Engine) -> None:
+    """Never migrate the marketplace's own database: its `DATABASE_URL` is easily picked up from its `.env`."""
+    names = set(inspect(engine).get_table_names())
+    if names & set(MARKETPLACE_TABLES):
+        engine.dispose()
+        raise ConfigError(
+            "DATABASE_URL points at the marketplace's own database (it holds the marketplace's \"Solution\" table); "
+            "give AIXchange Images a database of its own and put the marketplace's URL in MARKETPLACE_DATABASE_URL."
+        )
 
 
 def dispose_engines() -> None:
@@ -156,6 +171,23 @@ def _m008_call_runner_and_deadline(engine: Engine) -> None:
         _add_column(engine, "attempt", name, column_type)
 
 
+def _m009_marketplace(engine: Engine) -> None:
+    """The marketplace connector: each solution's link to its row, the delivery outbox; titles of any length."""
+    columns = SQLModel.metadata.tables["solution"].c
+    for name in ("event_id", "origin", "marketplace_url", "marketplace_synced_at"):
+        ddl = columns[name].type.compile(dialect=engine.dialect)
+        default = " NOT NULL DEFAULT 'local'" if name == "origin" else ""
+        _add_column(engine, "solution", name, ddl + default)
+    SQLModel.metadata.tables["delivery"].create(engine, checkfirst=True)
+    for index in (*columns["origin"].table.indexes, *SQLModel.metadata.tables["delivery"].indexes):
+        index.create(engine, checkfirst=True)
+    if engine.dialect.name == "postgresql":  # rows are taken as they are: no 100-character cap
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "ALTER TABLE solution ALTER COLUMN title TYPE VARCHAR, ALTER COLUMN category TYPE VARCHAR"
+            )
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -171,6 +203,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (6, "a covering index for storage in use", _create_indexes),
     (7, "the storage index also covers storage by solution and over time", _m007_disk_cover),
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
+    (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
 ]
 
 

@@ -89,9 +89,10 @@ ERROR_KINDS = (
 
 
 class SolutionBase(SQLModel):
-    title: str = Field(index=True, max_length=100)
+    # No length limits here: marketplace rows are taken as they are (the zod rules are for files).
+    title: str = Field(index=True)
     description: str = Field(sa_column=Column(Text, nullable=False))
-    category: str = Field(index=True, max_length=100)
+    category: str = Field(index=True)
     provider: str = "Unknown"
     launch_url: str = ""
     source_code_url: str | None = None
@@ -103,7 +104,14 @@ class SolutionBase(SQLModel):
     rating: float = 0.0
     metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     author_id: str | None = None
+    event_id: str | None = None
     image_url: str | None = None
+
+
+class SolutionOrigin(StrEnum):
+    local = "local"  # imported from a file or added here
+    marketplace = "marketplace"  # a row of the marketplace's "Solution" table, seen by a pull
+    request = "request"  # made by the drop-in service for a request without solutionId; a pull adopts it
 
 
 class Solution(SolutionBase, table=True):
@@ -111,6 +119,9 @@ class Solution(SolutionBase, table=True):
     image_status: str = Field(default=ImageStatus.none, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+    origin: str = Field(default=SolutionOrigin.local, index=True, max_length=16)
+    marketplace_url: str | None = None  # the marketplace row's imageUrl as we last saw or delivered it
+    marketplace_synced_at: datetime | None = None  # when a pull or a delivery last agreed with the row
 
 
 class Attempt(SQLModel, table=True):
@@ -237,6 +248,36 @@ class Publication(SQLModel, table=True):
     active: bool = True
     rolled_back_at: datetime | None = None
     rolled_back_by: str | None = None
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"  # waiting to be written into the marketplace row
+    delivered = "delivered"
+    conflict = "conflict"  # the row changed in the marketplace since we last saw it: an admin decides
+    superseded = "superseded"  # a later change of the same solution replaced it before it was written
+    kept_theirs = "kept_theirs"  # an admin kept the marketplace's image instead
+    failed = "failed"  # the marketplace has no such row
+
+
+OPEN_DELIVERIES = (DeliveryState.pending, DeliveryState.conflict)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: an imageUrl to write into the marketplace's row, written with the change itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    solution_id: str = Field(index=True, foreign_key="solution.id")
+    image_url: str | None = None  # what the row's imageUrl should become
+    state: str = Field(default=DeliveryState.pending, index=True, max_length=16)
+    reason: str = Field(default="approve", max_length=40)  # the action that made it
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = "cli"
+    tries: int = 0
+    last_tried_at: datetime | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    theirs: str | None = None  # the row's imageUrl when a conflict was found
+    resolved_by: str | None = None
 
 
 class User(SQLModel, table=True):

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from marketplace_db import Marketplace, start_server  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
 
 from aixchange_images import catalogue, db  # noqa: E402
@@ -33,6 +34,8 @@ ENV_VARS = (
     "IMAGE_BUDGET_MONTHLY_USD",
     "IMAGE_CONCURRENCY",
     "IMAGE_RATE_LIMIT_PER_MINUTE",
+    "MARKETPLACE_DATABASE_URL",
+    "MARKETPLACE_PULL_MINUTES",
 )
 TEST_KEY = "test-key-not-real-0123456789abcdef"
 
@@ -69,6 +72,22 @@ def _clear_streamlit_caches() -> None:
 
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture(scope="session")
+def marketplace_server():
+    """One PostgreSQL server for the marketplace databases of a test run (password auth over TCP)."""
+    server = start_server()
+    yield server
+    server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def marketplace(marketplace_server, monkeypatch: pytest.MonkeyPatch) -> Marketplace:
+    """A fresh marketplace database (its "User" and "Solution" tables), configured as MARKETPLACE_DATABASE_URL."""
+    market = Marketplace(marketplace_server)
+    monkeypatch.setenv("MARKETPLACE_DATABASE_URL", market.url)
+    return market
 
 
 @pytest.fixture
