@@ -159,8 +159,11 @@ Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
 
 
 def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
-    for folder in (settings.data_dir, settings.candidates_dir, settings.thumbnails_dir, settings.publish_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    from . import storage
+
+    for folder in (settings.data_dir, settings.candidates_dir, settings.thumbnails_dir):
+        folder.mkdir(parents=True, exist_ok=True)  # ours alone: the umask decides
+    storage.make_public_folder(settings.publish_dir)  # the marketplace's web server reads it
     url = make_url(settings.database_url).render_as_string(hide_password=True)
     return {"database": url, "data_dir": str(settings.data_dir), "publish_dir": str(settings.publish_dir)}, 0
 

@@ -23,6 +23,10 @@ THUMB_EDGE = 480
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 JPEG_MODES = ("RGB", "L")  # what browsers show reliably; CMYK JPEG is not among them
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# The marketplace's web container runs as another user (uid 1001): it must read published files and
+# traverse our folders whatever umask we run under (aixchange-contract.md).
+PUBLIC_FILE_MODE = 0o644
+PUBLIC_FOLDER_MODE = 0o755
 
 
 class BadImage(UserError, ValueError):
@@ -73,12 +77,18 @@ def verify_image(data: bytes, *, max_bytes: int | None = None) -> ImageInfo:
     return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest(), full)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside `path`, then rename: readers never see half a file."""
+def _write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write to a temporary name beside `path`, then rename: readers never see half a file.
+
+    `mode` (for files others read) is set on the open file, so the file never exists with a
+    umask-made mode; without it the umask decides (candidates are private to us).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -191,13 +201,13 @@ def publish_file(settings: Settings, title: str, data: bytes, image_format: str)
     publish_dir = settings.publish_dir
     incoming = settings.external_images_path / ".incoming"
     try:
-        publish_dir.mkdir(parents=True, exist_ok=True)
-        incoming.mkdir(parents=True, exist_ok=True)
+        make_public_folder(publish_dir)
+        make_public_folder(incoming)
     except OSError as exc:
         raise StorageError(f"Could not create {publish_dir}: {exc.strerror or exc}.") from None
     _sweep(incoming)
     tmp = incoming / f"{secrets.token_hex(8)}.tmp"
-    _write_atomically(tmp, data)
+    _write_atomically(tmp, data, PUBLIC_FILE_MODE)  # the link shares this inode, so its mode too
     slug, ext = slugify(title), EXTENSIONS[image_format]
     millis = int(time.time() * 1000)
     try:
@@ -216,6 +226,22 @@ def publish_file(settings: Settings, title: str, data: bytes, image_format: str)
         raise StorageError(f"Could not publish into {publish_dir}: {exc.strerror or exc}.") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def make_public_folder(path: Path) -> None:
+    """Create `path` and its missing parents as 0755 whatever the umask.
+
+    Only folders made here are changed: one that exists keeps its mode (an operator may share it
+    group-writable with the marketplace on purpose).
+    """
+    for folder in [*reversed(path.parents), path]:
+        if folder.is_dir():
+            continue
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue  # another process made it meanwhile, and set its mode
+        os.chmod(folder, PUBLIC_FOLDER_MODE)
 
 
 def _sweep(incoming: Path, older_than: float = 3600) -> None:
