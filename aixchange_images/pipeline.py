@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import socket
 import threading
 import time
 import traceback
@@ -36,6 +35,7 @@ from .models import (
     Solution,
     utcnow,
 )
+from .process import HOST, RUNNER
 from .prompts import PromptError, Template, check_prompt, render_template, resolve_template, solution_variables
 from .providers import (
     CURRENT_MODEL,
@@ -48,8 +48,6 @@ from .providers import (
     redact,
 )
 
-HOST = socket.gethostname()
-RUNNER = uuid.uuid4().hex[:16]  # this process, even where another one shares its host name and pid
 log = logging.getLogger(__name__)
 
 
