@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     marketplace_pull_minutes: float = Field(default=15, ge=0)  # how often `serve` pulls; 0: only on demand
     marketplace_timeout_seconds: float = Field(default=5.0, gt=0)
     quality_notice: str | None = None
+    # Tests only: a FIFO at which publishing waits between linking a file and the commit, so a test
+    # can kill the process exactly there (tests/test_publish_journal.py). Never set in production.
+    test_pause_after_link: Path | None = Field(default=None, validation_alias="AIXCHANGE_TEST_PAUSE_AFTER_LINK")
 
     @field_validator("image_budget_daily_usd", "image_budget_monthly_usd", "image_rate_limit_per_minute", mode="before")
     @classmethod

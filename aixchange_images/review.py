@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from . import storage
+from . import journal, storage
 from .auth import Actor, audit, require
 from .catalogue import UPLOADED_SOURCE, settled_status
 from .config import Settings, UserError
@@ -75,8 +75,21 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
             data = storage.convert(data, settings.dalle_image_format)
         except storage.BadImage as exc:
             raise ReviewError(f"Candidate {candidate_id}: {exc}") from None
-    file_name, url = storage.publish_file(settings, solution.title, data, settings.dalle_image_format)
+    intent = journal.bind(session, settings, _intent(session, candidate, actor))  # no orphan if we die before commit
+    file_name, url = storage.publish_file(settings, solution.title, data, settings.dalle_image_format, intent=intent)
     return _point_at(session, solution, candidate, file_name, url, len(data), actor)
+
+
+def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Intent:
+    """What recovery needs to finish or undo this approval should the process die before the commit."""
+    previous = _active_publication(session, candidate.solution_id)
+    return journal.Intent(
+        solution_id=candidate.solution_id,
+        candidate_id=candidate.id,
+        candidate_state=candidate.state,
+        actor=actor.username,
+        previous_publication_id=previous.id if previous is not None else None,
+    )
 
 
 def _point_at(

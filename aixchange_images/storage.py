@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from . import journal
 from .config import Settings, UserError
 from .models import PUBLIC_PREFIX, Candidate
 
@@ -192,14 +193,17 @@ def _browser_pixels(img: Image.Image, image_format: str) -> Image.Image:
     return flat
 
 
-def publish_file(settings: Settings, title: str, data: bytes, image_format: str) -> tuple[str, str]:
+def publish_file(
+    settings: Settings, title: str, data: bytes, image_format: str, *, intent: journal.Intent
+) -> tuple[str, str]:
     """Write `data` into the publish folder under a new AIXchange name; returns (file name, imageUrl).
 
     The bytes go to `.incoming/` (outside `solutions/`, same disk) and are hard-linked into place,
-    which fails rather than overwrite: the marketplace caches a published URL for a year.
+    which fails rather than overwrite: the marketplace caches a published URL for a year. Each
+    name is claimed in the publish journal first (`intent`, bound to the caller's transaction by
+    `journal.bind`), so a process killed before its caller commits leaves a record, not an orphan.
     """
-    publish_dir = settings.publish_dir
-    incoming = settings.external_images_path / ".incoming"
+    publish_dir, incoming = settings.publish_dir, journal.incoming_dir(settings)
     try:
         make_public_folder(publish_dir)
         make_public_folder(incoming)
@@ -208,24 +212,48 @@ def publish_file(settings: Settings, title: str, data: bytes, image_format: str)
     _sweep(incoming)
     tmp = incoming / f"{secrets.token_hex(8)}.tmp"
     _write_atomically(tmp, data, PUBLIC_FILE_MODE)  # the link shares this inode, so its mode too
-    slug, ext = slugify(title), EXTENSIONS[image_format]
-    millis = int(time.time() * 1000)
+    intent.sha256, intent.bytes = hashlib.sha256(data).hexdigest(), len(data)
     try:
-        for _ in range(1000):
-            name = f"{slug}-{millis}.{ext}"
-            target = publish_dir / name
-            try:
-                os.link(tmp, target)
-                return name, PUBLIC_PREFIX + name
-            except FileExistsError:
-                millis += 1
-        raise StorageError(f"Could not find a free file name in {publish_dir}.")
+        name = _link_under_a_new_name(settings, tmp, slugify(title), EXTENSIONS[image_format], intent)
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
         raise StorageError(f"Could not publish into {publish_dir}: {exc.strerror or exc}.") from None
     finally:
         tmp.unlink(missing_ok=True)
+    if settings.test_pause_after_link:
+        _pause_for_test(settings.test_pause_after_link, name)
+    return name, PUBLIC_PREFIX + name
+
+
+def _link_under_a_new_name(settings: Settings, tmp: Path, slug: str, ext: str, intent: journal.Intent) -> str:
+    """`<slug>-<unix ms>.<ext>`, a millisecond later while the name is taken by a file or a journal."""
+    millis = int(time.time() * 1000)
+    for offset in range(1000):
+        name = f"{slug}-{millis + offset}.{ext}"
+        if not journal.claim(settings, intent, name):
+            continue  # another of our publishers is publishing under this name right now
+        try:
+            os.link(tmp, settings.publish_dir / name)
+        except BaseException as exc:
+            journal.release(settings, intent)  # nothing of ours was linked under this name
+            if isinstance(exc, FileExistsError):
+                continue  # a file of that name exists (ours, or the marketplace's own)
+            raise
+        journal.sync_folder(settings.publish_dir)  # a committed imageUrl must survive a power cut too
+        return name
+    raise StorageError(f"Could not find a free file name in {settings.publish_dir}.")
+
+
+def _pause_for_test(fifo: Path, name: str) -> None:
+    """Tests only: tell the test (through its FIFO) which file was linked, then wait to be killed.
+
+    Both opens block until the test opens the other end, so the test knows exactly where we are.
+    """
+    with open(fifo, "wb") as told:
+        told.write(f"{name}\n".encode())
+    with open(fifo, "rb") as held:  # no writer comes: the test kills us here (or opens it to let go)
+        held.read()
 
 
 def make_public_folder(path: Path) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import batch, catalogue, cli, pipeline, review, storage
+from aixchange_images import batch, catalogue, cli, journal, pipeline, review, storage
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope, take_lock
@@ -130,12 +130,19 @@ def test_approving_again_never_overwrites_a_published_file(engine, local_setting
 def test_publishing_within_one_millisecond_still_gets_a_new_name_each_time(local_settings):
     payloads = [_png(red) for red in range(6)]  # different bytes: an overwrite would show
 
-    names = [storage.publish_file(local_settings, "Same Title", data, "png")[0] for data in payloads]
+    names = [storage.publish_file(local_settings, "Same Title", data, "png", intent=unbound())[0] for data in payloads]
 
     assert len(set(names)) == 6
     assert all(re.fullmatch(r"same_title-\d{13}\.png", name) for name in names)
     for name, data in zip(names, payloads, strict=True):
         assert (local_settings.publish_dir / name).read_bytes() == data
+
+
+def unbound() -> journal.Intent:
+    """A journal entry for publishing outside any transaction (nothing will settle it)."""
+    return journal.Intent(
+        solution_id="none", candidate_id=None, candidate_state="pending", actor="test", previous_publication_id=None
+    )
 
 
 def _png(red: int) -> bytes:
