@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget
+from aixchange_images import admin, auth, budget, recovery
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
@@ -60,6 +60,7 @@ def base_settings() -> Settings:
 def engine() -> Engine:
     """One engine per server; on a fresh install, announce the one-time set-up token."""
     eng = get_engine(base_settings())
+    recovery.recover(eng, base_settings())  # publications a killed process left half done
     with Session(eng) as session:
         if not auth.has_users(session=session):
             token = auth.setup_token(base_settings())

@@ -19,6 +19,7 @@ from .config import Settings
 from .db import session_scope
 from .models import Attempt, Candidate, Solution
 from .pipeline import SPENT, GenerateOptions, GenerationResult, Generator, Plan, cached_sources, make_plan, reusable
+from .recovery import recover
 
 ProgressFn = Callable[[int, int, GenerationResult], None]
 
@@ -40,6 +41,7 @@ def run_batch(
     (a Streamlit rerun): the calls in flight still finish and land there.
     """
     plan = make_plan(settings, options)
+    recover(engine, settings)  # a killed run's half-done approval: finish or undo it before publishing more
     with session_scope(engine, write=True) as session:
         budget.settle_interrupted(session=session, older_than=budget.longest_call(settings))
         session.commit()

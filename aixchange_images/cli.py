@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 # Only what every command needs is imported here; each command imports the rest, keeping start-up
 # (and so `stats`) quick.
-from . import admin, auth, budget, metrics
+from . import admin, auth, budget, journal, metrics
 from .config import Settings, UserError, load_settings
 from .db import get_engine, session_scope
 from .models import REJECT_REASONS, ImageStatus, Solution
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = get_engine(settings)
         with Session(engine) as session:
             settings = admin.effective_settings(session=session, settings=settings)
+        _recover(engine, settings)
         handler = HANDLERS[args.command]
         payload, code = handler(args, settings, engine)
     except UserError as exc:
@@ -122,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
             print(_human(args.command, payload))
     _warn_about_budgets(settings, engine)
     return code
+
+
+def _recover(engine: Any, settings: Settings) -> None:
+    """Settle publications a killed process left half done, before the command reads the catalogue."""
+    if not journal.waiting(settings):  # the usual case: one glob, and recovery is not even imported
+        return
+    from .recovery import recover
+
+    for done in recover(engine, settings):
+        print(f"note: {done.sentence()}", file=sys.stderr)
 
 
 def _warn_about_budgets(settings: Settings, engine: Any) -> None:

@@ -320,6 +320,7 @@ def clean_up(
         )
     ).all()
     paths = {c.file_path for c in doomed}
+    publishing = journal.candidate_ids(settings)  # an interrupted approval may still be finished with them
     kept = (
         set(
             session.exec(
@@ -330,7 +331,7 @@ def clean_up(
         )
         if paths
         else set()
-    )
+    ) | {c.file_path for c in doomed if c.id in publishing}
     freed, files, now = 0, 0, utcnow()
     seen: set[str] = set()  # a cache hit's copy shares its source's files: count them once, dry run or not
     for candidate in doomed:
