@@ -260,7 +260,17 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     summary["estimate"] = estimate
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
-    keys = ("solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit", "error")
+    keys = (
+        "solution_id",
+        "status",
+        "error_kind",
+        "candidate_id",
+        "cost_usd",
+        "duration_ms",
+        "cache_hit",
+        "error",
+        "published_url",  # the imageUrl an auto-approved candidate now has, else null
+    )
     payload = {"results": [{k: r.as_dict()[k] for k in keys} for r in results], "summary": summary}
     return payload, 1 if summary["failed"] else 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from conftest import ROOT, solution_record
+from conftest import ROOT, get_solution, solution_record
 from sqlmodel import Session, SQLModel, select
 
 from aixchange_images import cli
@@ -266,3 +266,17 @@ def test_solutions_filters_by_image_status(engine, make_solutions, capsys):
 
     assert [(s["id"], s["image_status"], s["image_url"]) for s in pending] == [(waiting, "pending", None)]
     assert [s["id"] for s in none] == [untouched]
+
+
+def test_generate_json_gives_the_published_url_of_an_auto_approved_candidate_and_null_otherwise(
+    engine, make_solutions, capsys
+):
+    auto, manual = make_solutions(2)
+
+    published = run_json(capsys, "generate", "--solution", auto, "--candidates", "2", "--auto-approve", *SMALL)
+    waiting = run_json(capsys, "generate", "--solution", manual, *SMALL)
+
+    urls = sorted((r["published_url"] for r in published["results"]), key=str)
+    shown = get_solution(engine, auto).image_url
+    assert urls == sorted([shown, None], key=str) and shown.startswith("/api/external-images/solutions/")
+    assert [r["published_url"] for r in waiting["results"]] == [None]
