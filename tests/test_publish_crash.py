@@ -1,21 +1,14 @@
 """Publishing killed with SIGKILL exactly between linking its file and committing: no orphan survives.
 
-The process under test stops at a FIFO right after the link (AIXCHANGE_TEST_PAUSE_AFTER_LINK, see
-storage.publish_file); the test learns the file's name through the FIFO and kills it there.
+The real command runs as its own process and is stopped right after the link, at a FIFO that also
+tells the test which file it linked (paused_process.py); the test then SIGKILLs it there.
 """
 
 from __future__ import annotations
 
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from conftest import ROOT, app_test, get_solution
+from conftest import app_test, get_solution
+from paused_process import kill_after_link
 from sqlmodel import Session
 from sqlmodel import select as sql_select
 from test_publish_journal import approve, candidates, journals, publications, published_files, run_json
@@ -32,59 +25,6 @@ SMALL = ("--size", "256x256")
 @pytest.fixture
 def local_settings() -> Settings:
     return load_settings(dalle_image_size="256x256")
-
-
-# -- a process stopped exactly between the link and the commit ------------------------------------
-def start_paused(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """`python -m aixchange_images ...` that stops after linking its published file (see storage)."""
-    fifo = tmp_path / f"pause-{time.monotonic_ns()}"
-    os.mkfifo(fifo)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIXCHANGE_TEST_PAUSE_AFTER_LINK": str(fifo)}
-    log = open(tmp_path / f"{fifo.name}.log", "wb")  # noqa: SIM115 - closed once the process is reaped
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aixchange_images", *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    proc.log = log  # type: ignore[attr-defined]
-    return proc, fifo
-
-
-def linked_name(proc: subprocess.Popen, fifo: Path, timeout: float = 60) -> str:
-    """Wait until the process has linked its file and says which: it then waits to be killed."""
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the process's open for writing now returns
-    told = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while not told.endswith(b"\n"):
-            ready, _, _ = select.select([reader], [], [], 0.2)  # woken by its write; the timeout only
-            if ready:  # lets us notice a process that died before it got there
-                chunk = os.read(reader, 4096)
-                assert chunk, f"the process closed the pause FIFO without saying what it linked: {log_of(proc)}"
-                told += chunk
-            else:
-                assert proc.poll() is None, f"the process ended (exit {proc.returncode}) first: {log_of(proc)}"
-                assert time.monotonic() < deadline, "the process never reached the link"
-    finally:
-        os.close(reader)
-    return told.decode().strip()
-
-
-def kill(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL  # reaped: its pid is really gone
-    proc.log.close()  # type: ignore[attr-defined]
-
-
-def log_of(proc: subprocess.Popen) -> str:
-    proc.log.flush()  # type: ignore[attr-defined]
-    return Path(proc.log.name).read_text(errors="replace")[-2000:]  # type: ignore[attr-defined]
-
-
-def kill_after_link(tmp_path: Path, *args: str) -> str:
-    """Run a command, SIGKILL it between linking its file and committing; the file's name."""
-    proc, fifo = start_paused(tmp_path, *args)
-    name = linked_name(proc, fifo)
-    kill(proc)
-    return name
 
 
 def assert_orphan_at_kill(engine, settings: Settings, name: str, solution_id: str) -> None:
