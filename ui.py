@@ -60,7 +60,8 @@ def base_settings() -> Settings:
 def engine() -> Engine:
     """One engine per server; on a fresh install, announce the one-time set-up token."""
     eng = get_engine(base_settings())
-    recovery.recover(eng, base_settings())  # publications a killed process left half done
+    for done in recovery.recover(eng, base_settings()):  # publications a killed process left half done
+        print(f"  {done.sentence()}", file=sys.stderr, flush=True)
     with Session(eng) as session:
         if not auth.has_users(session=session):
             token = auth.setup_token(base_settings())

@@ -167,6 +167,10 @@ def _human(command: str, payload: Any) -> str:
 
 
 Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
+# `generate --json`, per result: product.md's keys, the error's sentence, and the imageUrl that an
+# auto-approved candidate now has (null otherwise).
+CONTRACT_KEYS = ("solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit")
+RESULT_KEYS = (*CONTRACT_KEYS, "error", "published_url")
 
 
 def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -260,18 +264,7 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     summary["estimate"] = estimate
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
-    keys = (
-        "solution_id",
-        "status",
-        "error_kind",
-        "candidate_id",
-        "cost_usd",
-        "duration_ms",
-        "cache_hit",
-        "error",
-        "published_url",  # the imageUrl an auto-approved candidate now has, else null
-    )
-    payload = {"results": [{k: r.as_dict()[k] for k in keys} for r in results], "summary": summary}
+    payload = {"results": [{k: r.as_dict()[k] for k in RESULT_KEYS} for r in results], "summary": summary}
     return payload, 1 if summary["failed"] else 0
 
 

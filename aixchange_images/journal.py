@@ -50,6 +50,9 @@ class Intent:
     candidate_state: str  # as the approval found it: a roll-forward requires that nobody changed it
     actor: str
     previous_publication_id: int | None  # the solution's active publication, which this one replaces
+    # The candidate's image: on SQLite a rolled-back row's id is given to the next row, so the id
+    # alone may name another candidate by the time recovery looks (an upload's never committed).
+    candidate_sha256: str | None = None
     host: str = HOST
     pid: int = field(default_factory=os.getpid)
     runner: str = RUNNER

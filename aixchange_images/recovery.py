@@ -54,19 +54,20 @@ def recover(engine: Engine, settings: Settings) -> list[Recovered]:
         intent = journal.read(path)
         if intent is None or intent.file_name is None or not journal.abandoned(intent):
             continue
-        outcome = _settle(engine, settings, path)
+        try:
+            outcome = _settle(engine, settings, path, intent.solution_id)
+        except OSError as exc:  # one journal we cannot settle must not stop every command: say so, go on
+            log.warning("Could not settle the publish journal %s: %s", path.name, exc)
+            continue
         if outcome is not None:
-            log.warning(outcome.sentence())
+            log.info(outcome.sentence())  # the caller says it where its user looks; the audit log keeps it
             done.append(outcome)
     return done
 
 
-def _settle(engine: Engine, settings: Settings, path: Path) -> Recovered | None:
-    first = journal.read(path)
-    if first is None:
-        return None
+def _settle(engine: Engine, settings: Settings, path: Path, solution_id: str) -> Recovered | None:
     with session_scope(engine, write=True) as session:
-        solution = review._locked_solution(session, first.solution_id)
+        solution = review._locked_solution(session, solution_id)
         intent = journal.read(path)  # again, under the lock: another recovery may have settled it meanwhile
         if intent is None or intent.file_name is None:
             return None
@@ -88,13 +89,14 @@ def _outcome(session: Session, settings: Settings, intent: journal.Intent, solut
     if not _ours(settings, intent):
         return "not_linked"
     candidate = session.get(Candidate, intent.candidate_id) if intent.candidate_id is not None else None
-    if solution is not None and candidate is not None:
-        session.refresh(candidate)
-        active = review._active_publication(session, solution.id)
-        unchanged = candidate.state == intent.candidate_state != CandidateState.approved
-        if unchanged and (active.id if active is not None else None) == intent.previous_publication_id:
-            return "rolled_forward"
-    return "removed"
+    if solution is None or candidate is None:
+        return "removed"
+    session.refresh(candidate)
+    active = review._active_publication(session, solution.id)
+    same = (candidate.solution_id, candidate.sha256) == (solution.id, intent.candidate_sha256)
+    unchanged = candidate.state == intent.candidate_state != CandidateState.approved
+    moved_on = (active.id if active is not None else None) != intent.previous_publication_id
+    return "rolled_forward" if same and unchanged and not moved_on else "removed"
 
 
 def _ours(settings: Settings, intent: journal.Intent) -> bool:

@@ -87,6 +87,7 @@ def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Int
         solution_id=candidate.solution_id,
         candidate_id=candidate.id,
         candidate_state=candidate.state,
+        candidate_sha256=candidate.sha256,
         actor=actor.username,
         previous_publication_id=previous.id if previous is not None else None,
     )

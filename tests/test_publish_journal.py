@@ -159,7 +159,8 @@ def dead_pid() -> int:
 
 def leave_journal(settings: Settings, name: str, data: bytes | None, **fields) -> Path:
     """A journal as a process killed after writing it leaves it (the file only if `data` is given)."""
-    intent = journal.Intent(**{"candidate_state": "pending", "actor": "ada", "previous_publication_id": None, **fields})
+    defaults = {"candidate_state": "pending", "actor": "ada", "previous_publication_id": None}
+    intent = journal.Intent(**{**defaults, **fields})
     intent.file_name, intent.image_url = name, PUBLIC_PREFIX + name
     payload = data if data is not None else b"never written"
     intent.sha256, intent.bytes = hashlib.sha256(payload).hexdigest(), len(payload)
@@ -247,12 +248,35 @@ def test_a_journal_this_process_left_behind_is_recovered_though_the_process_live
     (sid,) = make_solutions(1)
     (cid,) = candidates(engine, local_settings, sid)
     name = "x-1.png"
-    leave_journal(local_settings, name, candidate_bytes(engine, local_settings, cid), solution_id=sid, candidate_id=cid)
+    leave_journal(local_settings, name, candidate_bytes(engine, local_settings, cid), **approving(engine, sid, cid))
 
     (done,) = recovery.recover(engine, local_settings)  # its pid is ours, its runner ours, but no transaction holds it
 
     assert done.outcome == "rolled_forward"
     assert get_solution(engine, sid).image_url == PUBLIC_PREFIX + name
+
+
+def test_a_journal_whose_candidate_id_now_names_another_image_is_undone(engine, local_settings, make_solutions):
+    (sid,) = make_solutions(1)
+    (cid,) = candidates(engine, local_settings, sid)
+    fields = {**approving(engine, sid, cid), "candidate_sha256": "f" * 64}  # an upload rolled back; its id reused
+    leave_journal(local_settings, "x-1.png", b"the uploaded image", **fields)
+
+    (done,) = recovery.recover(engine, local_settings)
+
+    assert done.outcome == "removed" and published_files(local_settings) == []
+    assert get_candidate(engine, cid).state == CandidateState.pending
+
+
+def approving(engine, solution_id: str, candidate_id: int) -> dict:
+    """The journal fields of an approval of this candidate as it stands."""
+    candidate = get_candidate(engine, candidate_id)
+    return {
+        "solution_id": solution_id,
+        "candidate_id": candidate_id,
+        "candidate_state": candidate.state,
+        "candidate_sha256": candidate.sha256,
+    }
 
 
 OWNERS = {
