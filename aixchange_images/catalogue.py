@@ -216,6 +216,12 @@ def settled_status(*, session: Session, solution: Solution) -> ImageStatus:
     return status_for_url(url)
 
 
+def active_publication(*, session: Session, solution_id: str) -> Publication | None:
+    """The publication a solution shows now, if it shows one of ours."""
+    query = select(Publication).where(Publication.solution_id == solution_id, col(Publication.active).is_(True))
+    return session.exec(query.order_by(col(Publication.id).desc())).first()
+
+
 def import_records(*, session: Session, records: list[dict[str, Any]], actor: Actor) -> ImportReport:
     """Validate and upsert; by `id` when given, else by title. The caller audits and commits."""
     require(actor, "edit_catalogue")

@@ -94,6 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true")
     lst = users_sub.add_parser("list", help="list users")
     lst.add_argument("--json", action="store_true")
+    market = command("marketplace", "the marketplace's database: pull solutions, push image changes")
+    market_sub = market.add_subparsers(dest="marketplace_command", required=True, parser_class=_Parser)
+    for name, text in (
+        ("pull", "read the marketplace's solutions into the catalogue (ids kept, updated in place)"),
+        ("push", "write the image changes waiting for the marketplace"),
+        ("status", "the connection, the last pull, deliveries waiting and conflicts"),
+    ):
+        step = market_sub.add_parser(name, help=text, description=text)
+        step.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        if name == "push":
+            step.add_argument("--dry-run", action="store_true", help="say what would be written; change nothing")
+    step = market_sub.add_parser("resolve", help="settle a conflict: keep the marketplace's image or send ours")
+    step.add_argument("solution_id")
+    choice = step.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--keep-theirs", action="store_true")
+    choice.add_argument("--use-ours", action="store_true")
+    step.add_argument("--json", action="store_true")
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -120,8 +137,25 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(payload, indent=2, default=_json_default))
         else:
             print(_human(args.command, payload))
+    if args.command != "marketplace":
+        _deliver_waiting(settings, engine)
     _warn_about_budgets(settings, engine)
     return code
+
+
+def _deliver_waiting(settings: Settings, engine: Any) -> None:
+    """Image changes the marketplace has not received yet go out after every command (quietly)."""
+    if settings.marketplace_database_url is None:
+        return
+    from . import deliveries
+
+    report = deliveries.deliver_waiting(engine, settings)
+    if report is not None and (report.pending or report.conflicts):
+        print(
+            f"note: {report.pending} image change(s) wait for the marketplace and {len(report.conflicts)} "
+            "conflict(s) wait for an admin; see `marketplace status`.",
+            file=sys.stderr,
+        )
 
 
 def _warn_about_budgets(settings: Settings, engine: Any) -> None:
@@ -390,6 +424,45 @@ def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
     ), 0
 
 
+def cmd_marketplace(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import deliveries, marketplace, pull
+
+    step = args.marketplace_command
+    if step == "status":
+        return marketplace.status(engine, settings), 0
+    if step == "resolve":
+        return _resolve(args, settings, engine), 0
+    marketplace.engine_for(settings)  # not configured: one sentence, exit 2
+    if step == "pull":
+        progress = None if args.json else (lambda n, total: print(f"[{n}/{total}]", file=sys.stderr, flush=True))
+        report = pull.pull(engine, settings, actor=auth.CLI_ACTOR, progress=progress)
+        deliveries.deliver_waiting(engine, settings)  # approvals made before a solution was linked
+        return report.as_dict(), 1 if report.errors else 0
+    pushed = deliveries.push(engine, settings, dry_run=args.dry_run)
+    return pushed.as_dict(), 1 if (pushed.errors or pushed.pending or pushed.conflicts) else 0
+
+
+def _resolve(args, settings, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from . import deliveries
+
+    with session_scope(engine, write=True) as session:
+        open_ones = deliveries.conflicts(session=session, solution_id=args.solution_id)
+        if not open_ones:
+            raise UsageError(f"Solution {args.solution_id} has no marketplace conflict; see `marketplace status`.")
+        delivery_id = open_ones[-1]["delivery_id"]
+        if args.keep_theirs:
+            deliveries.keep_theirs(session=session, settings=settings, delivery_id=delivery_id, actor=auth.CLI_ACTOR)
+        else:
+            deliveries.use_ours(session=session, delivery_id=delivery_id, actor=auth.CLI_ACTOR)
+        session.commit()
+    pushed = deliveries.push(engine, settings) if args.use_ours else None
+    return {
+        "solution_id": args.solution_id,
+        "kept": "theirs" if args.keep_theirs else "ours",
+        "push": pushed and pushed.as_dict(),
+    }
+
+
 HANDLERS: dict[str, Handler] = {
     "init": cmd_init,
     "import": cmd_import,
@@ -404,4 +477,5 @@ HANDLERS: dict[str, Handler] = {
     "cleanup": cmd_cleanup,
     "users": cmd_users,
     "demo-data": cmd_demo,
+    "marketplace": cmd_marketplace,
 }

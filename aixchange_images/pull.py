@@ -1,0 +1,264 @@
+"""Pull: the marketplace's "Solution" rows into our catalogue, keeping their ids, updating in place.
+
+Rows are taken as they are (null metadata, empty tags, upper-case status, duplicate titles): the
+database is the truth, the zod rules are for files. A row's imageUrl becomes ours unless a change of
+ours is still on its way there (`deliveries`); the drop-in service's solutions made before their row
+existed are joined to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from .auth import Actor, audit, require
+from .catalogue import active_publication
+from .config import Settings
+from .db import session_scope
+from .deliveries import enqueue, image_status, replaced_in_marketplace
+from .marketplace import connect, where
+from .models import (
+    OPEN_DELIVERIES,
+    PUBLIC_PREFIX,
+    Attempt,
+    Candidate,
+    Delivery,
+    DeliveryState,
+    Publication,
+    Solution,
+    SolutionOrigin,
+    utcnow,
+)
+
+# The columns we read, as its Prisma migrations name them (quoted camelCase).
+COLUMNS = (
+    "id",
+    "title",
+    "description",
+    "category",
+    "provider",
+    "launchUrl",
+    "sourceCodeUrl",
+    "tags",
+    "version",
+    "isPublished",
+    "status",
+    "tokenCost",
+    "rating",
+    "metadata",
+    "authorId",
+    "eventId",
+    "imageUrl",
+    "createdAt",
+)
+STATUS_NAMES = {"ACTIVE": "Active", "PENDING": "Pending", "INACTIVE": "Inactive"}
+CHUNK = 500
+MARKETPLACE_ACTOR = Actor("marketplace", "admin")
+
+
+@dataclass
+class PullReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    adopted: int = 0  # solutions the drop-in service made before their row existed, now joined to it
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "adopted": self.adopted,
+            "errors": self.errors,
+        }
+
+
+def pull(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    ids: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PullReport:
+    """Read the marketplace's solutions (or just `ids`) into our catalogue, keeping their ids."""
+    require(actor, "edit_catalogue")
+    read_at = utcnow()
+    rows = _read_rows(settings, ids)
+    report = PullReport()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        with session_scope(engine, write=True) as session:  # short transactions: others keep writing
+            _apply_chunk(session, settings, chunk, read_at, report)
+            session.commit()
+        if progress:
+            progress(start + len(chunk), len(rows))
+    with session_scope(engine, write=True) as session:
+        audit(session, actor, "marketplace.pull", where(settings), **{k: v for k, v in report.as_dict().items()})
+        session.commit()
+    return report
+
+
+def _read_rows(settings: Settings, ids: list[str] | None) -> list[dict[str, Any]]:
+    names = ", ".join(f'"{c}"' for c in COLUMNS)
+    query = f'SELECT {names} FROM "Solution"'
+    params: dict[str, Any] = {}
+    if ids is not None:
+        query += " WHERE id = ANY(:ids)"
+        params["ids"] = list(ids)
+    with connect(settings) as conn:
+        result = conn.execute(text(query + ' ORDER BY "createdAt", id'), params)
+        return [dict(row._mapping) for row in result]
+
+
+def _apply_chunk(
+    session: Session, settings: Settings, rows: list[dict[str, Any]], read_at: datetime, report: PullReport
+) -> None:
+    known = {s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_([r["id"] for r in rows])))}
+    for row in rows:
+        try:
+            with session.begin_nested():  # one odd row is reported, the others still land
+                _apply_row(session, settings, row, known.get(row["id"]), read_at, report)
+        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            title = str(row.get("title") or "")[:100]
+            report.errors.append({"id": str(row.get("id")), "title": title, "error": _row_problem(exc)})
+
+
+def _row_problem(exc: Exception) -> str:
+    return " ".join(str(getattr(exc, "orig", exc)).split())[:300] or type(exc).__name__
+
+
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's values under our names, as the database has them (nothing validated away)."""
+    return {
+        "title": row["title"],
+        "description": row["description"],
+        "category": row["category"],
+        "provider": row["provider"],
+        "launch_url": row["launchUrl"],
+        "source_code_url": row["sourceCodeUrl"],
+        "tags": list(row["tags"] or []),
+        "version": row["version"],
+        "is_published": bool(row["isPublished"]),
+        "status": STATUS_NAMES.get(str(row["status"]), str(row["status"])),
+        "token_cost": int(row["tokenCost"]),
+        "rating": float(row["rating"]),
+        "metadata_": row["metadata"] if isinstance(row["metadata"], dict) else {},
+        "author_id": row["authorId"],
+        "event_id": row["eventId"],
+    }
+
+
+def _apply_row(
+    session: Session,
+    settings: Settings,
+    row: dict[str, Any],
+    solution: Solution | None,
+    read_at: datetime,
+    report: PullReport,
+) -> None:
+    fields = _fields(row)
+    if solution is None:
+        adopted = _adoptable(session, row)
+        solution = Solution(id=row["id"], origin=SolutionOrigin.marketplace, **fields)
+        session.add(solution)
+        session.flush()
+        if adopted is not None:
+            _adopt(session, adopted, solution)
+            report.adopted += 1
+        else:
+            report.created += 1
+        first_link = True
+    else:
+        changed = any(getattr(solution, k) != v for k, v in fields.items())
+        first_link = solution.origin != SolutionOrigin.marketplace
+        for key, value in fields.items():
+            setattr(solution, key, value)
+        solution.origin = SolutionOrigin.marketplace
+        image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
+        if changed or first_link or image_changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        session.add(solution)
+        return
+    _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
+
+
+def _take_image(
+    session: Session, settings: Settings, solution: Solution, theirs: str | None, read_at: datetime, first_link: bool
+) -> bool:
+    """Bring the row's imageUrl into our solution unless a change of ours is still on its way there.
+
+    Returns whether our solution's image changed.
+    """
+    open_delivery = session.exec(
+        select(Delivery).where(Delivery.solution_id == solution.id, col(Delivery.state).in_(OPEN_DELIVERIES))
+    ).first()
+    if open_delivery is not None:  # ours is newer: the push decides (delivered, or a conflict)
+        if open_delivery.state == DeliveryState.conflict and open_delivery.theirs != theirs:
+            open_delivery.theirs = theirs
+            session.add(open_delivery)
+        return False
+    if solution.marketplace_synced_at is not None and _aware(solution.marketplace_synced_at) > read_at:
+        return False  # a delivery landed after we read the row: what we read is older than what is there
+    ours = active_publication(session=session, solution_id=solution.id)
+    if first_link and ours is not None and ours.image_url != theirs and solution.image_url == ours.image_url:
+        # Approved here before the solution was linked: send ours, over what the row holds now.
+        solution.marketplace_url, solution.marketplace_synced_at = theirs, utcnow()
+        enqueue(session, solution, reason="link", by="marketplace")
+        return False
+    changed = solution.image_url != theirs
+    solution.image_url, solution.marketplace_url, solution.marketplace_synced_at = theirs, theirs, utcnow()
+    if ours is not None and ours.image_url != theirs:
+        replaced_in_marketplace(session, ours)
+    solution.image_status = image_status(session, settings, solution)
+    return changed
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+
+
+# -- the drop-in service's solutions, joined to their rows -----------------------------------------
+def _adoptable(session: Session, row: dict[str, Any]) -> Solution | None:
+    """A solution the drop-in service made for this row before it existed: it published the row's
+    image (the default mode), or it holds candidates under the row's title (review mode)."""
+    request = col(Solution.origin) == SolutionOrigin.request
+    url = row["imageUrl"]
+    if url and url.startswith(PUBLIC_PREFIX):
+        found = session.exec(
+            select(Solution)
+            .join(Publication, col(Publication.solution_id) == Solution.id)
+            .where(request, Publication.image_url == url)
+        ).first()
+        if found is not None:
+            return found
+    title = str(row["title"]).strip().lower()
+    published = select(Publication.solution_id)
+    query = select(Solution).where(
+        request, func.lower(func.trim(Solution.title)) == title, col(Solution.id).not_in(published)
+    )
+    return session.exec(query.order_by(Solution.created_at)).first()
+
+
+def _adopt(session: Session, request: Solution, solution: Solution) -> None:
+    """Move everything the service made for `request` onto the marketplace's row, then drop `request`."""
+    for model in (Candidate, Attempt, Publication, Delivery):
+        session.execute(
+            model.__table__.update()  # type: ignore[attr-defined]
+            .where(model.__table__.c.solution_id == request.id)  # type: ignore[attr-defined]
+            .values(solution_id=solution.id)
+        )
+    session.delete(request)
+    session.flush()
+    session.expire_all()
+    audit(session, MARKETPLACE_ACTOR, "marketplace.adopt", solution.id, request=request.id)
