@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         self.dalle_image_size = check_size(self.dalle_image_size)
         if self.image_provider:
             self.image_provider = self.image_provider.strip().lower()
+        market = self.marketplace_database_url
+        if market is not None and sqlalchemy_url(market.get_secret_value()) == self.database_url:
+            raise ConfigError(
+                "DATABASE_URL and MARKETPLACE_DATABASE_URL are the same database; give AIXchange Images a "
+                "database of its own (the default SQLite file is fine)."
+            )
         return self
 
     @property

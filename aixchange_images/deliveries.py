@@ -29,6 +29,7 @@ from .db import lock_solution, session_scope
 from .marketplace import configured, describe_failure, engine_for, where
 from .models import (
     OPEN_DELIVERIES,
+    PLACEHOLDER_URL,
     PUBLIC_PREFIX,
     Candidate,
     CandidateState,
@@ -345,9 +346,21 @@ def image_status(session: Session, settings: Settings, solution: Solution) -> Im
         return ImageStatus.pending
     url = solution.image_url
     if url and url.startswith(PUBLIC_PREFIX) and not _published_here(session, solution.id, url):
+        return url_status(settings, url)
+    return settled_status(session=session, solution=solution)
+
+
+def url_status(settings: Settings, url: str | None) -> ImageStatus:
+    """What an imageUrl we did not publish means: nothing, the placeholder, the author's image, or a
+    file of the folder that is gone (no image at all)."""
+    if not url:
+        return ImageStatus.none
+    if url == PLACEHOLDER_URL:
+        return ImageStatus.placeholder
+    if url.startswith(PUBLIC_PREFIX):
         path = storage.published_path(settings, url)
         return ImageStatus.uploaded if path is not None and path.is_file() else ImageStatus.none
-    return settled_status(session=session, solution=solution)
+    return ImageStatus.uploaded
 
 
 def _published_here(session: Session, solution_id: str, url: str) -> bool:

@@ -8,12 +8,13 @@ existed are joined to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -22,11 +23,10 @@ from .auth import Actor, audit, require
 from .catalogue import active_publication
 from .config import Settings
 from .db import session_scope
-from .deliveries import enqueue, image_status, replaced_in_marketplace
+from .deliveries import enqueue, image_status, replaced_in_marketplace, url_status
 from .marketplace import connect, where
 from .models import (
     OPEN_DELIVERIES,
-    PUBLIC_PREFIX,
     Attempt,
     Candidate,
     Delivery,
@@ -60,6 +60,7 @@ COLUMNS = (
 )
 STATUS_NAMES = {"ACTIVE": "Active", "PENDING": "Pending", "INACTIVE": "Inactive"}
 CHUNK = 500
+ID_MAX = 40  # models.Solution.id; the marketplace's cuids have 25
 MARKETPLACE_ACTOR = Actor("marketplace", "admin")
 
 
@@ -70,6 +71,13 @@ class PullReport:
     unchanged: int = 0
     adopted: int = 0  # solutions the drop-in service made before their row existed, now joined to it
     errors: list[dict[str, str]] = field(default_factory=list)
+
+    def merge(self, other: PullReport) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.adopted += other.adopted
+        self.errors += other.errors
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,14 +130,76 @@ def _read_rows(settings: Settings, ids: list[str] | None) -> list[dict[str, Any]
 def _apply_chunk(
     session: Session, settings: Settings, rows: list[dict[str, Any]], read_at: datetime, report: PullReport
 ) -> None:
-    known = {s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_([r["id"] for r in rows])))}
+    """One chunk in one transaction: new rows and unchanged ones cost no query of their own.
+
+    If the database refuses the chunk, it is applied again row by row, each in a savepoint, so one
+    odd row is reported and the others still land.
+    """
+    tally = PullReport()
+    try:
+        with session.begin_nested():
+            _apply_rows(session, settings, rows, read_at, tally, careful=False)
+    except SQLAlchemyError:
+        tally = PullReport()
+        _apply_rows(session, settings, rows, read_at, tally, careful=True)
+    report.merge(tally)
+
+
+def _apply_rows(
+    session: Session,
+    settings: Settings,
+    rows: list[dict[str, Any]],
+    read_at: datetime,
+    report: PullReport,
+    careful: bool,
+) -> None:
+    ids = [r["id"] for r in rows]
+    known = {s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(ids)))}
+    waiting = set(
+        session.exec(
+            select(Delivery.solution_id).where(
+                col(Delivery.solution_id).in_(ids), col(Delivery.state).in_(OPEN_DELIVERIES)
+            )
+        )
+    )
+    requests = _Requests(session)
     for row in rows:
         try:
-            with session.begin_nested():  # one odd row is reported, the others still land
-                _apply_row(session, settings, row, known.get(row["id"]), read_at, report)
-        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            fields = _fields(row)
+            solution = known.get(row["id"])
+            if solution is None and not requests.claims(row) and not careful:
+                session.add(_new_solution(settings, row, fields))
+                report.created += 1
+            elif solution is not None and solution.id not in waiting and _unchanged(solution, fields, row):
+                report.unchanged += 1
+            else:
+                with session.begin_nested():
+                    _apply_row(session, settings, row, fields, solution, read_at, report, requests)
+        except (SQLAlchemyError, ValueError, TypeError, KeyError) as exc:
             title = str(row.get("title") or "")[:100]
             report.errors.append({"id": str(row.get("id")), "title": title, "error": _row_problem(exc)})
+    session.flush()
+
+
+def _unchanged(solution: Solution, fields: dict[str, Any], row: dict[str, Any]) -> bool:
+    return (
+        solution.origin == SolutionOrigin.marketplace
+        and solution.marketplace_url == row["imageUrl"]
+        and all(getattr(solution, k) == v for k, v in fields.items())
+    )
+
+
+def _new_solution(settings: Settings, row: dict[str, Any], fields: dict[str, Any]) -> Solution:
+    theirs = row["imageUrl"]
+    return Solution(
+        id=row["id"],
+        origin=SolutionOrigin.marketplace,
+        image_url=theirs,
+        marketplace_url=theirs,
+        marketplace_synced_at=utcnow(),
+        image_status=url_status(settings, theirs),
+        **fields,
+    )
 
 
 def _row_problem(exc: Exception) -> str:
@@ -137,7 +207,12 @@ def _row_problem(exc: Exception) -> str:
 
 
 def _fields(row: dict[str, Any]) -> dict[str, Any]:
-    """A row's values under our names, as the database has them (nothing validated away)."""
+    """A row's values under our names, as the database has them (nothing validated away), unless we
+    cannot hold them at all: an id longer than ours, a rating that is not a number."""
+    if len(str(row["id"])) > ID_MAX:
+        raise ValueError(f"its id is longer than {ID_MAX} characters")
+    if not math.isfinite(float(row["rating"])):
+        raise ValueError(f"its rating is {row['rating']}, not a number")
     return {
         "title": row["title"],
         "description": row["description"],
@@ -161,36 +236,36 @@ def _apply_row(
     session: Session,
     settings: Settings,
     row: dict[str, Any],
+    fields: dict[str, Any],
     solution: Solution | None,
     read_at: datetime,
     report: PullReport,
+    requests: _Requests,
 ) -> None:
-    fields = _fields(row)
+    """A row that is new, changed, or links a solution of ours for the first time."""
     if solution is None:
-        adopted = _adoptable(session, row)
-        solution = Solution(id=row["id"], origin=SolutionOrigin.marketplace, **fields)
+        solution = _new_solution(settings, row, fields)
         session.add(solution)
         session.flush()
-        if adopted is not None:
-            _adopt(session, adopted, solution)
-            report.adopted += 1
-        else:
+        request_id = requests.take(row)
+        if request_id is None:
             report.created += 1
-        first_link = True
-    else:
-        changed = any(getattr(solution, k) != v for k, v in fields.items())
-        first_link = solution.origin != SolutionOrigin.marketplace
-        for key, value in fields.items():
-            setattr(solution, key, value)
-        solution.origin = SolutionOrigin.marketplace
-        image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
-        if changed or first_link or image_changed:
-            report.updated += 1
-        else:
-            report.unchanged += 1
-        session.add(solution)
+            return
+        _adopt(session, request_id, solution)
+        report.adopted += 1
+        solution.image_status = image_status(session, settings, solution)  # its candidates came along
         return
-    _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
+    changed = any(getattr(solution, k) != v for k, v in fields.items())
+    first_link = solution.origin != SolutionOrigin.marketplace
+    for key, value in fields.items():
+        setattr(solution, key, value)
+    solution.origin = SolutionOrigin.marketplace
+    image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
+    session.add(solution)
+    if changed or first_link or image_changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
 
 
 def _take_image(
@@ -229,36 +304,51 @@ def _aware(moment: datetime) -> datetime:
 
 
 # -- the drop-in service's solutions, joined to their rows -----------------------------------------
-def _adoptable(session: Session, row: dict[str, Any]) -> Solution | None:
-    """A solution the drop-in service made for this row before it existed: it published the row's
-    image (the default mode), or it holds candidates under the row's title (review mode)."""
-    request = col(Solution.origin) == SolutionOrigin.request
-    url = row["imageUrl"]
-    if url and url.startswith(PUBLIC_PREFIX):
-        found = session.exec(
-            select(Solution)
-            .join(Publication, col(Publication.solution_id) == Solution.id)
-            .where(request, Publication.image_url == url)
-        ).first()
-        if found is not None:
-            return found
-    title = str(row["title"]).strip().lower()
-    published = select(Publication.solution_id)
-    query = select(Solution).where(
-        request, func.lower(func.trim(Solution.title)) == title, col(Solution.id).not_in(published)
-    )
-    return session.exec(query.order_by(Solution.created_at)).first()
+class _Requests:
+    """The solutions the drop-in service made before their row existed (a handful, read once a chunk).
+
+    A row adopts one that published the image the row shows (the service's default mode), or else
+    one under the row's title that published nothing (its review mode, candidates waiting).
+    """
+
+    def __init__(self, session: Session):
+        request = col(Solution.origin) == SolutionOrigin.request
+        published = session.exec(
+            select(Publication.image_url, Publication.solution_id)
+            .join(Solution, col(Solution.id) == Publication.solution_id)
+            .where(request)
+        ).all()
+        self.by_url = dict(published)
+        self.by_title: dict[str, list[str]] = {}
+        done = set(self.by_url.values())
+        for sid, title in session.exec(
+            select(Solution.id, Solution.title).where(request).order_by(Solution.created_at)
+        ):
+            if sid not in done:
+                self.by_title.setdefault(_title_key(title), []).append(sid)
+
+    def claims(self, row: dict[str, Any]) -> bool:
+        return row["imageUrl"] in self.by_url or bool(self.by_title.get(_title_key(row["title"])))
+
+    def take(self, row: dict[str, Any]) -> str | None:
+        if row["imageUrl"] in self.by_url:
+            return self.by_url.pop(row["imageUrl"])
+        waiting = self.by_title.get(_title_key(row["title"]))
+        return waiting.pop(0) if waiting else None
 
 
-def _adopt(session: Session, request: Solution, solution: Solution) -> None:
-    """Move everything the service made for `request` onto the marketplace's row, then drop `request`."""
+def _title_key(title: Any) -> str:
+    return " ".join(str(title).split()).lower()
+
+
+def _adopt(session: Session, request_id: str, solution: Solution) -> None:
+    """Move everything the service made for `request_id` onto the marketplace's row, then drop it."""
     for model in (Candidate, Attempt, Publication, Delivery):
         session.execute(
             model.__table__.update()  # type: ignore[attr-defined]
-            .where(model.__table__.c.solution_id == request.id)  # type: ignore[attr-defined]
+            .where(model.__table__.c.solution_id == request_id)  # type: ignore[attr-defined]
             .values(solution_id=solution.id)
         )
-    session.delete(request)
+    session.execute(Solution.__table__.delete().where(Solution.__table__.c.id == request_id))  # type: ignore[attr-defined]
     session.flush()
-    session.expire_all()
-    audit(session, MARKETPLACE_ACTOR, "marketplace.adopt", solution.id, request=request.id)
+    audit(session, MARKETPLACE_ACTOR, "marketplace.adopt", solution.id, request=request_id)

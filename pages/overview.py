@@ -62,8 +62,7 @@ with ui.db() as session:
     open_conflicts = deliveries.conflicts(session=session)
 if open_conflicts:
     st.warning(
-        f"{len(open_conflicts)} image(s) changed in the marketplace after we approved ours: "
-        "keep theirs or send ours.",
+        f"{len(open_conflicts)} image(s) changed in the marketplace after we approved ours: keep theirs or send ours.",
         icon=":material/sync_problem:",
     )
     if actor.can("review"):

@@ -95,6 +95,18 @@ def test_a_second_pull_updates_in_place_and_counts_what_did_not_change(capsys, e
         assert len(session.exec(select(Solution)).all()) == 3
 
 
+def test_a_row_we_cannot_hold_is_reported_and_the_others_land(capsys, engine, marketplace):
+    good = marketplace.add_solution(title="Good One")
+    marketplace.add_solution(id="c" + "x" * 44, title="Long Id")
+    marketplace.add_solution(title="Not A Number", rating=float("nan"))
+
+    report = pulled(capsys, expect=1)
+
+    assert (report["created"], sorted(e["title"] for e in report["errors"])) == (1, ["Long Id", "Not A Number"])
+    assert "longer than 40" in next(e["error"] for e in report["errors"] if e["title"] == "Long Id")
+    assert get_solution(engine, good).title == "Good One"
+
+
 def test_image_status_follows_the_rows_image_url(capsys, engine, settings, marketplace):
     settings.publish_dir.mkdir(parents=True)
     (settings.publish_dir / "theirs-1.png").write_bytes(b"a file the old route wrote")
@@ -454,3 +466,12 @@ def test_the_password_is_never_shown_stored_or_logged(capsys, engine, settings, 
     for piece in (ROLE_PASSWORD[i : i + 8] for i in range(len(ROLE_PASSWORD) - 7)):
         assert piece not in everything
     assert load_settings().marketplace_database_url is not None
+
+
+def test_one_url_for_both_databases_is_refused_before_anything_connects(capsys, monkeypatch, marketplace):
+    monkeypatch.setenv("DATABASE_URL", marketplace.url)
+
+    _, err = run(capsys, "solutions", expect=2)
+
+    assert "are the same database" in err
+    assert ROLE_PASSWORD not in err
