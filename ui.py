@@ -239,6 +239,8 @@ def conflict_panel(conflict: dict, actor: Actor) -> None:
         st.text(conflict["title"])
         ours, theirs = st.columns(2)
         ours.caption("Ours (approved here)")
+        if thumb := thumb_bytes(conflict.get("ours_thumb")):
+            ours.image(thumb, width=240)
         ours.text(conflict["ours"] or "no image")
         theirs.caption("The marketplace's now")
         theirs.text(conflict["theirs"] or "no image")

@@ -186,7 +186,22 @@ def _human(command: str, payload: Any) -> str:
             f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
             f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s"
         )
+    if command == "marketplace" and "written" in payload:
+        return _human_push(payload)
+    if command == "marketplace" and "created" in payload:
+        lines = [f"{payload['created']} new, {payload['updated']} updated, {payload['unchanged']} unchanged, "]
+        lines[0] += f"{payload['adopted']} joined to the image service's solutions"
+        lines += [f"not taken: {e['title'] or e['id']}: {e['error']}" for e in payload["errors"]]
+        return "\n".join(lines)
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+def _human_push(payload: dict[str, Any]) -> str:
+    verb = "would write" if payload["dry_run"] else "wrote"
+    lines = [f"{verb} {payload['written']}, {payload['pending']} still waiting"]
+    lines += [f"conflict: {c['solution_id']}: ours {c['ours']} / theirs {c['theirs']}" for c in payload["conflicts"]]
+    lines += [f"error: {e.get('solution_id', 'marketplace')}: {e['error']}" for e in payload["errors"]]
+    return "\n".join(lines)
 
 
 Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]

@@ -242,6 +242,7 @@ def conflicts(*, session: Session, solution_id: str | None = None) -> list[dict[
     if solution_id is not None:
         query = query.where(Delivery.solution_id == solution_id)
     rows = session.exec(query.order_by(Delivery.id)).all()
+    thumbs = _thumbnails(session, [d.image_url for d, _ in rows if d.image_url])
     return [
         {
             "solution_id": d.solution_id,
@@ -250,9 +251,23 @@ def conflicts(*, session: Session, solution_id: str | None = None) -> list[dict[
             "theirs": d.theirs,
             "delivery_id": d.id,
             "found_at": d.last_tried_at,
+            "ours_thumb": thumbs.get(d.image_url or ""),
         }
         for d, title in rows
     ]
+
+
+def _thumbnails(session: Session, urls: list[str]) -> dict[str, str]:
+    """The thumbnails (paths in the data folder) of images we published under these URLs."""
+    if not urls:
+        return {}
+    return dict(
+        session.exec(
+            select(Publication.image_url, Candidate.thumb_path)
+            .join(Candidate, col(Candidate.id) == Publication.candidate_id)
+            .where(col(Publication.image_url).in_(urls))
+        ).all()
+    )
 
 
 def waiting(*, session: Session, limit: int = 200) -> list[dict[str, Any]]:

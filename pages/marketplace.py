@@ -27,16 +27,20 @@ def link_status(_marker: str) -> dict:
 with st.spinner("Asking the marketplace…"):
     status = link_status(str(ui.base_settings().database_url))
 cols = st.columns(4)
-cols[0].metric("Connection", "answering" if status["reachable"] else ("down" if status["configured"] else "not set"))
-cols[0].text(status["connection"])
+cols[0].metric(
+    "Connection",
+    "answering" if status["reachable"] else ("down" if status["configured"] else "not set"),
+    help=f"The marketplace's database: {status['connection']} (host and database only).",
+)
 cols[1].metric("Solutions linked", f"{status['linked_solutions']:,}")
 cols[2].metric("Changes waiting", f"{status['pending']:,}", help="Image changes not yet written to the marketplace.")
 cols[3].metric("Conflicts", f"{status['conflicts']:,}", help="Rows changed in the marketplace since we saw them.")
 if status["problem"]:
     st.error(status["problem"], icon=":material/cloud_off:")
+st.text(f"Marketplace database: {status['connection']}")
 last = status["last_pull"]
 if last:
-    st.caption(
+    st.text(
         f"Last pull {last['at']:%Y-%m-%d %H:%M} UTC by {last['by']}: {last.get('created', 0)} new, "
         f"{last.get('updated', 0)} updated, {last.get('unchanged', 0)} unchanged, {len(last.get('errors', []))} errors."
     )
