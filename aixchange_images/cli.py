@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true")
     lst = users_sub.add_parser("list", help="list users")
     lst.add_argument("--json", action="store_true")
+    cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
+    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -390,6 +395,25 @@ def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
     ), 0
 
 
+def cmd_serve(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import service
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535.")
+    if not 1 <= args.candidates <= 10 or (args.candidates > 1 and not args.review):
+        raise UsageError("--candidates must be between 1 and 10, and more than 1 only with --review.")
+    # The service reads the dashboard's overrides per request, so it starts from the environment's settings.
+    service.serve(
+        load_settings(),
+        host=args.host,
+        port=args.port,
+        review=args.review,
+        candidates=args.candidates,
+        concurrency=settings.image_concurrency,
+    )
+    return None, 0
+
+
 HANDLERS: dict[str, Handler] = {
     "init": cmd_init,
     "import": cmd_import,
@@ -404,4 +428,5 @@ HANDLERS: dict[str, Handler] = {
     "cleanup": cmd_cleanup,
     "users": cmd_users,
     "demo-data": cmd_demo,
+    "serve": cmd_serve,
 }
