@@ -125,7 +125,10 @@ class BodyLimit:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = refusal(413, f"The request body is larger than {self.max_bytes:,} bytes; send only {EXAMPLE}.")
+        answer = refusal(
+            413,
+            f"The request body is larger than {self.max_bytes:,} bytes; send only description, title and solutionId.",
+        )
         await answer(scope, receive, send)
 
 
