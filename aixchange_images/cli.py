@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--keep-theirs", action="store_true")
     choice.add_argument("--use-ours", action="store_true")
     step.add_argument("--json", action="store_true")
+    cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
+    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -478,6 +483,25 @@ def _resolve(args, settings, engine) -> dict[str, Any]:  # type: ignore[no-untyp
     }
 
 
+def cmd_serve(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import service
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535.")
+    if not 1 <= args.candidates <= 10 or (args.candidates > 1 and not args.review):
+        raise UsageError("--candidates must be between 1 and 10, and more than 1 only with --review.")
+    # The service reads the dashboard's overrides per request, so it starts from the environment's settings.
+    service.serve(
+        load_settings(),
+        host=args.host,
+        port=args.port,
+        review=args.review,
+        candidates=args.candidates,
+        concurrency=settings.image_concurrency,
+    )
+    return None, 0
+
+
 HANDLERS: dict[str, Handler] = {
     "init": cmd_init,
     "import": cmd_import,
@@ -493,4 +517,5 @@ HANDLERS: dict[str, Handler] = {
     "users": cmd_users,
     "demo-data": cmd_demo,
     "marketplace": cmd_marketplace,
+    "serve": cmd_serve,
 }
