@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import admin, batch
+from . import admin, batch, marketplace, pull
 from .auth import SERVICE_ACTOR, Actor, audit
 from .config import ConfigError, Settings, UserError
 from .db import session_scope, take_lock
@@ -172,6 +172,8 @@ class Intake:
 
     def take(self, ask: Ask) -> Future[Outcome]:
         """Answer a request: a finished future when nothing is to be made first, else the generation's."""
+        if ask.solution_id:
+            self._look_up(ask.solution_id)
         with self._lock:
             running = self._running.get(ask.key)
             if running is not None:  # the same request is being made: share its answer, make nothing twice
@@ -188,6 +190,19 @@ class Intake:
             self._work.add(future)
             future.add_done_callback(lambda done: self._forget(ask.key, done))
         return _done(self._queued(settings, solution)) if self.review else future
+
+    def _look_up(self, solution_id: str) -> None:
+        """A marketplace id we have not pulled yet: read that row first, so its image and text are known."""
+        with Session(self.engine) as session:
+            if session.get(Solution, solution_id) is not None:
+                return
+        settings = self.current_settings()
+        if not marketplace.configured(settings):
+            return
+        try:
+            pull.pull(self.engine, settings, actor=self.actor, ids=[solution_id])
+        except UserError as exc:  # the marketplace is down: a request solution stands in, a later pull joins it
+            log.warning("Could not read solution %s from the marketplace: %s", solution_id, exc)
 
     def _forget(self, key: tuple[str, ...], future: Future[Outcome]) -> None:
         with self._lock:

@@ -8,7 +8,9 @@ existed are joined to it.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,21 +23,23 @@ from sqlmodel import Session, col, select
 
 from .auth import Actor, audit, require
 from .catalogue import active_publication
-from .config import Settings
+from .config import Settings, UserError
 from .db import session_scope
-from .deliveries import enqueue, image_status, replaced_in_marketplace, url_status
-from .marketplace import connect, where
+from .deliveries import deliver_waiting, enqueue, image_status, replaced_in_marketplace, url_status
+from .marketplace import configured, connect, where
 from .models import (
     OPEN_DELIVERIES,
     Attempt,
     Candidate,
     Delivery,
     DeliveryState,
+    ImageStatus,
     Publication,
     Solution,
     SolutionOrigin,
     utcnow,
 )
+from .providers import redact
 
 # The columns we read, as its Prisma migrations name them (quoted camelCase).
 COLUMNS = (
@@ -60,8 +64,10 @@ COLUMNS = (
 )
 STATUS_NAMES = {"ACTIVE": "Active", "PENDING": "Pending", "INACTIVE": "Inactive"}
 CHUNK = 500
+_EMPTY = (ImageStatus.none, ImageStatus.placeholder)
 ID_MAX = 40  # models.Solution.id; the marketplace's cuids have 25
 MARKETPLACE_ACTOR = Actor("marketplace", "admin")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -257,10 +263,11 @@ def _apply_row(
         return
     changed = any(getattr(solution, k) != v for k, v in fields.items())
     first_link = solution.origin != SolutionOrigin.marketplace
+    from_request = solution.origin == SolutionOrigin.request
     for key, value in fields.items():
         setattr(solution, key, value)
     solution.origin = SolutionOrigin.marketplace
-    image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
+    image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link, from_request)
     session.add(solution)
     if changed or first_link or image_changed:
         report.updated += 1
@@ -269,7 +276,13 @@ def _apply_row(
 
 
 def _take_image(
-    session: Session, settings: Settings, solution: Solution, theirs: str | None, read_at: datetime, first_link: bool
+    session: Session,
+    settings: Settings,
+    solution: Solution,
+    theirs: str | None,
+    read_at: datetime,
+    first_link: bool,
+    from_request: bool = False,
 ) -> bool:
     """Bring the row's imageUrl into our solution unless a change of ours is still on its way there.
 
@@ -289,7 +302,10 @@ def _take_image(
     if first_link and ours is not None and ours.image_url != theirs and solution.image_url == ours.image_url:
         # Approved here before the solution was linked: send ours, over what the row holds now.
         solution.marketplace_url, solution.marketplace_synced_at = theirs, utcnow()
-        enqueue(session, solution, reason="link", by="marketplace")
+        delivery = enqueue(session, solution, reason="link", by="marketplace")
+        if from_request and delivery is not None and url_status(settings, theirs) not in _EMPTY:
+            # An unauthenticated request named this row: its image never replaces one without an admin.
+            delivery.state, delivery.theirs = DeliveryState.conflict, theirs
         return False
     changed = solution.image_url != theirs
     solution.image_url, solution.marketplace_url, solution.marketplace_synced_at = theirs, theirs, utcnow()
@@ -352,3 +368,48 @@ def _adopt(session: Session, request_id: str, solution: Solution) -> None:
     session.execute(Solution.__table__.delete().where(Solution.__table__.c.id == request_id))  # type: ignore[attr-defined]
     session.flush()
     audit(session, MARKETPLACE_ACTOR, "marketplace.adopt", solution.id, request=request_id)
+
+
+# -- on a schedule ---------------------------------------------------------------------------------
+class Schedule:
+    """Pull, then deliver what waits, at start and every `MARKETPLACE_PULL_MINUTES` (the `serve` process
+    runs it). A round that fails is logged and the next one tries again."""
+
+    def __init__(self, engine: Engine, base: Settings, current: Callable[[], Settings]):
+        """`base` (the environment) decides whether and how often; `current` (with the dashboard's
+        overrides, read from the database) is what each round runs with."""
+        self.engine, self.base, self.settings = engine, base, current
+        self.stop = threading.Event()
+        self.first_round = threading.Event()  # set once the first round is over (tests wait on it)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        minutes = self.base.marketplace_pull_minutes
+        if not configured(self.base) or minutes <= 0:
+            return False
+        self._thread = threading.Thread(target=self._run, args=(minutes * 60,), name="marketplace-pull", daemon=True)
+        self._thread.start()
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self, seconds: float) -> None:
+        while not self.stop.is_set():
+            self.round()
+            self.first_round.set()
+            self.stop.wait(seconds)
+
+    def round(self) -> None:
+        settings = self.base
+        try:
+            settings = self.settings()
+            report = pull(self.engine, settings, actor=MARKETPLACE_ACTOR)
+            deliver_waiting(self.engine, settings)
+            log.info("Marketplace pull: %s", {k: v for k, v in report.as_dict().items() if k != "errors"})
+        except UserError as exc:
+            log.warning("Marketplace pull skipped: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - the schedule goes on; the log says what broke
+            log.error(redact(f"Marketplace pull failed: {exc}", *settings.secrets))

@@ -36,6 +36,7 @@ from .db import get_engine
 from .intake import MAX_DESCRIPTION, UNEXPECTED, Ask, AskError, Intake, Outcome, make_ask
 from .models import PLACEHOLDER_URL
 from .providers import redact
+from .pull import Schedule
 
 log = logging.getLogger(__name__)
 ROUTE = "/api/generate-image"
@@ -224,9 +225,13 @@ def create_app(
     intake = Intake(engine, settings, review=review, candidates=candidates, concurrency=concurrency)
     limiter = ClientLimiter(settings.service_rate_limit)
 
+    schedule = Schedule(engine, settings, intake.current_settings)  # keeps the catalogue in step with the marketplace
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        schedule.start()
         yield
+        await run_in_threadpool(schedule.close)
         await run_in_threadpool(intake.close)
 
     app = FastAPI(
@@ -235,7 +240,7 @@ def create_app(
         description="`POST /api/generate-image` as the AIXchange marketplace's own route answers it.",
         lifespan=lifespan,
     )
-    app.state.intake = intake
+    app.state.intake, app.state.schedule = intake, schedule
     app.add_middleware(BodyLimit, max_bytes=settings.service_max_body_bytes)
     app.add_exception_handler(HTTPException, _http_error)
 

@@ -293,16 +293,13 @@ def test_a_change_made_in_the_marketplace_is_kept_and_reported_as_a_conflict(cap
 
     assert marketplace.image_url(sid) == "https://cdn.example.com/their-new-logo.png"
     report, _ = run(capsys, "marketplace", "push", "--json", expect=1)
-    assert report["conflicts"] == [
-        {
-            "solution_id": sid,
-            "title": "Ticket Triage Assistant",
-            "ours": ours,
-            "theirs": "https://cdn.example.com/their-new-logo.png",
-            "delivery_id": report["conflicts"][0]["delivery_id"],
-            "found_at": report["conflicts"][0]["found_at"],
-        }
-    ]
+    (conflict,) = report["conflicts"]
+    assert {k: conflict[k] for k in ("solution_id", "title", "ours", "theirs")} == {
+        "solution_id": sid,
+        "title": "Ticket Triage Assistant",
+        "ours": ours,
+        "theirs": "https://cdn.example.com/their-new-logo.png",
+    }
     assert pulled(capsys)["errors"] == []  # a pull meanwhile decides nothing
     assert get_solution(engine, sid).image_url == ours
 
@@ -475,3 +472,59 @@ def test_one_url_for_both_databases_is_refused_before_anything_connects(capsys, 
 
     assert "are the same database" in err
     assert ROLE_PASSWORD not in err
+
+
+# -- the drop-in service beside the marketplace ----------------------------------------------------
+def test_the_service_reads_an_unknown_row_first_and_delivers_its_image_there(engine, marketplace, monkeypatch):
+    from test_service import running
+
+    sid = marketplace.add_solution(title="Supply Radar", imageUrl=None)
+    monkeypatch.setenv("MARKETPLACE_PULL_MINUTES", "0")  # no schedule: the request itself reads the row
+    with running(load_settings()) as (client, _):
+        reply = client.post({"description": "Watches supplier risk.", "title": "Supply Radar", "solutionId": sid})
+
+    assert reply.status == 200, reply.raw
+    assert marketplace.image_url(sid) == reply.body["imageUrl"] == get_solution(engine, sid).image_url
+    assert get_solution(engine, sid).origin == SolutionOrigin.marketplace
+
+
+def test_the_service_leaves_an_authors_image_in_the_marketplace_alone(engine, marketplace, monkeypatch):
+    from test_service import running
+
+    sid = marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
+    monkeypatch.setenv("MARKETPLACE_PULL_MINUTES", "0")
+    with running(load_settings()) as (client, _):
+        reply = client.post({"description": "Anything at all.", "solutionId": sid})
+
+    assert (reply.status, reply.body["imageUrl"]) == (200, "https://cdn.example.com/author.png")
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    with Session(engine) as session:
+        assert session.exec(select(Candidate)).all() == []
+
+
+def test_a_request_made_while_the_marketplace_was_down_never_replaces_an_authors_image(capsys, engine, own_marketplace):
+    from test_service import running
+
+    sid = own_marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
+    own_marketplace.server.stop()
+    with running(load_settings()) as (client, _):
+        reply = client.post({"description": "Our take on it.", "title": "Ticket Triage Assistant", "solutionId": sid})
+    assert reply.status == 200 and get_solution(engine, sid).origin == SolutionOrigin.request
+    own_marketplace.server.start()
+
+    pulled(capsys)
+
+    assert own_marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    (conflict,) = deliveries.conflicts(session=Session(engine))
+    assert (conflict["ours"], conflict["theirs"]) == (reply.body["imageUrl"], "https://cdn.example.com/author.png")
+
+
+def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):
+    from test_service import running
+
+    ids = [marketplace.add_solution(title=f"Scheduled {i}") for i in range(3)]
+    monkeypatch.setenv("MARKETPLACE_PULL_MINUTES", "60")
+    with running(load_settings()) as (client, _):
+        assert client.app.state.schedule.first_round.wait(60)
+
+    assert all(get_solution(engine, sid).origin == SolutionOrigin.marketplace for sid in ids)

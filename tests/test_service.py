@@ -42,8 +42,9 @@ class Reply:
 class Client:
     """Plain http.client, one connection per request, as a browser's fetch through a proxy would look."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, app: Any = None):
         self.port = port
+        self.app = app  # the FastAPI app behind it (its state: intake, schedule)
 
     def request(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None, **headers: str) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -71,7 +72,7 @@ def running(settings: Settings, *, rate: str = "1000/minute", **options: Any) ->
     thread.start()
     assert server.ready.wait(30), "the service did not start"
     try:
-        yield Client(server.port), server.config.app.state.intake
+        yield Client(server.port, server.config.app), server.config.app.state.intake
     finally:
         server.should_exit = True
         thread.join(60)
