@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
     cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
+    cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
+    cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")
+    cmd.add_argument("--service-port", type=int, default=8000, help="the image service's port (default 8000)")
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -502,6 +505,13 @@ def cmd_serve(args, settings, engine):  # type: ignore[no-untyped-def]
     return None, 0
 
 
+def cmd_up(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import launch
+
+    cmd_init(args, settings, engine)
+    return None, launch.up(port=args.port, service_port=args.service_port)
+
+
 HANDLERS: dict[str, Handler] = {
     "init": cmd_init,
     "import": cmd_import,
@@ -518,4 +528,5 @@ HANDLERS: dict[str, Handler] = {
     "demo-data": cmd_demo,
     "marketplace": cmd_marketplace,
     "serve": cmd_serve,
+    "up": cmd_up,
 }
