@@ -1,4 +1,4 @@
-"""Bulk files: reading what people and the marketplace hand us, writing what its importer takes.
+"""Bulk files: reading what people and the marketplace hand us, writing what its importer takes, CSV for people.
 
 Reading takes AIXchange bulk JSON (`{"solutions": [...]}`), the marketplace's admin API answer (a
 bare array of its rows) and CSV with the same columns. A file that cannot be read as a whole (not
@@ -22,6 +22,7 @@ from .records import MAX_DEPTH, InputError
 
 FILE_MAX_RECORDS = 100  # the marketplace's importer takes 1-100 records a file
 JSON_MAX_DEPTH = MAX_DEPTH + 2  # the document and its list hold the records
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 
 
@@ -231,3 +232,15 @@ def zip_parts(parts: list[tuple[str, bytes]]) -> bytes:
         for name, data in parts:
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, made plain text with a leading `'` (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def safe_csv(frame: Any) -> str:
+    """A pandas DataFrame as CSV for people: formula-looking cells neutralised."""
+    return frame.map(neutralise_cell).to_csv(index=False)

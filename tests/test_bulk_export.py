@@ -1,4 +1,4 @@
-"""Exporting bulk files the marketplace's importer accepts."""
+"""Exporting bulk files the marketplace's importer accepts, and CSV for people that a spreadsheet cannot run."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import json
 import zipfile
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from bulk_fixtures import marketplace_row, one_sentence, run_cli
 from conftest import app_test, solution_record
 from sqlalchemy import text
+from sqlmodel import Session
 
-from aixchange_images import bulk, bulkfiles, db
+from aixchange_images import batch, bulk, bulkfiles, db, pipeline
 from aixchange_images.auth import CLI_ACTOR, Actor
+from aixchange_images.config import load_settings
 from aixchange_images.models import PLACEHOLDER_URL
 from aixchange_images.records import validate_document
 from aixchange_images.zod import METADATA_KEYS
@@ -169,6 +173,47 @@ def test_the_solutions_page_offers_one_file_or_a_zip_of_numbered_files(engine):
     )
     archive = zipfile.ZipFile(io.BytesIO(bulkfiles.zip_parts(parts)))
     assert [len(json.loads(archive.read(n))["solutions"]) for n in archive.namelist()] == [100, 50]
+
+
+# -- CSV for people -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1+2", "'+1+2"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("plain text", "plain text"),
+        (-5, -5),
+        (None, None),
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_is_made_text(cell, safe):
+    assert bulkfiles.neutralise_cell(cell) == safe
+
+
+def test_safe_csv_neutralises_text_cells_and_keeps_numbers():
+    frame = pd.DataFrame({"actor": ["=1+1", "ada"], "cost_usd": [-0.5, 1.0]})
+    assert bulkfiles.safe_csv(frame).splitlines() == ["actor,cost_usd", "'=1+1,-0.5", "ada,1.0"]
+
+
+def test_the_metrics_csv_download_neutralises_formula_cells(engine, make_solutions):
+    (sid,) = make_solutions(1)
+    batch.run_batch(engine, load_settings(dalle_image_size="256x256"), [sid], pipeline.GenerateOptions())
+    with Session(engine) as session:
+        session.execute(text("UPDATE attempt SET actor = :a"), {"a": '=HYPERLINK("http://evil.example")'})
+        session.commit()
+    at = app_test(Actor("alice", "admin"))
+    at.run()
+    at.switch_page("pages/metrics.py").run()
+
+    next(b for b in at.button if b.label.startswith("Prepare the attempts")).click().run()
+
+    assert not at.exception
+    csv_text = at.session_state["csv"]
+    assert '\'=HYPERLINK(""http://evil.example"")' in csv_text and ",=HYPERLINK" not in csv_text
 
 
 def test_a_written_part_gets_the_mode_any_new_file_gets(tmp_path):
