@@ -100,17 +100,21 @@ def import_bulk(
     for start in range(0, len(items), chunk_size):
         began = time.monotonic()
         _write_chunk(engine, items[start : start + chunk_size], report)
+        held = time.monotonic() - began
         if progress is not None:
             progress(min(start + chunk_size, len(items)), len(items))
         if start + chunk_size < len(items):
-            _let_others_write(engine, held=time.monotonic() - began)
-    with session_scope(engine, write=True) as session:
-        audit(
-            session, actor, "catalogue.import", source, imported=report.imported, updated=report.updated,
-            refused=len(report.errors), errors=report.errors[:20],
-        )  # fmt: skip
-        session.commit()
+            _let_others_write(engine, held=held)
+    _audit(engine, actor, source, report)
     return report
+
+
+def _audit(engine: Engine, actor: Actor, source: str, report: ImportReport) -> None:
+    """One event per file, with the first errors (a file of 10,000 bad records must not make a huge row)."""
+    detail = {"imported": report.imported, "updated": report.updated, "refused": len(report.errors)}
+    with session_scope(engine, write=True) as session:
+        audit(session, actor, "catalogue.import", source, **detail, errors=report.errors[:20])
+        session.commit()
 
 
 def _let_others_write(engine: Engine, *, held: float) -> None:

@@ -142,6 +142,25 @@ def test_a_record_with_an_id_never_merges_into_another_solution_by_title(engine,
     assert solutions[existing].description != "A different solution of the same name."
 
 
+@pytest.mark.parametrize("chunk_size", [1, 500], ids=["a chunk per record", "one chunk"])
+def test_ids_and_titles_within_a_file_mean_the_same_whatever_the_chunks(engine, chunk_size):
+    x = "cm7x00000000000000000000x"
+    records = [
+        solution_record(0, id=x, title="First name"),
+        solution_record(1, title="First name", description="Found by the title the record with the id gave."),
+        solution_record(2, id=x, title="Second name"),
+        solution_record(3, title="First name", description="Nobody has this title any more: a new solution."),
+    ]
+
+    report = bulk.import_bulk(engine, records, actor=CLI_ACTOR, source="bulk.json", chunk_size=chunk_size)
+
+    assert (report.imported, report.updated, report.errors) == (2, 2, [])  # the second record updated x
+    solutions = stored(engine)
+    assert len(solutions) == 2 and solutions[x].title == "Second name"
+    (other,) = [s for sid, s in solutions.items() if sid != x]
+    assert (other.title, other.description) == ("First name", "Nobody has this title any more: a new solution.")
+
+
 def test_an_import_never_touches_the_marketplace_link(engine, make_solutions, tmp_path, capsys):
     (sid,) = make_solutions(1)
     with Session(engine) as session:
