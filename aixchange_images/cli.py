@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         return cmd
 
     command("init", "create the database and folders (idempotent)")
-    cmd = command("import", "import AIXchange bulk JSON or CSV")
+    cmd = command("import", "import AIXchange bulk JSON, the marketplace's own download, or CSV")
     cmd.add_argument("file", type=Path)
     cmd = command("solutions", "list solutions")
     cmd.add_argument("--status", choices=[s.value for s in ImageStatus])
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("prompt", "print the rendered prompt for a solution")
     cmd.add_argument("solution_id")
     cmd.add_argument("--template", metavar="NAME[@VERSION]")
-    cmd = command("export", "write the catalogue as AIXchange bulk JSON")
+    cmd = command("export", "write the catalogue as AIXchange bulk JSON (at most 100 solutions a file)")
     cmd.add_argument("file", type=Path)
     cmd = command("stats", "headline figures")
     cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD")
@@ -201,6 +201,8 @@ def _human(command: str, payload: Any) -> str:
         lines[0] += f"{payload['adopted']} joined to the image service's solutions"
         lines += [f"not taken: {e['title'] or e['id']}: {e['error']}" for e in payload["errors"]]
         return "\n".join(lines)
+    if command in ("import", "export"):
+        return _human_bulk(command, payload)
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
 
 
@@ -210,6 +212,18 @@ def _human_push(payload: dict[str, Any]) -> str:
     lines += [f"conflict: {c['solution_id']}: ours {c['ours']} / theirs {c['theirs']}" for c in payload["conflicts"]]
     lines += [f"error: {e.get('solution_id', 'marketplace')}: {e['error']}" for e in payload["errors"]]
     return "\n".join(lines)
+
+
+def _human_bulk(command: str, payload: dict[str, Any]) -> str:
+    if command == "import":
+        problems = [f"  {e['title']}: {e['error']}" for e in payload["errors"]]
+        head = f"Imported {payload['imported']}, updated {payload['updated']}, refused {len(problems)}."
+    else:
+        problems = [f"  refused {e['id']} {e['title']}: {e['error']}" for e in payload["refused"]]
+        head = f"Exported {payload['exported']} solution(s) in {len(payload['files'])} file(s):" + "".join(
+            f"\n  {name}" for name in payload["files"]
+        )
+    return "\n".join([head, *problems])
 
 
 Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
@@ -223,14 +237,17 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import catalogue
+    from . import bulk, bulkfiles
 
-    records = catalogue.read_records(args.file)
-    with session_scope(engine, write=True) as session:
-        report = catalogue.import_records(session=session, records=records, actor=auth.CLI_ACTOR)
-        auth.audit(session, auth.CLI_ACTOR, "catalogue.import", args.file.name, **report.as_dict())
-        session.commit()
+    records = bulkfiles.read_bulk(args.file)
+    report = bulk.import_bulk(
+        engine, records, actor=auth.CLI_ACTOR, source=args.file.name, progress=_print_import_progress
+    )
     return report.as_dict(), 1 if report.errors else 0
+
+
+def _print_import_progress(done: int, total: int) -> None:
+    print(f"[{done}/{total}] solutions written", file=sys.stderr, flush=True)
 
 
 def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -376,19 +393,16 @@ def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import catalogue
+    from . import bulk, bulkfiles
 
     with Session(engine) as session:
-        document = catalogue.export_document(session=session)
-    target = args.file
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        raise UsageError(f"Could not write {target}: {exc.strerror or exc}.") from None
-    return {"exported": len(document["solutions"]), "file": str(target)}, 0
+        export = bulk.export_records(session=session)
+    parts = bulkfiles.export_parts(export.records, args.file.name)
+    files = bulkfiles.write_parts(parts, args.file.parent)
+    for stale in bulkfiles.stale_parts(args.file.parent, args.file.name, files):
+        print(f"note: {stale} is left from an earlier export and is not part of this one.", file=sys.stderr)
+    payload = {"files": [str(path) for path in files], "exported": len(export.records), "refused": export.refused}
+    return payload, 1 if export.refused else 0
 
 
 def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
