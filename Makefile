@@ -18,8 +18,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.runtime
-	$(PY) -m aixchange_images init
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	$(PY) -m aixchange_images up --port $(PORT)
 
 demo: $(VENV)/.runtime
 	$(PY) -m aixchange_images demo-data

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget, recovery
+from aixchange_images import admin, auth, budget, deliveries, recovery
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
@@ -33,6 +33,7 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/review.py", "Review", ":material/fact_check:", "review"),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
     ("pages/prompt_studio.py", "Prompt Studio", ":material/edit_note:", "edit_templates"),
+    ("pages/marketplace.py", "Marketplace", ":material/storefront:", "manage"),
     ("pages/settings.py", "Settings", ":material/settings:", "manage"),
 ]
 
@@ -84,6 +85,8 @@ def settings() -> Settings:
 def db(write: bool = False) -> Iterator[Session]:
     with session_scope(engine(), write=write) as session:
         yield session
+    if write:  # an approval, rollback or upload reaches the marketplace's row now, or waits in the outbox
+        deliveries.deliver_waiting(engine(), settings())
 
 
 SIGNED_OUT_NOTICE = "Your account was disabled or removed, so you were signed out."
@@ -215,3 +218,46 @@ def pager(key: str, total: int, size: int, narrow: bool = True) -> int:
     column = st.columns([1, 4])[0] if narrow else st.container()
     page = column.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key=key)
     return (int(page) - 1) * size
+
+
+def write(action: Callable[[Session], T], success: str | None = None) -> T | None:
+    """Run one library action in a write transaction and commit it; a user error becomes one sentence."""
+
+    def run() -> T:
+        with db(write=True) as session:
+            out = action(session)
+            session.commit()
+            return out
+
+    return attempt(run, success)
+
+
+def conflict_panel(conflict: dict, actor: Actor) -> None:
+    """A marketplace conflict: the image we meant the card to show, the one it shows, and the way out.
+
+    Their URL is shown as text, never loaded: it may point anywhere.
+    """
+    with st.container(border=True):
+        st.text(conflict["title"])
+        ours, theirs = st.columns(2)
+        ours.caption("Ours (approved here)")
+        if thumb := thumb_bytes(conflict.get("ours_thumb")):
+            ours.image(thumb, width=240)
+        ours.text(conflict["ours"] or "no image")
+        theirs.caption("The marketplace's now")
+        theirs.text(conflict["theirs"] or "no image")
+        if not actor.can("review"):
+            return
+        keep, use = st.columns(2)
+        key = conflict["delivery_id"]
+        if keep.button("Keep theirs", key=f"keep-theirs-{key}", width="stretch"):
+            done = write(
+                lambda s: deliveries.keep_theirs(session=s, settings=settings(), delivery_id=key, actor=actor),
+                "Kept the marketplace's image.",
+            )
+            if done is not None:
+                st.rerun()
+        if use.button("Use ours", key=f"use-ours-{key}", type="primary", width="stretch"):
+            done = write(lambda s: deliveries.use_ours(session=s, delivery_id=key, actor=actor), "Sent ours.")
+            if done is not None:
+                st.rerun()

@@ -52,6 +52,8 @@ class Actor:
 
 
 CLI_ACTOR = Actor("cli", Role.admin)  # whoever has a shell on the server is its administrator
+# The drop-in image service: publishes like the marketplace's route did (its operator chose to run it).
+SERVICE_ACTOR = Actor("service", Role.admin)
 
 _ACTIONS = {
     "generate": "generate images",

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         return cmd
 
     command("init", "create the database and folders (idempotent)")
-    cmd = command("import", "import AIXchange bulk JSON or CSV")
+    cmd = command("import", "import AIXchange bulk JSON, the marketplace's own download, or CSV")
     cmd.add_argument("file", type=Path)
     cmd = command("solutions", "list solutions")
     cmd.add_argument("--status", choices=[s.value for s in ImageStatus])
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("prompt", "print the rendered prompt for a solution")
     cmd.add_argument("solution_id")
     cmd.add_argument("--template", metavar="NAME[@VERSION]")
-    cmd = command("export", "write the catalogue as AIXchange bulk JSON")
+    cmd = command("export", "write the catalogue as AIXchange bulk JSON (at most 100 solutions a file)")
     cmd.add_argument("file", type=Path)
     cmd = command("stats", "headline figures")
     cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD")
@@ -94,6 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true")
     lst = users_sub.add_parser("list", help="list users")
     lst.add_argument("--json", action="store_true")
+    market = command("marketplace", "the marketplace's database: pull solutions, push image changes")
+    market_sub = market.add_subparsers(dest="marketplace_command", required=True, parser_class=_Parser)
+    for name, text in (
+        ("pull", "read the marketplace's solutions into the catalogue (ids kept, updated in place)"),
+        ("push", "write the image changes waiting for the marketplace"),
+        ("status", "the connection, the last pull, deliveries waiting and conflicts"),
+    ):
+        step = market_sub.add_parser(name, help=text, description=text)
+        step.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        if name == "push":
+            step.add_argument("--dry-run", action="store_true", help="say what would be written; change nothing")
+    step = market_sub.add_parser("resolve", help="settle a conflict: keep the marketplace's image or send ours")
+    step.add_argument("solution_id")
+    choice = step.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--keep-theirs", action="store_true")
+    choice.add_argument("--use-ours", action="store_true")
+    step.add_argument("--json", action="store_true")
+    cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
+    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
+    cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
+    cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")
+    cmd.add_argument("--service-port", type=int, default=8000, help="the image service's port (default 8000)")
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -121,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(payload, indent=2, default=_json_default))
         else:
             print(_human(args.command, payload))
+    if args.command != "marketplace":
+        _deliver_waiting(settings, engine)
     _warn_about_budgets(settings, engine)
     return code
 
@@ -133,6 +160,21 @@ def _recover(engine: Any, settings: Settings) -> None:
 
     for done in recover(engine, settings):
         print(f"note: {done.sentence()}", file=sys.stderr)
+
+
+def _deliver_waiting(settings: Settings, engine: Any) -> None:
+    """Image changes the marketplace has not received yet go out after every command (quietly)."""
+    if settings.marketplace_database_url is None:
+        return
+    from . import deliveries
+
+    report = deliveries.deliver_waiting(engine, settings)
+    if report is not None and (report.pending or report.conflicts):
+        print(
+            f"note: {report.pending} image change(s) wait for the marketplace and {len(report.conflicts)} "
+            "conflict(s) wait for an admin; see `marketplace status`.",
+            file=sys.stderr,
+        )
 
 
 def _warn_about_budgets(settings: Settings, engine: Any) -> None:
@@ -163,7 +205,36 @@ def _human(command: str, payload: Any) -> str:
             f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
             f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s"
         )
+    if command == "marketplace" and "written" in payload:
+        return _human_push(payload)
+    if command == "marketplace" and "created" in payload:
+        lines = [f"{payload['created']} new, {payload['updated']} updated, {payload['unchanged']} unchanged, "]
+        lines[0] += f"{payload['adopted']} joined to the image service's solutions"
+        lines += [f"not taken: {e['title'] or e['id']}: {e['error']}" for e in payload["errors"]]
+        return "\n".join(lines)
+    if command in ("import", "export"):
+        return _human_bulk(command, payload)
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+def _human_push(payload: dict[str, Any]) -> str:
+    verb = "would write" if payload["dry_run"] else "wrote"
+    lines = [f"{verb} {payload['written']}, {payload['pending']} still waiting"]
+    lines += [f"conflict: {c['solution_id']}: ours {c['ours']} / theirs {c['theirs']}" for c in payload["conflicts"]]
+    lines += [f"error: {e.get('solution_id', 'marketplace')}: {e['error']}" for e in payload["errors"]]
+    return "\n".join(lines)
+
+
+def _human_bulk(command: str, payload: dict[str, Any]) -> str:
+    if command == "import":
+        problems = [f"  {e['title']}: {e['error']}" for e in payload["errors"]]
+        head = f"Imported {payload['imported']}, updated {payload['updated']}, refused {len(problems)}."
+    else:
+        problems = [f"  refused {e['id']} {e['title']}: {e['error']}" for e in payload["refused"]]
+        head = f"Exported {payload['exported']} solution(s) in {len(payload['files'])} file(s):" + "".join(
+            f"\n  {name}" for name in payload["files"]
+        )
+    return "\n".join([head, *problems])
 
 
 Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
@@ -184,14 +255,17 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import catalogue
+    from . import bulk, bulkfiles
 
-    records = catalogue.read_records(args.file)
-    with session_scope(engine, write=True) as session:
-        report = catalogue.import_records(session=session, records=records, actor=auth.CLI_ACTOR)
-        auth.audit(session, auth.CLI_ACTOR, "catalogue.import", args.file.name, **report.as_dict())
-        session.commit()
+    records = bulkfiles.read_bulk(args.file)
+    report = bulk.import_bulk(
+        engine, records, actor=auth.CLI_ACTOR, source=args.file.name, progress=_print_import_progress
+    )
     return report.as_dict(), 1 if report.errors else 0
+
+
+def _print_import_progress(done: int, total: int) -> None:
+    print(f"[{done}/{total}] solutions written", file=sys.stderr, flush=True)
 
 
 def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -336,19 +410,16 @@ def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import catalogue
+    from . import bulk, bulkfiles
 
     with Session(engine) as session:
-        document = catalogue.export_document(session=session)
-    target = args.file
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        raise UsageError(f"Could not write {target}: {exc.strerror or exc}.") from None
-    return {"exported": len(document["solutions"]), "file": str(target)}, 0
+        export = bulk.export_records(session=session)
+    parts = bulkfiles.export_parts(export.records, args.file.name)
+    files = bulkfiles.write_parts(parts, args.file.parent)
+    for stale in bulkfiles.stale_parts(args.file.parent, args.file.name, files):
+        print(f"note: {stale} is left from an earlier export and is not part of this one.", file=sys.stderr)
+    payload = {"files": [str(path) for path in files], "exported": len(export.records), "refused": export.refused}
+    return payload, 1 if export.refused else 0
 
 
 def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -407,6 +478,71 @@ def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
     ), 0
 
 
+def cmd_marketplace(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import deliveries, marketplace, pull
+
+    step = args.marketplace_command
+    if step == "status":
+        return marketplace.status(engine, settings), 0
+    if step == "resolve":
+        return _resolve(args, settings, engine), 0
+    marketplace.engine_for(settings)  # not configured: one sentence, exit 2
+    if step == "pull":
+        progress = None if args.json else (lambda n, total: print(f"[{n}/{total}]", file=sys.stderr, flush=True))
+        report = pull.pull(engine, settings, actor=auth.CLI_ACTOR, progress=progress)
+        deliveries.deliver_waiting(engine, settings)  # approvals made before a solution was linked
+        return report.as_dict(), 1 if report.errors else 0
+    pushed = deliveries.push(engine, settings, dry_run=args.dry_run)
+    return pushed.as_dict(), 1 if (pushed.errors or pushed.pending or pushed.conflicts) else 0
+
+
+def _resolve(args, settings, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from . import deliveries
+
+    with session_scope(engine, write=True) as session:
+        open_ones = deliveries.conflicts(session=session, solution_id=args.solution_id)
+        if not open_ones:
+            raise UsageError(f"Solution {args.solution_id} has no marketplace conflict; see `marketplace status`.")
+        delivery_id = open_ones[-1]["delivery_id"]
+        if args.keep_theirs:
+            deliveries.keep_theirs(session=session, settings=settings, delivery_id=delivery_id, actor=auth.CLI_ACTOR)
+        else:
+            deliveries.use_ours(session=session, delivery_id=delivery_id, actor=auth.CLI_ACTOR)
+        session.commit()
+    pushed = deliveries.push(engine, settings) if args.use_ours else None
+    return {
+        "solution_id": args.solution_id,
+        "kept": "theirs" if args.keep_theirs else "ours",
+        "push": pushed and pushed.as_dict(),
+    }
+
+
+def cmd_serve(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import service
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535.")
+    if not 1 <= args.candidates <= 10 or (args.candidates > 1 and not args.review):
+        raise UsageError("--candidates must be between 1 and 10, and more than 1 only with --review.")
+    # The service reads the dashboard's overrides per request, so it starts from the environment's settings.
+    service.serve(
+        load_settings(),
+        host=args.host,
+        port=args.port,
+        review=args.review,
+        candidates=args.candidates,
+        concurrency=settings.image_concurrency,
+    )
+    return None, 0
+
+
+def cmd_up(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import launch
+
+    cmd_init(args, settings, engine)
+    return None, launch.up(port=args.port, service_port=args.service_port)
+
+
 HANDLERS: dict[str, Handler] = {
     "init": cmd_init,
     "import": cmd_import,
@@ -421,4 +557,7 @@ HANDLERS: dict[str, Handler] = {
     "cleanup": cmd_cleanup,
     "users": cmd_users,
     "demo-data": cmd_demo,
+    "marketplace": cmd_marketplace,
+    "serve": cmd_serve,
+    "up": cmd_up,
 }

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     marketplace_database_url: SecretStr | None = None
     marketplace_pull_minutes: float = Field(default=15, ge=0)  # how often `serve` pulls; 0: only on demand
     marketplace_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The drop-in `serve` service: it has no authentication upstream, so these bound what a client can do.
+    service_rate_limit: str = "10/minute"  # per client; `limits` syntax, several joined by ';'
+    service_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    service_forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     quality_notice: str | None = None
     # Tests only: a FIFO at which publishing waits between linking a file and the commit, so a test
     # can kill the process exactly there (tests/test_publish_journal.py). Never set in production.
@@ -86,6 +90,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("service_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many  # loaded only when the variable is set (defaults are not validated)
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a rate; write it like 10/minute (or 10/minute;100/hour)") from None
+        return value.strip()
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -113,6 +128,12 @@ class Settings(BaseSettings):
         self.dalle_image_size = check_size(self.dalle_image_size)
         if self.image_provider:
             self.image_provider = self.image_provider.strip().lower()
+        market = self.marketplace_database_url
+        if market is not None and sqlalchemy_url(market.get_secret_value()) == self.database_url:
+            raise ConfigError(
+                "DATABASE_URL and MARKETPLACE_DATABASE_URL are the same database; give AIXchange Images a "
+                "database of its own (the default SQLite file is fine)."
+            )
         return self
 
     @property

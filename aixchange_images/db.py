@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,6 +114,17 @@ def take_lock(session: Session, name: str) -> None:
         except IntegrityError:
             pass  # another transaction made it first: the UPDATE above now waits for that one
     raise RuntimeError(f"Could not take the {name} lock.")
+
+
+LOCK_NAME_MAX = 40  # models.Lock.name
+
+
+def lock_solution(session: Session, solution_id: str) -> None:
+    """Serialise the rest of this transaction with everyone else acting on this solution's image."""
+    name = f"solution:{solution_id}"
+    if len(name) > LOCK_NAME_MAX:  # ids may be up to 40 characters
+        name = "solution:" + hashlib.sha256(solution_id.encode()).hexdigest()[: LOCK_NAME_MAX - len("solution:")]
+    take_lock(session, name)
 
 
 # Ordered, numbered migrations, recorded in `schemamigration` (the way simonw/llm keeps them).

@@ -580,6 +580,7 @@ class Generator:
     def _auto_approve(self, attempt: Attempt) -> None:
         if not self.plan.options.auto_approve or attempt.candidate_id is None:
             return
+        from .deliveries import deliver_waiting
         from .review import approve, reject_unchosen  # review builds on pipeline's neighbours
 
         with self._publish_lock:
@@ -599,6 +600,8 @@ class Generator:
                     session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN, actor=self.plan.options.actor
                 )
             session.commit()
+        if first:
+            deliver_waiting(self.engine, self.settings)  # the marketplace row shows it now, or the outbox keeps it
 
 
 def _made(reply: ImageResult, attempt: Attempt) -> tuple[str, str]:

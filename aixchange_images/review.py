@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import case, func
@@ -12,7 +11,8 @@ from . import journal, storage
 from .auth import Actor, audit, require
 from .catalogue import UPLOADED_SOURCE, settled_status
 from .config import Settings, UserError
-from .db import take_lock
+from .db import lock_solution
+from .deliveries import enqueue
 from .models import (
     NOT_CHOSEN,
     REJECT_REASONS,
@@ -24,8 +24,6 @@ from .models import (
     Solution,
     utcnow,
 )
-
-LOCK_NAME_MAX = 40  # models.Lock.name
 
 
 class ReviewError(UserError, ValueError):
@@ -50,10 +48,7 @@ def _locked_solution(session: Session, solution_id: str) -> Solution | None:
     Two admins acting on one solution at once (or an admin and an auto-approving batch) would
     otherwise both supersede the same publication, or both approve the same candidate.
     """
-    name = f"solution:{solution_id}"
-    if len(name) > LOCK_NAME_MAX:  # imported ids may be up to 40 characters
-        name = "solution:" + hashlib.sha256(solution_id.encode()).hexdigest()[: LOCK_NAME_MAX - len("solution:")]
-    take_lock(session, name)
+    lock_solution(session, solution_id)
     solution = session.get(Solution, solution_id)
     if solution is not None:
         session.refresh(solution)
@@ -123,6 +118,7 @@ def _point_at(
     solution.image_status = ImageStatus.uploaded if candidate.source == UPLOADED_SOURCE else ImageStatus.approved
     solution.updated_at = now
     session.add(solution)
+    enqueue(session, solution, reason="upload" if candidate.source == UPLOADED_SOURCE else "approve", by=actor.username)
     audit(session, actor, "image.approve", solution.id, candidate_id=candidate.id, file=file_name)
     session.flush()
     return publication
@@ -190,6 +186,7 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
     solution.image_url = current.previous_image_url
     session.add(solution)
     _refresh_status(session, solution)
+    enqueue(session, solution, reason="rollback", by=actor.username)
     audit(session, actor, "image.rollback", solution_id, file=current.file_name, restored=current.previous_image_url)
     return current
 

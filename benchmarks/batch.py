@@ -150,7 +150,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
     """Overhead per image with the stand-in answering at once: everything measured is ours."""
     from sqlmodel import Session
 
-    from aixchange_images import batch, catalogue, db, pipeline
+    from aixchange_images import batch, bulk, catalogue, db, pipeline
     from aixchange_images.auth import CLI_ACTOR
     from aixchange_images.config import load_settings
 
@@ -163,7 +163,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
             settings = load_settings()
             engine = db.get_engine(settings)
             with Session(engine) as session:
-                catalogue.import_records(session=session, records=records(), actor=CLI_ACTOR)
+                bulk.import_records(session=session, records=records(), actor=CLI_ACTOR)
                 session.commit()
                 ids = [s.id for s in catalogue.list_solutions(session=session)]
             started = time.perf_counter()

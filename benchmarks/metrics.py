@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "settings"]
+PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "marketplace", "settings"]
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:

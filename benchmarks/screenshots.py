@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
-PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "settings"]
+PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "marketplace", "settings"]
 
 
 def main() -> None:

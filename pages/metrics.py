@@ -5,7 +5,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import ui
-from aixchange_images import metrics, templates
+from aixchange_images import bulkfiles, metrics, templates
 
 actor = ui.guard("view")
 st.title("Metrics")
@@ -150,7 +150,7 @@ with right:
 def attempts_csv() -> str:
     scope = metrics.last_days(days, model=model, template=template, provider=provider)
     with ui.db() as session:
-        return metrics.attempts_table(session=session, scope=scope).to_csv(index=False)
+        return bulkfiles.safe_csv(metrics.attempts_table(session=session, scope=scope))
 
 
 # Built on request: up to 50,000 rows is too much to prepare on every visit.

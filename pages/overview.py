@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from aixchange_images import budget, demo, metrics
+from aixchange_images import budget, deliveries, demo, metrics
 
 actor = ui.guard("view")
 st.title("Overview")
@@ -57,6 +57,18 @@ with cols[3]:
     else:
         st.caption("No monthly budget set" + (" — set one in Settings." if actor.can("manage") else "."))
     ui.page_link("pages/metrics.py", "See the metrics", ":material/monitoring:")
+
+with ui.db() as session:
+    open_conflicts = deliveries.conflicts(session=session)
+if open_conflicts:
+    st.warning(
+        f"{len(open_conflicts)} image(s) changed in the marketplace after we approved ours: keep theirs or send ours.",
+        icon=":material/sync_problem:",
+    )
+    if actor.can("review"):
+        for conflict in open_conflicts[:3]:
+            ui.conflict_panel(conflict, actor)
+    ui.page_link("pages/marketplace.py", "All marketplace conflicts", ":material/storefront:")
 
 st.subheader("Images by status")
 counts = {k: v for k, v in data["status_counts"].items()}

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import batch, pipeline, review
+from aixchange_images import batch, deliveries, pipeline, review
 from aixchange_images.models import Candidate, CandidateState, Solution
 
 QUEUE_PAGE = 30
@@ -53,6 +53,7 @@ with ui.db() as session:
     pending = review.candidates_for(session=session, solution_id=picked, states=(CandidateState.pending,))
     attempts = {c.id: review.attempt_for(session=session, candidate=c) for c in pending}
     history = review.publications_for(session=session, solution_id=picked)
+    conflicts = deliveries.conflicts(session=session, solution_id=picked)
     thumbs = {c.id: c.thumb_path for c in review.candidates_for(session=session, solution_id=picked)}
 settings = ui.settings()
 
@@ -100,6 +101,9 @@ def candidate_panel(candidate: Candidate) -> None:
 
 with right:
     st.subheader(solution.title)
+    for conflict in conflicts:
+        st.warning("The marketplace shows another image than the one approved here.", icon=":material/sync_problem:")
+        ui.conflict_panel(conflict, actor)
     st.caption(f"{solution.category} · image status **{solution.image_status}** · `{solution.id}`")
     if pending:
         for row_start in range(0, len(pending), 3):

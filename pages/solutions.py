@@ -1,15 +1,15 @@
 """Solutions: search and page the catalogue, import/export, add/edit, upload an author image."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import auth, catalogue, review
+from aixchange_images import bulk, bulkfiles, catalogue, records, review
 from aixchange_images.models import ImageStatus, Solution
 
 PAGE_SIZE = 25
+EXPORT_NAME = "aixchange-solutions.json"
+EXPORT_ZIP = "aixchange-solutions.zip"
 actor = ui.guard("view")
 st.title("Solutions")
 
@@ -103,36 +103,55 @@ if admin_tabs:
     import_tab, edit_tab, upload_tab = admin_tabs
     with import_tab:
         st.markdown(
-            'Import AIXchange bulk JSON (`{"solutions": [...]}`) or a CSV with the same columns. '
-            "A solution that comes again is updated in place (by `id`, else by title)."
+            'Import AIXchange bulk JSON (`{"solutions": [...]}`), CSV with the same columns, or what the '
+            "marketplace hands out: its *Download JSON* and its admin API's array of rows. A solution that "
+            "comes again is updated in place: by `id` when the record has one, else by title."
         )
         upload = st.file_uploader("Catalogue file", type=["json", "csv"])
         if upload is not None and st.button("Import", type="primary"):
+            bar = st.progress(0.0, text="Checking the records…")
 
-            def run_import():
-                records = catalogue.parse_records(upload.name, upload.getvalue())
-                with ui.db(write=True) as session:
-                    report = catalogue.import_records(session=session, records=records, actor=actor)
-                    auth.audit(session, actor, "catalogue.import", upload.name, **report.as_dict())
-                    session.commit()
-                return report
+            def run_import() -> bulk.ImportReport:
+                records = bulkfiles.parse_bulk(upload.name, upload.getvalue())
+                return bulk.import_bulk(
+                    ui.engine(),
+                    records,
+                    actor=actor,
+                    source=upload.name,
+                    progress=lambda done, total: bar.progress(done / total, text=f"{done:,} of {total:,} written"),
+                )
 
             report = ui.attempt(run_import)
+            bar.empty()
             if report is not None:
-                st.success(f"Imported {report.imported}, updated {report.updated}, rejected {len(report.errors)}.")
+                st.success(f"Imported {report.imported}, updated {report.updated}, refused {len(report.errors)}.")
                 if report.errors:
                     st.dataframe(pd.DataFrame(report.errors), hide_index=True)
         st.divider()
+        st.caption(
+            "Export writes files the marketplace's bulk import accepts: at most 100 solutions each, so a larger "
+            "catalogue comes as a zip of numbered files. A solution it would refuse is listed, not written."
+        )
         if st.button("Prepare export", icon=":material/download:"):
             with ui.db() as session:
-                st.session_state["export"] = json.dumps(catalogue.export_document(session=session), indent=2)
+                export = bulk.export_records(session=session)
+            st.session_state["export"] = (bulkfiles.export_parts(export.records, EXPORT_NAME), export.refused)
         if "export" in st.session_state:
-            st.download_button(
-                "Download aixchange-solutions.json",
-                st.session_state["export"],
-                file_name="aixchange-solutions.json",
-                mime="application/json",
-            )
+            parts, refused = st.session_state["export"]
+            if len(parts) == 1:
+                st.download_button(
+                    f"Download {EXPORT_NAME}", parts[0][1], file_name=EXPORT_NAME, mime="application/json"
+                )
+            elif parts:
+                st.download_button(
+                    f"Download {len(parts)} files ({EXPORT_ZIP})",
+                    bulkfiles.zip_parts(parts),
+                    file_name=EXPORT_ZIP,
+                    mime="application/zip",
+                )
+            if refused:
+                st.warning(f"{len(refused)} solution(s) left out: the marketplace would refuse them.")
+                st.dataframe(pd.DataFrame(refused), hide_index=True)
 
     with edit_tab:
         selected = st.session_state.get("selected_ids") or []
@@ -165,9 +184,11 @@ if admin_tabs:
             }
             if editing:
                 # The form holds only some fields: lay it over the whole record, so the others
-                # (isPublished, sourceCodeUrl, metadata, status, ...) keep their values. Never the
-                # image: an approval since this page was drawn must not be undone by an edit.
-                kept = {k: v for k, v in catalogue.to_record(editing).items() if k not in ("id", "imageUrl")}
+                # (isPublished, sourceCodeUrl, status, ...) keep their values; metadata is left out, so
+                # it stays as stored. Never the image: an approval since this page was drawn must not
+                # be undone by an edit.
+                omit = ("id", "imageUrl", "metadata")
+                kept = {k: v for k, v in records.marketplace_record(editing).items() if k not in omit}
                 fields = {**kept, **fields}
 
             def save():

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from marketplace_db import Marketplace, start_server  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
 
-from aixchange_images import catalogue, db  # noqa: E402
+from aixchange_images import bulk, catalogue, db  # noqa: E402
 from aixchange_images.auth import CLI_ACTOR  # noqa: E402
 from aixchange_images.config import Settings, load_settings  # noqa: E402
 from aixchange_images.models import Solution  # noqa: E402
@@ -36,6 +36,9 @@ ENV_VARS = (
     "IMAGE_RATE_LIMIT_PER_MINUTE",
     "MARKETPLACE_DATABASE_URL",
     "MARKETPLACE_PULL_MINUTES",
+    "SERVICE_RATE_LIMIT",
+    "SERVICE_MAX_BODY_BYTES",
+    "SERVICE_FORWARDED_ALLOW_IPS",
 )
 TEST_KEY = "test-key-not-real-0123456789abcdef"
 
@@ -136,7 +139,7 @@ def make_solutions(engine):
     def make(n: int, **overrides) -> list[str]:
         records = [solution_record(i, **overrides) for i in range(n)]
         with Session(engine) as session:
-            report = catalogue.import_records(session=session, records=records, actor=CLI_ACTOR)
+            report = bulk.import_records(session=session, records=records, actor=CLI_ACTOR)
             assert not report.errors, report.errors
             session.commit()
             by_title = {s.title: s.id for s in catalogue.list_solutions(session=session)}

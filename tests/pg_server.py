@@ -103,7 +103,7 @@ class PostgresServer:
 def main(argv: list[str]) -> int:
     with PostgresServer() as server:
         version = subprocess.run([str(server.bin / "postgres"), "--version"], capture_output=True, text=True)
-        print(f"PostgreSQL {version.stdout.split()[-1]} on 127.0.0.1:{server.port}", flush=True)
+        print(f"PostgreSQL {version.stdout.split()[2]} on 127.0.0.1:{server.port}", flush=True)
         env = {**os.environ, "TEST_POSTGRES_URL": server.url()}
         return subprocess.run(argv, env=env).returncode
 

@@ -224,7 +224,7 @@ def test_editing_a_solution_keeps_published_flag_source_code_url_and_metadata(en
         1,
         isPublished=False,
         sourceCodeUrl="https://example.com/code",
-        metadata={"team": "support"},
+        metadata={"customFields": {"team": "support"}},
         status="Pending",
         tokenCost=7,
         version="2.1.0",
@@ -244,7 +244,7 @@ def test_editing_a_solution_keeps_published_flag_source_code_url_and_metadata(en
     assert solution.title == "Solution number 0, renamed"
     assert solution.is_published is False
     assert solution.source_code_url == "https://example.com/code"
-    assert solution.metadata_["team"] == "support"
+    assert solution.metadata_["customFields"] == {"team": "support"}
     assert (solution.status, solution.token_cost, solution.version) == ("Pending", 7, "2.1.0")
 
 

@@ -7,7 +7,7 @@ from conftest import solution_record
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import batch, catalogue, demo, pipeline, review
+from aixchange_images import batch, bulk, catalogue, demo, pipeline, review
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import load_settings
 from aixchange_images.db import session_scope
@@ -23,7 +23,7 @@ def test_after_demo_data_every_table_it_filled_takes_new_rows(engine):
         highest = {model: session.exec(select(func.max(model.id))).one() for model in (Attempt, Candidate, Publication)}
 
     with session_scope(engine, write=True) as session:
-        report = catalogue.import_records(session=session, records=[solution_record(900)], actor=CLI_ACTOR)
+        report = bulk.import_records(session=session, records=[solution_record(900)], actor=CLI_ACTOR)
         session.commit()
     assert report.imported == 1
     (sid,) = [s.id for s in catalogue.list_solutions(session=Session(engine), text="Solution number 900")]
