@@ -178,3 +178,15 @@ def get_candidate(engine, candidate_id: int) -> Candidate:
 def recovered_events(engine) -> list[AuditEvent]:
     with Session(engine) as session:
         return list(session.exec(sql_select(AuditEvent).where(AuditEvent.action == "image.recovered")).all())
+
+
+def test_a_rolled_forward_approval_reaches_the_marketplace_row(engine, marketplace, tmp_path, capsys):
+    sid = marketplace.add_solution(imageUrl=None)
+    run_json(capsys, "marketplace", "pull")
+    (result,) = run_json(capsys, "generate", "--solution", sid, *SMALL)["results"]
+
+    name = kill_after_link(tmp_path, "approve", str(result["candidate_id"]))
+
+    assert marketplace.image_url(sid) is None
+    run_json(capsys, "solutions")  # recovers first; delivers what waits after
+    assert marketplace.image_url(sid) == PUBLIC_PREFIX + name
