@@ -528,3 +528,14 @@ def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):
         assert client.app.state.schedule.first_round.wait(60)
 
     assert all(get_solution(engine, sid).origin == SolutionOrigin.marketplace for sid in ids)
+
+
+def test_status_reads_as_sentences_for_people(capsys, marketplace):
+    marketplace.add_solution()
+    pulled(capsys)
+
+    text, _ = run(capsys, "marketplace", "status")
+
+    assert f"marketplace database: 127.0.0.1:{marketplace.server.port}/{marketplace.database} (answering)" in text
+    assert "last pull: 20" in text and "UTC by cli" in text
+    assert "datetime" not in text and "{" not in text
