@@ -26,7 +26,7 @@ from .auth import Actor, audit, require
 from .catalogue import active_publication, settled_status
 from .config import ConfigError, Settings, UserError
 from .db import lock_solution, session_scope
-from .marketplace import configured, describe_failure, engine_for, where
+from .marketplace import MarketplaceError, configured, session_for, statement_failed, where
 from .models import (
     OPEN_DELIVERIES,
     PLACEHOLDER_URL,
@@ -107,17 +107,15 @@ def push(engine: Engine, settings: Settings, *, dry_run: bool = False) -> PushRe
 def _push(engine: Engine, settings: Settings, todo: list[int], report: PushReport) -> None:
     done: set[int] = set()
     try:
-        with engine_for(settings).connect() as conn:
+        with session_for(settings) as conn:
             for delivery_id in todo:
-                outcome = _deliver(engine, conn, delivery_id, report.dry_run)
+                _tally(report, _deliver(engine, settings, conn, delivery_id, report.dry_run))
                 done.add(delivery_id)
-                _tally(report, outcome)
-    except (DBAPIError, ConfigError) as exc:  # not reachable, or gone mid-way: the rest waits
-        message = str(exc) if isinstance(exc, ConfigError) else describe_failure(settings, exc)
-        report.errors.append({"error": message})
+    except (MarketplaceError, ConfigError) as exc:  # not reachable, or gone mid-way: the rest waits
+        report.errors.append({"error": str(exc)})
         report.pending = len(todo) - len(done)
         if not report.dry_run:
-            _note_failure(engine, [d for d in todo if d not in done], message)
+            _note_failure(engine, [d for d in todo if d not in done], str(exc))
         _quiet_until[where(settings)] = time.monotonic() + QUIET_SECONDS
 
 
@@ -130,7 +128,7 @@ def _tally(report: PushReport, outcome: dict[str, Any]) -> None:
         report.conflicts.append({k: outcome[k] for k in ("solution_id", "ours", "theirs")})
 
 
-def _deliver(engine: Engine, conn: Connection, delivery_id: int, dry_run: bool) -> dict[str, Any]:
+def _deliver(engine: Engine, settings: Settings, conn: Connection, delivery_id: int, dry_run: bool) -> dict[str, Any]:
     """One delivery: under the solution's lock, a conditional UPDATE of the row, then our record of it."""
     with session_scope(engine, write=not dry_run) as session:
         delivery = session.get(Delivery, delivery_id)
@@ -142,7 +140,10 @@ def _deliver(engine: Engine, conn: Connection, delivery_id: int, dry_run: bool) 
         if delivery.state != DeliveryState.pending or solution is None:
             return {"state": "skipped"}
         session.refresh(solution)
-        outcome = _write_row(conn, delivery.solution_id, delivery.image_url, solution.marketplace_url, dry_run)
+        try:
+            outcome = _write_row(conn, delivery.solution_id, delivery.image_url, solution.marketplace_url, dry_run)
+        except DBAPIError as exc:  # the marketplace's statement, not ours: our own errors are not caught here
+            raise statement_failed(settings, exc) from None
         if not dry_run:
             _record(session, delivery, solution, outcome)
             session.commit()

@@ -91,6 +91,22 @@ def connect(settings: Settings) -> Iterator[Connection]:
         raise MarketplaceError(describe_failure(settings, exc)) from None
 
 
+@contextmanager
+def session_for(settings: Settings) -> Iterator[Connection]:
+    """One marketplace connection for several short transactions (a push); failing to open it is one
+    sentence. Statements run on it convert their own failures (`statement_failed`)."""
+    try:
+        conn = engine_for(settings).connect()
+    except DBAPIError as exc:
+        raise MarketplaceError(describe_failure(settings, exc)) from None
+    with conn:
+        yield conn
+
+
+def statement_failed(settings: Settings, exc: DBAPIError) -> MarketplaceError:
+    return MarketplaceError(describe_failure(settings, exc))
+
+
 def describe_failure(settings: Settings, exc: BaseException) -> str:
     """One sentence for a failure to reach or use the marketplace database, with no secret in it."""
     original = getattr(exc, "orig", exc)

@@ -116,7 +116,7 @@ def pull(
         if progress:
             progress(start + len(chunk), len(rows))
     with session_scope(engine, write=True) as session:
-        audit(session, actor, "marketplace.pull", where(settings), **{k: v for k, v in report.as_dict().items()})
+        audit(session, actor, "marketplace.pull", where(settings), **{**report.as_dict(), "errors": report.errors[:20]})
         session.commit()
     return report
 
