@@ -40,6 +40,7 @@ from .models import (
     utcnow,
 )
 from .providers import redact
+from .recovery import recover
 
 # The columns we read, as its Prisma migrations name them (quoted camelCase).
 COLUMNS = (
@@ -406,6 +407,7 @@ class Schedule:
         settings = self.base
         try:
             settings = self.settings()
+            recover(self.engine, settings)  # an approval a killed process left half-done, before its row is read
             report = pull(self.engine, settings, actor=MARKETPLACE_ACTOR)
             deliver_waiting(self.engine, settings)
             log.info("Marketplace pull: %s", {k: v for k, v in report.as_dict().items() if k != "errors"})

@@ -539,3 +539,37 @@ def test_status_reads_as_sentences_for_people(capsys, marketplace):
     assert f"marketplace database: 127.0.0.1:{marketplace.server.port}/{marketplace.database} (answering)" in text
     assert "last pull: 20" in text and "UTC by cli" in text
     assert "datetime" not in text and "{" not in text
+
+
+# -- recovery and the marketplace ----------------------------------------------------------------------
+KILLED_APPROVAL = """
+import os, sys
+from aixchange_images import review
+from aixchange_images.auth import CLI_ACTOR
+from aixchange_images.config import load_settings
+from aixchange_images.db import get_engine, session_scope
+settings = load_settings()
+session = session_scope(get_engine(settings), write=True).__enter__()
+review.approve(session=session, settings=settings, candidate_id=int(sys.argv[1]), actor=CLI_ACTOR)
+os._exit(9)  # dies between the link and the commit
+"""
+
+
+def test_a_half_done_approval_is_not_finished_over_an_image_the_marketplace_set_meanwhile(capsys, engine, marketplace):
+    from aixchange_images import recovery
+
+    settings = load_settings()
+    sid = marketplace.add_solution(imageUrl=None)
+    pulled(capsys)
+    candidate = _candidate(capsys, sid)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", KILLED_APPROVAL, str(candidate)], env=env, timeout=120)
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+
+    done = recovery.recover(engine, settings)
+
+    assert [d.outcome for d in done] == ["removed"]
+    deliveries.push(engine, settings)
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    assert get_solution(engine, sid).image_status == ImageStatus.pending  # the candidate still waits for a person
