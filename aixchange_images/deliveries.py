@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from . import storage
@@ -26,7 +25,7 @@ from .auth import Actor, audit, require
 from .catalogue import active_publication, settled_status
 from .config import ConfigError, Settings, UserError
 from .db import lock_solution, session_scope
-from .marketplace import MarketplaceError, configured, session_for, statement_failed, where
+from .marketplace import MarketplaceError, configured, run_on, session_for, where
 from .models import (
     OPEN_DELIVERIES,
     PLACEHOLDER_URL,
@@ -140,10 +139,8 @@ def _deliver(engine: Engine, settings: Settings, conn: Connection, delivery_id: 
         if delivery.state != DeliveryState.pending or solution is None:
             return {"state": "skipped"}
         session.refresh(solution)
-        try:
-            outcome = _write_row(conn, delivery.solution_id, delivery.image_url, solution.marketplace_url, dry_run)
-        except DBAPIError as exc:  # the marketplace's statement, not ours: our own errors are not caught here
-            raise statement_failed(settings, exc) from None
+        ours, seen = delivery.image_url, solution.marketplace_url
+        outcome = run_on(settings, conn, lambda c: _write_row(c, delivery.solution_id, ours, seen, dry_run))
         if not dry_run:
             _record(session, delivery, solution, outcome)
             session.commit()
@@ -151,20 +148,22 @@ def _deliver(engine: Engine, settings: Settings, conn: Connection, delivery_id: 
 
 
 def _write_row(conn: Connection, solution_id: str, ours: str | None, seen: str | None, dry_run: bool) -> dict:
-    """Set the row's imageUrl to ours if it still holds what we last saw; else say what it holds."""
+    """Set the row's imageUrl to ours if it still holds what we last saw; else say what it holds.
+
+    Runs inside one marketplace transaction (`run_on`).
+    """
     outcome: dict[str, Any] = {"solution_id": solution_id, "ours": ours, "written": False}
-    with conn.begin():
-        if ours != seen and not dry_run:
-            written = conn.execute(
-                text(
-                    'UPDATE "Solution" SET "imageUrl" = :ours, "updatedAt" = :now '
-                    'WHERE id = :id AND "imageUrl" IS NOT DISTINCT FROM :seen RETURNING id'
-                ),
-                {"ours": ours, "now": _prisma_now(), "id": solution_id, "seen": seen},
-            ).first()
-            if written is not None:
-                return {**outcome, "state": DeliveryState.delivered, "written": True}
-        row = conn.execute(text('SELECT "imageUrl" FROM "Solution" WHERE id = :id'), {"id": solution_id}).first()
+    if ours != seen and not dry_run:
+        written = conn.execute(
+            text(
+                'UPDATE "Solution" SET "imageUrl" = :ours, "updatedAt" = :now '
+                'WHERE id = :id AND "imageUrl" IS NOT DISTINCT FROM :seen RETURNING id'
+            ),
+            {"ours": ours, "now": _prisma_now(), "id": solution_id, "seen": seen},
+        ).first()
+        if written is not None:
+            return {**outcome, "state": DeliveryState.delivered, "written": True}
+    row = conn.execute(text('SELECT "imageUrl" FROM "Solution" WHERE id = :id'), {"id": solution_id}).first()
     if row is None:
         return {**outcome, "state": DeliveryState.failed, "error": f"The marketplace has no solution {solution_id}."}
     theirs = row[0]
@@ -220,12 +219,15 @@ def deliver_waiting(engine: Engine, settings: Settings) -> PushReport | None:
     with Session(engine) as session:
         if not _count(session, DeliveryState.pending):
             return None
+    if not _push_lock.acquire(blocking=False):
+        return None  # this process is pushing already: it takes what waits, or the next command does
     try:
-        with _push_lock:  # one push at a time per process; the others find nothing left to do
-            return push(engine, settings)
+        return push(engine, settings)
     except Exception as exc:  # noqa: BLE001 - an admin's action must never fail because of the marketplace
         log.error(redact(f"Delivering to the marketplace failed: {exc}", *settings.secrets))
         return None
+    finally:
+        _push_lock.release()
 
 
 def _count(session: Session, state: str) -> int:

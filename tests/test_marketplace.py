@@ -573,3 +573,59 @@ def test_a_half_done_approval_is_not_finished_over_an_image_the_marketplace_set_
     deliveries.push(engine, settings)
     assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
     assert get_solution(engine, sid).image_status == ImageStatus.pending  # the candidate still waits for a person
+
+
+def _frozen(server: PostgresServer):
+    """SIGSTOP the server's processes: the kernel still acknowledges TCP, nothing answers (a paused container)."""
+    import signal
+
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()
+    pids = [main, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return lambda: [os.kill(pid, signal.SIGCONT) for pid in pids]
+
+
+def test_a_frozen_marketplace_costs_an_action_seconds_and_never_holds_our_database(
+    capsys, engine, own_marketplace, monkeypatch
+):
+    import threading
+
+    from aixchange_images import review
+
+    monkeypatch.setenv("MARKETPLACE_TIMEOUT_SECONDS", "1")
+    settings = load_settings()
+    sid = own_marketplace.add_solution(imageUrl=None)
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+    candidate = _candidate(capsys, sid)
+    thaw = _frozen(own_marketplace.server)
+    try:
+        with Session(engine) as session:
+            review.approve(session=session, settings=settings, candidate_id=candidate, actor=CLI_ACTOR)
+            session.commit()
+        done = threading.Event()
+        threading.Thread(target=lambda: (deliveries.deliver_waiting(engine, settings), done.set()), daemon=True).start()
+        assert done.wait(30), "an action waited on a frozen marketplace"
+        probe = (
+            subprocess.run(  # another process may write our database meanwhile
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=5); "
+                    "c.execute('BEGIN IMMEDIATE'); c.rollback(); print('ok')",
+                    settings.database_url.removeprefix("sqlite:///"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        assert probe is None or probe.stdout.strip() == "ok", probe and probe.stderr
+    finally:
+        thaw()
+    report = deliveries.push(engine, settings)
+    assert (report.written, report.pending) == (1, 0)
+    assert own_marketplace.image_url(sid) == get_solution(engine, sid).image_url
