@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
@@ -114,6 +115,19 @@ def take_lock(session: Session, name: str) -> None:
         except IntegrityError:
             pass  # another transaction made it first: the UPDATE above now waits for that one
     raise RuntimeError(f"Could not take the {name} lock.")
+
+
+def db_now(session: Session) -> datetime:
+    """Now by the database's clock (PostgreSQL), so instances on several machines compare instants
+    without trusting each other's clocks; SQLite lives on one machine and uses its clock."""
+    if session.get_bind().dialect.name == "postgresql":
+        return aware(session.execute(text("SELECT now()")).scalar_one())
+    return models.utcnow()
+
+
+def aware(moment: datetime) -> datetime:
+    """A timestamp as an aware UTC instant (SQLite hands back naive UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 LOCK_NAME_MAX = 40  # models.Lock.name

@@ -629,3 +629,133 @@ def test_a_frozen_marketplace_costs_an_action_seconds_and_never_holds_our_databa
     report = deliveries.push(engine, settings)
     assert (report.written, report.pending) == (1, 0)
     assert own_marketplace.image_url(sid) == get_solution(engine, sid).image_url
+
+
+def test_the_first_pull_never_sends_ours_over_an_image_the_author_set_after_our_import(
+    capsys, engine, marketplace, tmp_path
+):
+    sid = marketplace.add_solution(imageUrl=None)
+    (tmp_path / "bulk.json").write_text(json.dumps({"solutions": [{**_record(), "id": sid}]}))
+    run(capsys, "import", str(tmp_path / "bulk.json"), "--json")
+    ours = approve_new_image(capsys, sid)["image_url"]
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")  # meanwhile, in the marketplace
+
+    pulled(capsys)
+
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    with Session(engine) as session:
+        (conflict,) = deliveries.conflicts(session=session)
+    assert (conflict["ours"], conflict["theirs"]) == (ours, "https://cdn.example.com/author.png")
+
+
+def _request_solution(engine, title: str) -> str:
+    with Session(engine, expire_on_commit=False) as session:
+        request = Solution(title=title, description="Made by the image service.", category="Other", origin="request")
+        session.add(request)
+        session.commit()
+    return request.id
+
+
+def test_a_request_solution_with_a_call_in_flight_waits_for_the_next_pull(capsys, engine, settings, marketplace):
+    from aixchange_images.models import Attempt, AttemptStatus
+
+    request = _request_solution(engine, "Fleet Planner")
+    with Session(engine) as session:  # its image is being made right now
+        running = Attempt(
+            solution_id=request,
+            provider="local",
+            model="local-card",
+            size="256x256",
+            quality="medium",
+            prompt="p",
+            request_key="k",
+            status=AttemptStatus.running,
+        )
+        session.add(running)
+        session.commit()
+        running_id = running.id
+    row = marketplace.add_solution(title="Fleet Planner", imageUrl=PLACEHOLDER_URL)
+
+    assert (pulled(capsys)["adopted"], get_solution(engine, request).origin) == (0, SolutionOrigin.request)
+
+    with Session(engine) as session:
+        session.get(Attempt, running_id).status = AttemptStatus.succeeded
+        session.commit()
+    marketplace.set_image(row, PLACEHOLDER_URL)  # the form saves the row again
+    assert pulled(capsys)["adopted"] == 1
+    assert get_solution(engine, request) is None
+
+
+def test_a_row_we_know_adopts_the_image_the_service_published_for_it(capsys, engine, settings, marketplace):
+    from aixchange_images import batch, pipeline
+
+    row = marketplace.add_solution(title="Route Optimizer", imageUrl=None)
+    pulled(capsys)
+    request = _request_solution(engine, "Route Optimizer")  # the marketplace's edit dialog asked the service
+    batch.run_batch(engine, settings, [request], pipeline.GenerateOptions(size="256x256", auto_approve=True))
+    url = get_solution(engine, request).image_url
+    marketplace.set_image(row, url)  # and saved the row with the image it got
+
+    assert pulled(capsys)["adopted"] == 1
+
+    solution = get_solution(engine, row)
+    assert (solution.image_url, solution.image_status) == (url, ImageStatus.approved)
+    assert get_solution(engine, request) is None
+    run(capsys, "rollback", row, "--json")  # ours now: rollback works on it and reaches the row
+    assert marketplace.image_url(row) is None
+
+
+def test_a_row_we_know_adopts_review_candidates_made_under_its_title(capsys, engine, settings, marketplace):
+    from aixchange_images import batch, pipeline
+
+    row = marketplace.add_solution(title="Claims Sorter", imageUrl=PLACEHOLDER_URL)
+    pulled(capsys)
+    request = _request_solution(engine, "Claims Sorter")
+    (result,), _ = batch.run_batch(engine, settings, [request], pipeline.GenerateOptions(size="256x256"))
+    marketplace.set_image(row, PLACEHOLDER_URL)  # the edit dialog saved the row with the placeholder
+
+    assert pulled(capsys)["adopted"] == 1
+
+    run(capsys, "approve", str(result.candidate_id), "--json")
+    assert marketplace.image_url(row) == get_solution(engine, row).image_url != PLACEHOLDER_URL
+
+
+def test_a_pull_waits_for_an_approval_being_committed_and_keeps_it(capsys, engine, marketplace):
+    """PostgreSQL only: SQLite's write lock already serialises a pull with every other writer."""
+    import threading
+
+    from test_browser import _wait_until
+
+    from aixchange_images import review
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL lets a pull's reads interleave with an approval's transaction")
+    settings = load_settings()
+    sid = marketplace.add_solution(imageUrl=None)
+    pulled(capsys)
+    candidate = _candidate(capsys, sid)
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")
+    approving = Session(engine, expire_on_commit=False)
+    try:
+        publication = review.approve(session=approving, settings=settings, candidate_id=candidate, actor=CLI_ACTOR)
+        puller = threading.Thread(target=pull.pull, args=(engine, settings), kwargs={"actor": CLI_ACTOR}, daemon=True)
+        puller.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with engine.connect() as probe:  # until the pull waits on the approval's solution lock
+            _wait_until(
+                lambda: probe.exec_driver_sql(waiting).scalar() or not puller.is_alive(), 60, "the pull to wait"
+            )
+        assert puller.is_alive(), "the pull finished without waiting for the approval"
+        approving.commit()
+    finally:
+        approving.close()  # a failed check must not leave the pull waiting on an open transaction
+    puller.join(60)
+    assert not puller.is_alive()
+
+    solution = get_solution(engine, sid)
+    assert solution.image_url == publication.image_url  # our approval stands
+    report = deliveries.push(engine, settings)
+    assert [c["theirs"] for c in report.conflicts] == ["https://cdn.example.com/author.png"]
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
