@@ -494,7 +494,7 @@ class Generator:
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data)
+            info = storage.verify_image(reply.data, source="reply")
             data, info = storage.normalise_format(reply.data, info)
             candidate = storage.keep_candidate(
                 self.settings,
@@ -507,7 +507,7 @@ class Generator:
                 cost_usd=attempt.cost_usd,
             )
         except storage.BadImage as exc:
-            self._fail(attempt, "bad_image", f"The provider's reply is not a usable image: {exc}")
+            self._fail(attempt, "bad_image", str(exc))
             return self._store(attempt, started)
         except storage.StorageError as exc:
             self._fail(attempt, "storage", str(exc))

@@ -195,7 +195,7 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
     """Publish an admin-supplied image (the author's own) after checking it really is one."""
     require(actor, "review")
     try:
-        info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES)
+        info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES, source="upload")
         data, info = storage.normalise_format(data, info)
     except storage.BadImage as exc:
         raise ReviewError(str(exc)) from None
