@@ -28,7 +28,7 @@ from .models import Attempt, Candidate, CandidateState, Purpose, Solution
 log = logging.getLogger(__name__)
 
 SORTS = {
-    "oldest": "Oldest waiting first",
+    "oldest": "Oldest first",  # the longest waiting: the default
     "newest": "Newest first",
     "most": "Most candidates",
     "title": "Title",

@@ -146,14 +146,20 @@ if current is None:
 
 
 # -- the queue ---------------------------------------------------------------------------------------
-@st.dialog("Approve the first candidate of each?")
+def close_bulk() -> None:
+    st.session_state.pop("rq-confirm", None)
+
+
+@st.dialog("Approve the first candidate of each?", on_dismiss=close_bulk)
 def confirm_bulk(picked: dict[str, str]) -> None:
+    """Open while `rq-confirm` holds the ticked solutions (so a full rerun keeps it open)."""
     st.write(f"{len(picked)} solution(s) will be published now, each with its first candidate:")
     for title in list(picked.values())[:12]:
         st.text(f"• {title}")
     if len(picked) > 12:
         st.caption(f"…and {len(picked) - 12} more.")
-    if st.button(f"Approve {len(picked)}", type="primary", icon=":material/done_all:"):
+    yes, no = st.columns(2)
+    if yes.button(f"Approve {len(picked)}", type="primary", icon=":material/done_all:", width="stretch"):
         bar = st.progress(0.0, text="Approving…")
         outcome = ui.attempt(
             lambda: queue.approve_first(
@@ -170,8 +176,10 @@ def confirm_bulk(picked: dict[str, str]) -> None:
             st.session_state["review_bulk"] = (len(outcome.approved), failed)
             st.session_state["rq-pick-gen"] = st.session_state.get("rq-pick-gen", 0) + 1  # clears the ticks
             st.session_state.pop("review_undo", None)
+            close_bulk()
             st.rerun()
-    if st.button("Cancel"):
+    if no.button("Cancel", width="stretch"):
+        close_bulk()
         st.rerun()
 
 
@@ -194,7 +202,14 @@ def queue_page() -> int:
     return (st.session_state["rq-page"] - 1) * QUEUE_PAGE
 
 
+QUEUE_STYLE = (  # the queue reads as a list: names start at the left
+    "<style>[class*='st-key-open-'] button, [class*='st-key-open-'] button div "
+    "{width: 100%; justify-content: flex-start; text-align: left}</style>"
+)
+
+
 def queue_list() -> None:
+    st.html(QUEUE_STYLE)
     with ui.db() as session:
         rows = queue.page(session=session, filters=filters, sort=sort, offset=queue_page(), limit=QUEUE_PAGE)
     generation = st.session_state.get("rq-pick-gen", 0)
@@ -213,7 +228,9 @@ def queue_list() -> None:
             width="stretch",
         )
     if picked and st.button(f"Approve the first candidate of {len(picked)} selected", icon=":material/done_all:"):
-        confirm_bulk(picked)
+        st.session_state["rq-confirm"] = picked
+    if st.session_state.get("rq-confirm"):
+        confirm_bulk(st.session_state["rq-confirm"])
     elif not picked:
         st.caption("Tick solutions to approve each one's first candidate at once.")
 

@@ -57,14 +57,21 @@ def roll_back() -> None:
         st.rerun()
 
 
-@st.dialog("Roll back to no image?")
+def close_rollback() -> None:
+    st.session_state.pop("confirm-rollback", None)
+
+
+@st.dialog("Roll back to no image?", on_dismiss=close_rollback)
 def confirm_rollback() -> None:
+    """Open while `confirm-rollback` names this solution (so a full rerun keeps it open)."""
     left = "the placeholder" if story.live and story.live.previous_image_url == PLACEHOLDER_URL else "no image"
     st.text(f"{solution.title} will show {left} until another image is approved or uploaded.")
     yes, no = st.columns(2)
-    if yes.button("Roll back", type="primary", icon=":material/undo:", width="stretch"):
+    if yes.button("Roll back to no image", type="primary", icon=":material/undo:", width="stretch"):
+        close_rollback()
         roll_back()
     if no.button("Cancel", width="stretch"):
+        close_rollback()
         st.rerun()
 
 
@@ -97,9 +104,11 @@ def published(story: SolutionHistory) -> None:
         st.text(f"Rolling back restores {live.previous_image_url or 'no image'}.")
         if actor.can("review") and st.button("Roll back", icon=":material/undo:"):
             if leaves_no_image(live):
-                confirm_rollback()
+                st.session_state["confirm-rollback"] = solution.id
             else:
                 roll_back()
+        if st.session_state.get("confirm-rollback") == solution.id:
+            confirm_rollback()
     else:
         st.caption("None of them is live now: the solution shows an image from elsewhere, or none.")
     rows = [
