@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -148,6 +148,29 @@ def locate(
     near = select(ranked.c.rn, ranked.c.id).where(col(ranked.c.rn).in_([rank - 1, rank + 1]))
     around = dict(session.exec(near).all())
     return Place(int(rank) - 1, around.get(rank - 1), around.get(rank + 1))
+
+
+@dataclass(frozen=True)
+class View:
+    """The queue as a reviewer sees it: its size, the trials kept out of it, and whom to show."""
+
+    total: int
+    trials_apart: int  # solutions with trial candidates matching the filter, when it shows regular ones
+    current: str | None
+    place: Place
+
+
+def view(*, session: Session, filters: QueueFilter, sort: str, current: str | None) -> View:
+    """`current` while it is in this view, else the first solution of it (None: nothing waits)."""
+    total = count(session=session, filters=filters)
+    trials = replace(filters, purpose=Purpose.trial)
+    apart = count(session=session, filters=trials) if filters.purpose == Purpose.regular else 0
+    place = locate(session=session, solution_id=current, filters=filters, sort=sort)
+    if place.index is None:
+        first = page(session=session, filters=filters, sort=sort, limit=1)
+        current = first[0].solution.id if first else None
+        place = locate(session=session, solution_id=current, filters=filters, sort=sort)
+    return View(total, apart, current, place)
 
 
 def candidates(*, session: Session, solution_id: str, filters: QueueFilter = QueueFilter()) -> list[Candidate]:

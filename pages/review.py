@@ -3,8 +3,6 @@
 User text (titles, categories, URLs) goes through `ui.literal` wherever Streamlit renders markdown.
 """
 
-from dataclasses import replace
-
 import streamlit as st
 
 import ui
@@ -81,30 +79,11 @@ def filter_bar() -> tuple[queue.QueueFilter, str]:
 start_from_url()
 filters, sort = filter_bar()
 with ui.db() as session:
-    total = queue.count(session=session, filters=filters)
-    trials_apart = (
-        queue.count(session=session, filters=replace(filters, purpose=Purpose.trial))
-        if filters.purpose == Purpose.regular
-        else 0
-    )
-    place = queue.locate(
-        session=session, solution_id=st.session_state.get("review_solution"), filters=filters, sort=sort
-    )
-    if place.index is None:  # nothing chosen yet, or it left this view: the first one
-        first = queue.page(session=session, filters=filters, sort=sort, limit=1)
-        current = first[0].solution.id if first else None
-        place = queue.locate(session=session, solution_id=current, filters=filters, sort=sort)
-    else:
-        current = st.session_state["review_solution"]
+    seen = queue.view(session=session, filters=filters, sort=sort, current=st.session_state.get("review_solution"))
+total, place, current = seen.total, seen.place, seen.current
 choose(current)
-st.caption(
-    f"{total:,} solution(s) wait for review"
-    + (
-        f"; {trials_apart:,} with Prompt Studio trial candidates are kept apart (Candidates: trials)."
-        if trials_apart
-        else "."
-    )
-)
+apart = f"; {seen.trials_apart:,} with Prompt Studio trial candidates are kept apart (see Candidates)"
+st.caption(f"{total:,} solution(s) wait for review{apart if seen.trials_apart else ''}.")
 st.caption(KEYS)
 
 

@@ -187,6 +187,28 @@ def test_locate_gives_a_solutions_place_and_neighbours_in_the_chosen_order(engin
     assert elsewhere == queue.Place(None, None, None)
 
 
+def test_the_view_keeps_the_current_solution_while_it_is_in_it_else_shows_the_first(engine, three_waiting):
+    ids = three_waiting
+    with Session(engine) as session:
+        kept = queue.view(session=session, filters=MAIN, sort="oldest", current=ids[2])
+        gone = queue.view(session=session, filters=QueueFilter(text="number 1"), sort="oldest", current=ids[2])
+        empty = queue.view(session=session, filters=QueueFilter(text="nothing"), sort="oldest", current=ids[2])
+    assert (kept.total, kept.current, kept.place) == (3, ids[2], queue.Place(1, ids[0], ids[1]))
+    assert (gone.total, gone.current, gone.place) == (1, ids[1], queue.Place(0, None, None))
+    assert (empty.total, empty.current, empty.place) == (0, None, queue.Place(None, None, None))
+
+
+def test_the_view_counts_the_trials_it_keeps_apart(engine, settings, make_solutions):
+    regular, tried = make_solutions(2)
+    generate(engine, settings, [regular])
+    generate(engine, settings, [tried], purpose=Purpose.trial)
+    with Session(engine) as session:
+        main = queue.view(session=session, filters=MAIN, sort="oldest", current=None)
+        both = queue.view(session=session, filters=BOTH, sort="oldest", current=None)
+    assert (main.total, main.trials_apart) == (1, 1)
+    assert (both.total, both.trials_apart) == (2, 0)
+
+
 def test_candidates_come_in_the_order_they_were_made(engine, settings, make_solutions):
     [sid] = make_solutions(1)
     generate(engine, settings, [sid], candidates=3)
