@@ -330,7 +330,9 @@ def solution_panel() -> None:
         elif out is not None:
             st.rerun()
     with upload.popover("Upload instead", icon=":material/upload:"):
-        image = st.file_uploader("Image", type=["png", "jpg", "jpeg", "webp"], key="review-upload")
+        image = st.file_uploader(
+            "Image", type=["png", "jpg", "jpeg", "webp"], key=f"review-upload-{solution.id}"
+        )  # a fresh box per solution
         if image is not None and st.button("Publish upload"):
             st.session_state.pop("review_undo", None)
             done = ui.write(
