@@ -193,6 +193,7 @@ def queue_list() -> None:
         rows = queue.page(session=session, filters=filters, sort=sort, offset=queue_page(), limit=QUEUE_PAGE)
     generation = st.session_state.get("rq-pick-gen", 0)
     picked: dict[str, str] = {}
+    bulk = st.container()  # above the list, filled once the ticks are known
     for row in rows:
         sid, title = row.solution.id, row.solution.title
         tick, name = st.columns([1, 8], vertical_alignment="center", gap="small")
@@ -206,12 +207,18 @@ def queue_list() -> None:
             args=(sid,),
             width="stretch",
         )
-    if picked and st.button(f"Approve the first candidate of {len(picked)} selected", icon=":material/done_all:"):
-        st.session_state["rq-confirm"] = picked
+    with bulk:
+        if picked and st.button(
+            f"Approve {len(picked)} selected",
+            icon=":material/done_all:",
+            width="stretch",
+            help="Publishes each ticked solution's first candidate, after asking.",
+        ):
+            st.session_state["rq-confirm"] = picked
+        elif not picked:
+            st.caption("Tick solutions to approve each one's first candidate at once.")
     if st.session_state.get("rq-confirm"):
         confirm_bulk(st.session_state["rq-confirm"])
-    elif not picked:
-        st.caption("Tick solutions to approve each one's first candidate at once.")
 
 
 # -- the current solution ------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def test_upload_moves_on_and_bulk_approval_asks_first(tmp_path, browser_page):
 
         for title in order[2:]:
             page.get_by_role("checkbox", name=f"Select {title}").check(force=True)
-        page.get_by_role("button", name="Approve the first candidate of 2 selected").click()
+        page.get_by_role("button", name="Approve 2 selected").click()
         dialog = page.get_by_role("dialog")
         expect(dialog.get_by_text("2 solution(s) will be published now")).to_be_visible()
         assert all(s == ("pending", None) for t in order[2:] for s in states(t))  # asked, not done

@@ -168,7 +168,7 @@ def test_bulk_approve_asks_first_then_approves_each_selected_solution(engine, se
         at.checkbox(key=f"pick-0-{sid}").check()
     at.run()
 
-    button(at, "Approve the first candidate of 2 selected").click().run()
+    button(at, "Approve 2 selected").click().run()
     assert not at.exception
     assert states(engine, ids[0]) == ["pending", "pending"]  # the dialog asks first
     assert any("2 solution(s) will be published now" in m.value for m in at.markdown)
