@@ -137,17 +137,22 @@ def count(*, session: Session, filters: QueueFilter = QueueFilter()) -> int:
 def locate(
     *, session: Session, solution_id: str | None, filters: QueueFilter = QueueFilter(), sort: str = "oldest"
 ) -> Place:
-    """The solution's place in the queue and the ones before and after it (a window query)."""
+    """The solution's place in the queue and the ones before and after it (one window query)."""
     if solution_id is None:
         return Place(None, None, None)
     query, order = _queue(filters, sort, Solution.id)
-    ranked = query.add_columns(func.row_number().over(order_by=order).label("rn")).subquery()
-    rank = session.exec(select(ranked.c.rn).where(ranked.c.id == solution_id)).first()
-    if rank is None:
+    ranked = query.add_columns(
+        func.row_number().over(order_by=order).label("rn"),
+        func.lag(Solution.id).over(order_by=order).label("previous"),
+        func.lead(Solution.id).over(order_by=order).label("next"),
+    ).subquery()
+    found = session.exec(
+        select(ranked.c.rn, ranked.c.previous, ranked.c.next).where(ranked.c.id == solution_id)
+    ).first()
+    if found is None:
         return Place(None, None, None)
-    near = select(ranked.c.rn, ranked.c.id).where(col(ranked.c.rn).in_([rank - 1, rank + 1]))
-    around = dict(session.exec(near).all())
-    return Place(int(rank) - 1, around.get(rank - 1), around.get(rank + 1))
+    rank, previous, following = found
+    return Place(int(rank) - 1, previous, following)
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,15 @@ def show_whole_queue() -> None:
     st.query_params.pop("batch", None)
 
 
-def filter_bar() -> tuple[queue.QueueFilter, str]:
+@st.cache_data(ttl=60, show_spinner=False)
+def choices(_marker: str) -> dict[str, list[str]]:
+    """What the filters offer (cleared by every action, like the other cached figures)."""
     with ui.db() as session:
-        offered = queue.choices(session=session, purpose=None)
+        return queue.choices(session=session, purpose=None)
+
+
+def filter_bar() -> tuple[queue.QueueFilter, str]:
+    offered = choices(str(ui.base_settings().database_url))
     any_of = lambda what: lambda v: f"any {what}" if v is None else v  # noqa: E731
     c1, c2, c3, c4, c5 = st.columns([3, 1.5, 1.3, 1.3, 1.4])
     text = c1.text_input("Search", key="rq-text", placeholder="title, description or id")
