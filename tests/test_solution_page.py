@@ -171,3 +171,18 @@ def test_review_links_the_current_solution_to_its_page(engine, settings, make_so
     at = open_page("review", ADMIN)
     link = next(p for p in at.page_link if "history and rollback" in p.proto.label)
     assert link.proto.query_string == f"id={sid}"
+
+
+def test_the_marketplace_delivery_state_and_a_conflict_are_on_the_page(engine, marketplace):
+    from test_marketplace_pages import _conflict
+
+    sid, ours = _conflict(engine, marketplace)
+
+    at = solution_page(sid)
+
+    assert any("The marketplace shows another image" in w.value for w in at.warning)
+    deliveries = at.dataframe[0].value  # the marketplace's table comes before the published history
+    assert deliveries[["state", "imageUrl", "for"]].values.tolist() == [["conflict", ours, "approve"]]
+    next(b for b in at.button if b.label == "Use ours").click().run()
+    assert not at.exception
+    assert marketplace.image_url(sid) == ours
