@@ -205,6 +205,8 @@ def _human(command: str, payload: Any) -> str:
             f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
             f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s"
         )
+    if command == "marketplace" and "linked_solutions" in payload:
+        return _human_link(payload)
     if command == "marketplace" and "written" in payload:
         return _human_push(payload)
     if command == "marketplace" and "created" in payload:
@@ -215,6 +217,23 @@ def _human(command: str, payload: Any) -> str:
     if command in ("import", "export"):
         return _human_bulk(command, payload)
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+def _human_link(status: dict[str, Any]) -> str:
+    reach = {True: "answering", False: "not answering", None: "not checked"}[status["reachable"]]
+    lines = [f"marketplace database: {status['connection']} ({reach if status['configured'] else 'not set'})"]
+    if status["problem"]:
+        lines.append(f"  {status['problem']}")
+    last = status["last_pull"]
+    when = f"{last['at']:%Y-%m-%d %H:%M} UTC by {last['by']}" if last else "never"
+    lines += [
+        f"last pull: {when}",
+        f"solutions linked: {status['linked_solutions']}, made by the service and waiting for their row: "
+        f"{status['awaiting_their_row']}",
+        f"image changes waiting: {status['pending']}, conflicts: {status['conflicts']}, "
+        f"rows gone from the marketplace: {status['failed']}, delivered: {status['delivered']}",
+    ]
+    return "\n".join(lines)
 
 
 def _human_push(payload: dict[str, Any]) -> str:

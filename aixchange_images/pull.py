@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -26,7 +26,7 @@ from .catalogue import active_publication
 from .config import Settings, UserError
 from .db import session_scope
 from .deliveries import deliver_waiting, enqueue, image_status, replaced_in_marketplace, url_status
-from .marketplace import configured, connect, where
+from .marketplace import configured, run, where
 from .models import (
     OPEN_DELIVERIES,
     Attempt,
@@ -40,6 +40,7 @@ from .models import (
     utcnow,
 )
 from .providers import redact
+from .recovery import recover
 
 # The columns we read, as its Prisma migrations name them (quoted camelCase).
 COLUMNS = (
@@ -116,7 +117,7 @@ def pull(
         if progress:
             progress(start + len(chunk), len(rows))
     with session_scope(engine, write=True) as session:
-        audit(session, actor, "marketplace.pull", where(settings), **{k: v for k, v in report.as_dict().items()})
+        audit(session, actor, "marketplace.pull", where(settings), **{**report.as_dict(), "errors": report.errors[:20]})
         session.commit()
     return report
 
@@ -128,9 +129,11 @@ def _read_rows(settings: Settings, ids: list[str] | None) -> list[dict[str, Any]
     if ids is not None:
         query += " WHERE id = ANY(:ids)"
         params["ids"] = list(ids)
-    with connect(settings) as conn:
-        result = conn.execute(text(query + ' ORDER BY "createdAt", id'), params)
-        return [dict(row._mapping) for row in result]
+
+    def read(conn: Connection) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in conn.execute(text(query + ' ORDER BY "createdAt", id'), params)]
+
+    return run(settings, read, seconds=max(30.0, 6 * settings.marketplace_timeout_seconds))
 
 
 def _apply_chunk(
@@ -406,6 +409,7 @@ class Schedule:
         settings = self.base
         try:
             settings = self.settings()
+            recover(self.engine, settings)  # an approval a killed process left half-done, before its row is read
             report = pull(self.engine, settings, actor=MARKETPLACE_ACTOR)
             deliver_waiting(self.engine, settings)
             log.info("Marketplace pull: %s", {k: v for k, v in report.as_dict().items() if k != "errors"})

@@ -96,6 +96,7 @@ def _outcome(session: Session, settings: Settings, intent: journal.Intent, solut
     same = (candidate.solution_id, candidate.sha256) == (solution.id, intent.candidate_sha256)
     unchanged = candidate.state == intent.candidate_state != CandidateState.approved
     moved_on = (active.id if active is not None else None) != intent.previous_publication_id
+    moved_on = moved_on or solution.image_url != intent.showed
     return "rolled_forward" if same and unchanged and not moved_on else "removed"
 
 

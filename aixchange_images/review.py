@@ -78,8 +78,10 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
 def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Intent:
     """What recovery needs to finish or undo this approval should the process die before the commit."""
     previous = _active_publication(session, candidate.solution_id)
+    solution = session.get(Solution, candidate.solution_id)
     return journal.Intent(
         solution_id=candidate.solution_id,
+        showed=solution.image_url if solution is not None else None,
         candidate_id=candidate.id,
         candidate_state=candidate.state,
         candidate_sha256=candidate.sha256,

@@ -528,3 +528,104 @@ def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):
         assert client.app.state.schedule.first_round.wait(60)
 
     assert all(get_solution(engine, sid).origin == SolutionOrigin.marketplace for sid in ids)
+
+
+def test_status_reads_as_sentences_for_people(capsys, marketplace):
+    marketplace.add_solution()
+    pulled(capsys)
+
+    text, _ = run(capsys, "marketplace", "status")
+
+    assert f"marketplace database: 127.0.0.1:{marketplace.server.port}/{marketplace.database} (answering)" in text
+    assert "last pull: 20" in text and "UTC by cli" in text
+    assert "datetime" not in text and "{" not in text
+
+
+# -- recovery and the marketplace ----------------------------------------------------------------------
+KILLED_APPROVAL = """
+import os, sys
+from aixchange_images import review
+from aixchange_images.auth import CLI_ACTOR
+from aixchange_images.config import load_settings
+from aixchange_images.db import get_engine, session_scope
+settings = load_settings()
+session = session_scope(get_engine(settings), write=True).__enter__()
+review.approve(session=session, settings=settings, candidate_id=int(sys.argv[1]), actor=CLI_ACTOR)
+os._exit(9)  # dies between the link and the commit
+"""
+
+
+def test_a_half_done_approval_is_not_finished_over_an_image_the_marketplace_set_meanwhile(capsys, engine, marketplace):
+    from aixchange_images import recovery
+
+    settings = load_settings()
+    sid = marketplace.add_solution(imageUrl=None)
+    pulled(capsys)
+    candidate = _candidate(capsys, sid)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", KILLED_APPROVAL, str(candidate)], env=env, timeout=120)
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+
+    done = recovery.recover(engine, settings)
+
+    assert [d.outcome for d in done] == ["removed"]
+    deliveries.push(engine, settings)
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    assert get_solution(engine, sid).image_status == ImageStatus.pending  # the candidate still waits for a person
+
+
+def _frozen(server: PostgresServer):
+    """SIGSTOP the server's processes: the kernel still acknowledges TCP, nothing answers (a paused container)."""
+    import signal
+
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()
+    pids = [main, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return lambda: [os.kill(pid, signal.SIGCONT) for pid in pids]
+
+
+def test_a_frozen_marketplace_costs_an_action_seconds_and_never_holds_our_database(
+    capsys, engine, own_marketplace, monkeypatch
+):
+    import threading
+
+    from aixchange_images import review
+
+    monkeypatch.setenv("MARKETPLACE_TIMEOUT_SECONDS", "1")
+    settings = load_settings()
+    sid = own_marketplace.add_solution(imageUrl=None)
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+    candidate = _candidate(capsys, sid)
+    thaw = _frozen(own_marketplace.server)
+    try:
+        with Session(engine) as session:
+            review.approve(session=session, settings=settings, candidate_id=candidate, actor=CLI_ACTOR)
+            session.commit()
+        done = threading.Event()
+        threading.Thread(target=lambda: (deliveries.deliver_waiting(engine, settings), done.set()), daemon=True).start()
+        assert done.wait(30), "an action waited on a frozen marketplace"
+        probe = (
+            subprocess.run(  # another process may write our database meanwhile
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=5); "
+                    "c.execute('BEGIN IMMEDIATE'); c.rollback(); print('ok')",
+                    settings.database_url.removeprefix("sqlite:///"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        assert probe is None or probe.stdout.strip() == "ok", probe and probe.stderr
+    finally:
+        thaw()
+    report = deliveries.push(engine, settings)
+    assert (report.written, report.pending) == (1, 0)
+    assert own_marketplace.image_url(sid) == get_solution(engine, sid).image_url
