@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
+import string
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ T = TypeVar("T")
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
+    ("pages/solution.py", "Solution", ":material/history:", "view"),
     ("pages/generate.py", "Generate", ":material/auto_awesome:", "generate"),
     ("pages/review.py", "Review", ":material/fact_check:", "review"),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
@@ -202,12 +205,13 @@ def money(value: float | None) -> str:
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
 
 
-def page_link(path: str, label: str, icon: str | None = None) -> None:
-    """A link to a page the user may open; nothing for pages their role cannot see."""
+def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
+    """A link to a page the user may open (with `?key=value` for a deep link); nothing for pages
+    their role cannot see. The label is markdown: pass user text through `literal`."""
     actor: Actor | None = st.session_state.get("actor")  # the page's guard has just reloaded it
     permission = next((p for f, _, _, p in PAGES if f == path), "view")
     if actor is not None and actor.can(permission):
-        st.page_link(path, label=label, icon=icon)
+        st.page_link(path, label=label, icon=icon, query_params=query_params)
 
 
 def pager(key: str, total: int, size: int, narrow: bool = True) -> int:
@@ -261,3 +265,27 @@ def conflict_panel(conflict: dict, actor: Actor) -> None:
             done = write(lambda s: deliveries.use_ours(session=s, delivery_id=key, actor=actor), "Sent ours.")
             if done is not None:
                 st.rerun()
+
+
+# -- user text, literally ---------------------------------------------------------------------------
+# Titles, categories, reasons, notes and URLs come from people and other systems. Streamlit renders
+# labels, captions, toasts and radio options as markdown, so `[x](http://…)` would become a live
+# link and `![x](http://…)` an image every admin's browser fetches. Escaping every ASCII punctuation
+# character (CommonMark allows it) also breaks autolinks, :material/…: icons and $…$ maths.
+_MARKDOWN = re.compile("([" + re.escape(string.punctuation) + "])")
+
+
+def literal(text: object) -> str:
+    """User text for a place Streamlit renders as markdown, shown exactly as written (on one line)."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text if text is not None else "").split()))
+
+
+# -- a message that outlives the rerun an action ends with -----------------------------------------
+def flash(message: str) -> None:
+    """Show `message` as a toast on the next run (an action's st.rerun would swallow it now)."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    if message := st.session_state.pop("flash", None):
+        st.toast(message, icon=":material/check_circle:")

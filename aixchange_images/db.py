@@ -214,6 +214,14 @@ def _m009_marketplace(engine: Engine) -> None:
             )
 
 
+def _m010_purpose(engine: Engine) -> None:
+    """Prompt Studio's trial images are marked, so Review keeps them apart; earlier ones count as regular."""
+    for table in ("attempt", "candidate"):
+        ddl = SQLModel.metadata.tables[table].c["purpose"].type.compile(dialect=engine.dialect)
+        _add_column(engine, table, "purpose", f"{ddl} NOT NULL DEFAULT 'regular'")
+    _create_indexes(engine)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -230,6 +238,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (7, "the storage index also covers storage by solution and over time", _m007_disk_cover),
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
+    (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
 ]
 
 

@@ -1,6 +1,7 @@
 """Generate: choose solutions and settings, see the cost first, run with live progress."""
 
 import threading
+from dataclasses import replace
 from datetime import date
 
 import pandas as pd
@@ -141,6 +142,8 @@ def stop_batch() -> None:
 
 stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
 if run:
+    options = replace(options, batch_id=pipeline.new_batch_id())  # Review's "?batch=" finds this run's candidates
+    st.session_state["last_batch_id"] = options.batch_id
     bar = st.progress(0.0, text="Starting…")
     # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
     # shows what was done.
@@ -185,4 +188,7 @@ if st.session_state.get("last_batch"):
     st.dataframe(
         frame, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")}
     )
-    ui.page_link("pages/review.py", "Review the new candidates", ":material/fact_check:")
+    run_id = st.session_state.get("last_batch_id")
+    ui.page_link(
+        "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None
+    )

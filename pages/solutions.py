@@ -98,6 +98,10 @@ with browse:
                 st.switch_page("pages/generate.py")
         elif actor.can("generate"):
             st.caption("Select rows to send them to Generate, or to edit one.")
+        if len(chosen) == 1:
+            ui.page_link(
+                "pages/solution.py", "Open its page: history and rollback", ":material/history:", {"id": chosen[0]}
+            )
 
 if admin_tabs:
     import_tab, edit_tab, upload_tab = admin_tabs

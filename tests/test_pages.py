@@ -16,7 +16,17 @@ from aixchange_images.models import AuditEvent, Candidate, CandidateState, Solut
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-ALL_PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "marketplace", "settings"]
+ALL_PAGES = [
+    "overview",
+    "solutions",
+    "solution",
+    "generate",
+    "review",
+    "metrics",
+    "prompt_studio",
+    "marketplace",
+    "settings",
+]
 
 
 def add_user(engine, username="alice", password="correct horse", role="admin"):

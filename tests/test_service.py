@@ -19,10 +19,9 @@ from PIL import Image
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
-from aixchange_images import cli, intake, service
+from aixchange_images import cli, intake, queue, service
 from aixchange_images.config import Settings
 from aixchange_images.models import Attempt, AuditEvent, Candidate, Publication, Solution
-from aixchange_images.review import review_queue
 
 FAILURE_KEYS = ["error", "status", "details", "useDefaultImage", "defaultImagePath"]
 DESCRIPTION = "Summarises support tickets and routes each one to the right team."
@@ -366,9 +365,11 @@ def test_review_mode_answers_the_placeholder_and_leaves_the_candidates_for_revie
     }
     assert again.body["imageUrl"] == "/placeholder-image.jpg"
     with Session(engine) as session:
-        queue = review_queue(session=session)
+        waiting = queue.page(session=session)
         states = session.exec(select(Candidate.state)).all()
-    assert [(s.title, s.origin, s.image_status, n) for s, n in queue] == [("Later", "request", "pending", 2)]
+    assert [(r.solution.title, r.solution.origin, r.solution.image_status, r.candidates) for r in waiting] == [
+        ("Later", "request", "pending", 2)
+    ]
     assert states == ["pending", "pending"]
     assert published_files(tmp_path) == [] and count(engine, Publication) == 0
 
