@@ -225,7 +225,8 @@ def _m_chart(p: Pen) -> None:
     pts = [(0.14 + 0.72 * i / (n - 1), 0.77 - 0.55 * v) for i, v in enumerate(vals)]
     if p.rng.random() < 0.5:
         for i, (x, y) in enumerate(pts):
-            p.box(x - 0.035, y + 0.06, x + 0.035, 0.77, 0.012, p.c(0, 110 + 145 * (i == n - 1)))
+            top = min(y + 0.06, 0.74)  # a value near zero would put the bar's top under its foot
+            p.box(x - 0.035, top, x + 0.035, 0.77, 0.012, p.c(0, 110 + 145 * (i == n - 1)))
         pts = [(x, y + 0.02) for x, y in pts]
     else:
         p.poly([(0.14, 0.77), *pts, (0.86, 0.77)], p.c(0, 60))
