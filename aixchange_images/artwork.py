@@ -7,7 +7,6 @@ band (`safe_box`), and the backdrop of gradient, glows and grid fills the rest.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from typing import NamedTuple
@@ -15,37 +14,13 @@ from typing import NamedTuple
 from PIL import Image, ImageDraw
 
 from . import fonts, lettering
-from .artwork_motifs import INK, MOTIFS, RGB, Square, backdrop, draw_motif, mix
+from .artwork_motifs import MOTIFS, Square, draw_motif
+from .backdrops import backdrop, finish
+from .looks import PALETTES, Look, look, norm
+from .style_cues import Cues
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 CROP_ASPECT = 350 / 192  # SolutionCard: <Image fill className="object-cover"> in a w-full h-48 box
-
-
-class _Palette(NamedTuple):
-    bg0: RGB  # darkest corner, behind the text
-    bg1: RGB  # lighter corner, behind the motif
-    accents: tuple[RGB, ...]
-
-
-def _pal(*hexes: str) -> _Palette:
-    """Palette from hex strings: two backgrounds, then three accents."""
-    rgb = [tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in hexes]
-    return _Palette(rgb[0], rgb[1], tuple(rgb[2:]))  # type: ignore[arg-type]
-
-
-# Dark grounds keep the near-white title above 10:1 contrast; one hue per category so a
-# marketplace grid reads by category at a glance. Keys are normalised category names.
-_PALETTES: dict[str, _Palette] = {
-    "naturallanguageprocessing": _pal("#0A0E27", "#26216E", "#818CF8", "#A78BFA", "#F472B6"),
-    "computervision": _pal("#03151A", "#0A3D47", "#22D3EE", "#2DD4BF", "#60A5FA"),
-    "speechrecognition": _pal("#17081A", "#4A1240", "#F472B6", "#FB7185", "#FDBA74"),
-    "generativeai": _pal("#11082A", "#45166E", "#C084FC", "#F472B6", "#FB923C"),
-    "machinelearning": _pal("#050F22", "#0E3170", "#3B82F6", "#60A5FA", "#34D399"),
-    "deeplearning": _pal("#03140E", "#0B4232", "#10B981", "#6EE7B7", "#22D3EE"),
-    "reinforcementlearning": _pal("#170A04", "#5A260A", "#FB923C", "#FCD34D", "#F472B6"),
-    "other": _pal("#0D0F13", "#2B2F37", "#CBD5E1", "#94A3B8", "#38BDF8"),
-    "crimson": _pal("#17060A", "#4A0F1E", "#F43F5E", "#FB923C", "#FDE68A"),
-}
 # Word prefixes per motif; on a tie the earlier (more specific) motif wins.
 _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shield", ("secur", "fraud", "privacy", "threat", "encrypt", "protect", "cyber")),
@@ -59,7 +34,7 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sparkles", ("generat", "creativ", "design", "diffusion", "synthes", "artwork")),
 )
 _CATEGORY_MOTIF = dict(
-    zip(list(_PALETTES)[:7], ("bubbles", "aperture", "waveform", "sparkles", "chart", "graph", "path"), strict=True)
+    zip(list(PALETTES)[:7], ("bubbles", "aperture", "waveform", "sparkles", "chart", "graph", "path"), strict=True)
 )
 
 
@@ -87,23 +62,22 @@ def draw_card(
     seed: int,
     width: int,
     height: int,
+    cues: Cues | None = None,
 ) -> Image.Image:
-    """Render a deterministic RGB card image for one solution."""
+    """Render a deterministic RGB card image for one solution, in the look its style cues ask for."""
     if width < 64 or height < 64:
         raise ValueError(f"card size {width}x{height} is too small")
     rng = random.Random(f"{seed}\x1f{title}\x1f{category}")
-    pal = _palette(category)
+    style = look(category, cues)
     shift = rng.randrange(3)  # rotating the accents is part of the seed's variation
-    acc = pal.accents[shift:] + pal.accents[:shift]
+    acc = style.accents[shift:] + style.accents[:shift]
     lay = _layout(width, height, title, category, rng)
-    img = backdrop(
-        width, height, pal.bg0, pal.bg1, pal.accents[:2], lay.motif, rng
-    )  # unrotated: glows are the category's
+    img = backdrop(width, height, style, lay.motif, rng)  # unrotated: glows are the category's
     words = f"{title} {description} {' '.join(tags or [])}"
     variants = MOTIFS[_motif_name(words, category)]
-    draw_motif(img, lay.motif, rng.choice(variants), pal.bg1, acc, rng)
-    _draw_text(img, lay.text_xy, lay.text, pal.accents, lay.text_w)
-    return img
+    draw_motif(img, lay.motif, rng.choice(variants), style, acc, rng)
+    _draw_text(img, lay.text_xy, lay.text, style, lay.text_w)
+    return finish(img, style, seed)
 
 
 def safe_box(width: int, height: int) -> Box:
@@ -115,26 +89,12 @@ def safe_box(width: int, height: int) -> Box:
     return 0, (height - seen) // 2, width, (height - seen) // 2 + seen
 
 
-def _norm(category: str) -> str:
-    """Category key: lowercase letters and digits only."""
-    return re.sub(r"[^a-z0-9]", "", category.lower())
-
-
-def _palette(category: str) -> _Palette:
-    """Curated palette for a category; unknown ones hash stably onto the same set."""
-    key = _norm(category)
-    if key in _PALETTES:
-        return _PALETTES[key]
-    digest = hashlib.sha256(key.encode()).digest()
-    return list(_PALETTES.values())[digest[0] % len(_PALETTES)]
-
-
 def _motif_name(text: str, category: str) -> str:
     """The motif whose keywords occur most; else the category's; else orbit."""
     words = re.findall(r"\w+", text.lower())
     scores = [(sum(w.startswith(ks) for w in words), n) for n, ks in _KEYWORDS]
     best, name = max(scores, key=lambda s: s[0])  # max keeps the first of equals
-    return name if best else _CATEGORY_MOTIF.get(_norm(category), "orbit")
+    return name if best else _CATEGORY_MOTIF.get(norm(category), "orbit")
 
 
 def _layout(w: int, h: int, title: str, category: str, rng: random.Random) -> _Layout:
@@ -175,7 +135,7 @@ def _fit_text(title: str, category: str, box_w: int, box_h: int, unit: int) -> _
     return _Text(size, lines, label, lsize, head + lettering.title_height(size, len(lines)))
 
 
-def _draw_label(draw, x: int, y: int, max_w: int, size: int, text: str, acc) -> None:
+def _draw_label(draw, x: int, y: int, max_w: int, size: int, text: str, style: Look) -> None:
     """Small letter-spaced category pill."""
     height, pad, dot, track = round(size * 2.1), size * 0.9, size * 0.22, 0.08
     inner = pad * 2 + dot * 2 + size * 0.6
@@ -183,15 +143,15 @@ def _draw_label(draw, x: int, y: int, max_w: int, size: int, text: str, acc) -> 
         text = text[:-2].rstrip() + "…"
     right = x + lettering.measure(text, size, 600, track) + inner
     edge = max(1, round(size / 12))
-    draw.rounded_rectangle([x, y, right, y + height], height / 2, (*acc[0], 40), (*acc[0], 130), edge)
+    accent = style.accents[0]
+    draw.rounded_rectangle([x, y, right, y + height], height / 2, (*accent, 40), (*accent, 130), edge)
     cy = y + height / 2
-    draw.ellipse([x + pad - dot * 0.2, cy - dot, x + pad + dot * 1.8, cy + dot], fill=acc[0])
+    draw.ellipse([x + pad - dot * 0.2, cy - dot, x + pad + dot * 1.8, cy + dot], fill=accent)
     cap = -lettering.font(size, 600).getbbox("H", anchor="ls")[1]
-    tint = mix(acc[0], (255, 255, 255), 0.6)
-    lettering.draw_line(draw, (x + inner - pad, cy + cap / 2), text, size, 600, tint, track)
+    lettering.draw_line(draw, (x + inner - pad, cy + cap / 2), text, size, 600, style.label, track)
 
 
-def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, acc, max_w: int) -> None:
+def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, style: Look, max_w: int) -> None:
     """Category pill above the fitted title lines, supersampled on small cards."""
     # Small text snaps glyphs to whole pixels and spaces unevenly; drawing at k times the
     # size and box-filtering back keeps the spacing true.
@@ -200,13 +160,13 @@ def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, acc, max_w: i
     draw, (x, top) = ImageDraw.Draw(big, "RGBA"), (xy[0] * k, xy[1] * k)
     size, lsize = text.size * k, text.lsize * k
     if text.label:
-        _draw_label(draw, x, top, max_w * k, lsize, text.label, acc)
+        _draw_label(draw, x, top, max_w * k, lsize, text.label, style)
         top += round(lsize * 3.4)
     ascent = lettering.font(size, 700).getmetrics()[0]
     right_to_left = lettering.rtl(" ".join(text.lines))  # the title's direction, for every line
     for i, line in enumerate(text.lines):
         indent = max_w * k - lettering.measure(line, size, 700) if right_to_left else 0  # flush right
         at = (x + indent, top + ascent + i * round(size * lettering.LINE_STEP))
-        lettering.draw_line(draw, at, line, size, 700, INK, right_to_left=right_to_left)
+        lettering.draw_line(draw, at, line, size, 700, style.ink, right_to_left=right_to_left)
     if k > 1:
         img.paste(big.resize(img.size, Image.BOX))

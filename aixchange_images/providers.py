@@ -123,6 +123,7 @@ class LocalProvider(Provider):
     def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
         from .artwork import draw_card  # drawing code is only loaded when it draws
         from .fonts import missing
+        from .style_cues import read
 
         started = time.perf_counter()
         width, height = parse_size(request.size)
@@ -140,6 +141,7 @@ class LocalProvider(Provider):
             seed=request.seed,
             width=width,
             height=height,
+            cues=read(request.prompt, ignore=subject_texts(subject)),
         )
         out = io.BytesIO()
         if request.output_format == "jpeg":
@@ -147,6 +149,12 @@ class LocalProvider(Provider):
         else:
             image.save(out, format="PNG", compress_level=1)
         return ImageResult(data=out.getvalue(), provider_ms=int((time.perf_counter() - started) * 1000))
+
+
+def subject_texts(subject: dict[str, Any]) -> list[str]:
+    """The solution's own words in a prompt: its style cues are the template's, never these."""
+    texts = [subject.get(key) or "" for key in ("title", "description", "category", "provider")]
+    return [str(t) for t in texts + list(subject.get("tags") or []) if t]
 
 
 _registry: dict[str, Callable[[Settings], Provider]] = {}

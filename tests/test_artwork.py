@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from aixchange_images import artwork, lettering
+from aixchange_images import artwork, lettering, looks
 from aixchange_images.artwork import draw_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +107,9 @@ def test_known_categories_have_distinct_dominant_palettes():
 
 def test_unknown_categories_hash_stably_onto_a_curated_palette():
     for name in ("AppliedDataScience", "Automation", "Robotics & Control", ""):
-        assert artwork._palette(name) in artwork._PALETTES.values()
-        assert artwork._palette(name) == artwork._palette(name)
-    assert artwork._palette("computer vision") == artwork._palette("Computer Vision")
+        assert looks.palette(name) in looks.PALETTES.values()
+        assert looks.palette(name) == looks.palette(name)
+    assert looks.palette("computer vision") == looks.palette("Computer Vision")
     assert png(card(category="Automation")) == png(card(category="Automation"))
 
 

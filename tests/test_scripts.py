@@ -9,7 +9,7 @@ import random
 import pytest
 from PIL import Image, ImageChops, ImageFont, ImageStat, features
 
-from aixchange_images import artwork, artwork_motifs, fonts, lettering
+from aixchange_images import artwork, artwork_motifs, fonts, lettering, looks
 from aixchange_images.config import load_settings
 from aixchange_images.prompts import DEFAULT_TEMPLATE
 from aixchange_images.providers import ImageRequest, LocalProvider
@@ -79,7 +79,7 @@ def test_every_motif_draws_for_hundreds_of_seeds(motif: str):
         rng = random.Random(seed)
         img = Image.new("RGB", (96, 96))
         for draw in artwork_motifs.MOTIFS[motif]:
-            artwork_motifs.draw_motif(img, (0, 0, 96), draw, (10, 10, 30), ((200, 80, 80),) * 3, rng)
+            artwork_motifs.draw_motif(img, (0, 0, 96), draw, looks.look("Other"), ((200, 80, 80),) * 3, rng)
 
 
 @pytest.mark.parametrize("title", ["日本語", "信号", "Señales 信号"])
