@@ -21,7 +21,7 @@ Words are matched whole, in any case; "color"/"colour" and "gray"/"grey" are bot
 | `geometric` | geometric, polygon, polygons, "low poly", low-poly, triangles | a field of translucent triangles on the ground |
 | `pastel` | pastel, pastels | soft light accents; a light ground unless dark is asked |
 | `neon` | neon, glow, glowing, cyberpunk, synthwave | saturated accents that glow; a dark ground unless light is asked |
-| `monochrome` | monochrome, monochromatic, "black and white", greyscale, grayscale, "single colour" | one hue: the first colour named, else the category's |
+| `monochrome` | monochrome, monochromatic, "black and white", greyscale, grayscale, "single colour" | one hue: the first colour named (grey for black and white, greyscale), else the category's |
 | `vibrant` | vibrant, saturated, colourful, "bold colours", "bright colours" | more saturated accents, stronger glows |
 | `grain` | grain, grainy, noise, "film grain", textured, risograph | a fine noise texture |
 """
@@ -108,6 +108,7 @@ STYLE_WORDS: dict[str, tuple[str, ...]] = {
     "grain": ("grain", "grainy", "noise", "film grain", "textured", "risograph"),
 }
 STYLES = tuple(STYLE_WORDS)
+GREYSCALE = frozenset({"black and white", "greyscale"})
 NONE_UNDERSTOOD = "The local provider understands none of this prompt's style words; see the list in README."
 NEGATORS = frozenset({"no", "not", "without", "avoid", "never", "nor", "don't", "dont"})
 _PHRASES = sorted(
@@ -184,6 +185,8 @@ def _read_clause(words: list[str], found: dict[str, list]) -> None:
         kind, value, length = _match(words, i)
         if kind and not negated:
             found[kind].append(value)
+            if " ".join(words[i : i + length]) in GREYSCALE:  # one hue, and that hue is grey
+                found["colours"].append(("grey", COLOURS["grey"]))
         i += max(length, 1)
 
 
