@@ -156,8 +156,16 @@ def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, style: Look, 
     # Small text snaps glyphs to whole pixels and spaces unevenly; drawing at k times the
     # size and box-filtering back keeps the spacing true.
     k = 3 if min(img.size) < 512 else 2 if min(img.size) < 800 else 1
-    big = img.resize((img.width * k, img.height * k), Image.NEAREST) if k > 1 else img
-    draw, (x, top) = ImageDraw.Draw(big, "RGBA"), (xy[0] * k, xy[1] * k)
+    m = text.size + text.lsize  # room for glyphs that reach past the metrics (accents, Indic marks)
+    box = (
+        max(0, xy[0] - m),
+        max(0, xy[1] - m),
+        min(img.width, xy[0] + max_w + m),
+        min(img.height, xy[1] + text.height + m),
+    )
+    patch = img.crop(box)  # only the text's own patch is supersampled
+    big = patch.resize((patch.width * k, patch.height * k), Image.NEAREST) if k > 1 else patch
+    draw, (x, top) = ImageDraw.Draw(big, "RGBA"), ((xy[0] - box[0]) * k, (xy[1] - box[1]) * k)
     size, lsize = text.size * k, text.lsize * k
     if text.label:
         _draw_label(draw, x, top, max_w * k, lsize, text.label, style)
@@ -168,5 +176,4 @@ def _draw_text(img: Image.Image, xy: tuple[int, int], text: _Text, style: Look, 
         indent = max_w * k - lettering.measure(line, size, 700) if right_to_left else 0  # flush right
         at = (x + indent, top + ascent + i * round(size * lettering.LINE_STEP))
         lettering.draw_line(draw, at, line, size, 700, style.ink, right_to_left=right_to_left)
-    if k > 1:
-        img.paste(big.resize(img.size, Image.BOX))
+    img.paste(big.resize(patch.size, Image.BOX) if k > 1 else big, box[:2])
