@@ -1,6 +1,6 @@
 """The style words the local provider reads in a rendered prompt, so templates mean something offline.
 
-Only the template's own words count: the solution's title, description, category and tags are
+Only the template's own words count: the solution's title, description, category, tags and provider are
 taken out of the prompt first (a description about "dark patterns" does not make a dark card).
 A word after "no", "not", "without", "avoid", "never" or "nor" in the same clause (up to the next
 comma, full stop, semicolon, colon or line break) is ignored: "no gradients" asks for none.
