@@ -104,8 +104,22 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", mode="before")
     @classmethod
-    def _psycopg_driver(cls, value: Any) -> Any:
-        return sqlalchemy_url(value) if isinstance(value, str) else value
+    def _database_url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        url = sqlalchemy_url(value.strip())
+        check_database_url(url)
+        return url
+
+    @field_validator("openai_base_url", mode="before")
+    @classmethod
+    def _base_url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        check_base_url(value.strip())
+        return value.strip()
 
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
@@ -184,6 +198,42 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can parse, with a driver it knows; else a ValueError that never repeats the URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        _ = parsed.port  # a port that is not a number fails here
+    except (ArgumentError, ValueError, TypeError):
+        raise ValueError(
+            "this is not a database URL; write it like sqlite:///data/aixchange.db or "
+            "postgresql://user:password@host:5432/aixchange"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(
+            f"'{parsed.drivername}' is not a database this tool knows; use sqlite:///data/aixchange.db or "
+            "postgresql://user:password@host:5432/aixchange"
+        ) from None
+
+
+def check_base_url(url: str) -> None:
+    """An http(s) URL with a host (and a port that is a port); else a ValueError that never repeats the URL."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "this is not an http(s) address the images client can call; write it like https://api.openai.com/v1 "
+            "(or your compatible server's address), or leave it unset"
+        )
 
 
 def _password(url: str | None) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
@@ -29,11 +29,40 @@ def get_engine(settings: Settings) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _build_engine(url)
-            refuse_marketplace_database(engine)
-            migrate(engine)
+            try:
+                engine = _build_engine(url)
+            except OSError as exc:  # the SQLite file's folder cannot be made
+                raise ConfigError(_unreachable(url, exc, settings.secrets)) from None
+            except ImportError as exc:  # a database SQLAlchemy knows, with no driver installed
+                raise ConfigError(
+                    f"DATABASE_URL names {make_url(url).get_backend_name()}, whose driver ({exc.name}) is not "
+                    "installed; use sqlite:///data/aixchange.db or postgresql://user:password@host:5432/aixchange."
+                ) from None
+            try:
+                refuse_marketplace_database(engine)
+                migrate(engine)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                engine.dispose()
+                raise ConfigError(_unreachable(url, exc, settings.secrets)) from None
             _engines[url] = engine
         return engine
+
+
+def _unreachable(url: str, exc: Exception, secrets: tuple[str, ...]) -> str:
+    """One sentence for a database that cannot be reached: where, why (the driver's last words), what to do."""
+    parsed = make_url(url)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["no reason given"]
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else detail[0].rsplit(": ", 1)[-1]
+    reason = reason.strip().rstrip(".")
+    if parsed.get_backend_name() == "sqlite":
+        where, check = f"the SQLite file {parsed.database}", "that its folder exists and can be written"
+    else:
+        where = f"{parsed.get_backend_name()} at {parsed.host}:{parsed.port or 5432}"
+        check = "that the server is running and the URL's host, port, user and password are right"
+    sentence = f"Could not open the database in DATABASE_URL ({where}): {reason}. Check {check}."
+    for secret in secrets:
+        sentence = sentence.replace(secret, "[redacted]")
+    return sentence
 
 
 MARKETPLACE_TABLES = ("Solution", "_prisma_migrations")
@@ -62,7 +91,8 @@ def _build_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # On PostgreSQL days (date(started_at)) and timestamps mean UTC whatever the server's own zone.
-        utc = {"options": "-c timezone=UTC"} if parsed.get_backend_name() == "postgresql" else {}
+        # A server that never answers costs at most connect_timeout seconds, not the system's minutes.
+        utc = {"options": "-c timezone=UTC", "connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=utc)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -259,6 +259,7 @@ class Generator:
                 "description": solution.description,
                 "category": solution.category,
                 "tags": list(solution.tags or []),
+                "provider": solution.provider or "",
             }
         if attempt.status == AttemptStatus.failed:  # the prompt could not be made
             return self._store(attempt, started)

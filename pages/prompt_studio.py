@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from aixchange_images import catalogue, prompts, templates, trials
+from aixchange_images import catalogue, prompts, style_cues, templates, trials
 from aixchange_images.config import UserError
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, utcnow
 from aixchange_images.providers import get_provider
@@ -151,6 +151,7 @@ with tab_edit:
                 st.text_area("Rendered prompt", text, height=220, disabled=True)
                 limit = prompts.prompt_limit(settings.image_model)
                 st.caption(f"{len(text):,} of the {limit:,} characters {settings.image_model} takes.")
+                st.caption(style_cues.sentence(text, ignore=variables.values()))  # what "Try it" means offline
                 provider_name = st.radio(
                     "Moderate with",
                     ["local", "openai"],
