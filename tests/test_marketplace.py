@@ -759,3 +759,17 @@ def test_a_pull_waits_for_an_approval_being_committed_and_keeps_it(capsys, engin
     report = deliveries.push(engine, settings)
     assert [c["theirs"] for c in report.conflicts] == ["https://cdn.example.com/author.png"]
     assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+
+
+def test_importing_an_older_download_never_undoes_an_approval(capsys, engine, marketplace, tmp_path):
+    sid = marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
+    pulled(capsys)
+    download = {"solutions": [marketplace.row(sid) | {"createdAt": "2026-01-01T00:00:00.000Z"}]}
+    (tmp_path / "download.json").write_text(json.dumps(download, default=str))
+    ours = approve_new_image(capsys, sid)["image_url"]
+
+    run(capsys, "import", str(tmp_path / "download.json"), "--json")
+
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (ours, ImageStatus.approved)
+    assert marketplace.image_url(sid) == ours
