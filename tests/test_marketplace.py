@@ -507,16 +507,18 @@ def test_a_request_made_while_the_marketplace_was_down_never_replaces_an_authors
 
     sid = own_marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
     own_marketplace.server.stop()
-    with running(load_settings()) as (client, _):
+    with running(load_settings()) as (client, intake):
         reply = client.post({"description": "Our take on it.", "title": "Ticket Triage Assistant", "solutionId": sid})
-    assert reply.status == 200 and get_solution(engine, sid).origin == SolutionOrigin.request
+        assert intake.drain(120)
+    assert (reply.status, reply.body["imageUrl"]) == (200, PLACEHOLDER_URL)  # an unverified id: review, not publish
     own_marketplace.server.start()
 
     pulled(capsys)
 
     assert own_marketplace.image_url(sid) == "https://cdn.example.com/author.png"
-    (conflict,) = deliveries.conflicts(session=Session(engine))
-    assert (conflict["ours"], conflict["theirs"]) == (reply.body["imageUrl"], "https://cdn.example.com/author.png")
+    solution = get_solution(engine, sid)
+    assert (solution.origin, solution.image_status) == (SolutionOrigin.marketplace, ImageStatus.pending)
+    assert deliveries.conflicts(session=Session(engine)) == []
 
 
 def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):

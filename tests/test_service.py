@@ -154,16 +154,19 @@ def test_a_known_solution_is_drawn_from_our_catalogue_and_never_replaced_by_a_re
     assert len(published_files(tmp_path)) == 1
 
 
-def test_an_unknown_solution_id_becomes_a_request_solution_with_that_id(settings, engine):
-    marketplace_id = "cm1abcdefghijklmnopqrstuv"
-    with running(settings) as (client, _):
+def test_an_unknown_solution_id_gets_candidates_for_review_never_a_published_image(settings, engine, tmp_path):
+    marketplace_id = "cm1abcdefghijklmnopqrstuv"  # anyone can send any id: what it draws waits for a person
+    with running(settings) as (client, intake):
         reply = client.post({"description": DESCRIPTION, "title": "Routing", "solutionId": marketplace_id})
         refused = client.post({"description": DESCRIPTION, "solutionId": "../../etc/passwd"})
+        assert intake.drain(120)
 
-    assert reply.status == 200, reply.raw
+    assert (reply.status, reply.body["imageUrl"]) == (200, "/placeholder-image.jpg"), reply.raw
     with Session(engine) as session:
         solution = session.get(Solution, marketplace_id)
-    assert (solution.origin, solution.title, solution.image_url) == ("request", "Routing", reply.body["imageUrl"])
+        waiting = session.exec(select(Candidate).where(Candidate.solution_id == marketplace_id)).all()
+    assert (solution.origin, solution.title, solution.image_status) == ("request", "Routing", "pending")
+    assert len(waiting) == 1 and published_files(tmp_path) == []
     assert refused.status == 400 and "solutionId" in refused.body["error"]
     assert count(engine, Solution) == 1
 
