@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     marketplace_timeout_seconds: float = Field(default=5.0, gt=0)
     # The drop-in `serve` service: it has no authentication upstream, so these bound what a client can do.
     service_rate_limit: str = "10/minute"  # per client; `limits` syntax, several joined by ';'
+    service_total_rate_limit: str = "60/minute"  # all clients together: no address rotation spends more
     service_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     service_forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     quality_notice: str | None = None
@@ -91,7 +92,7 @@ class Settings(BaseSettings):
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("service_rate_limit")
+    @field_validator("service_rate_limit", "service_total_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many  # loaded only when the variable is set (defaults are not validated)

@@ -34,7 +34,7 @@ from .models import (
     utcnow,
 )
 from .pipeline import GenerateOptions, GenerationResult, RateLimiter
-from .providers import redact
+from .providers import get_provider, redact
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ _PUBLISHED = (ImageStatus.approved, ImageStatus.uploaded)
 
 UNEXPECTED = "An unexpected error occurred; the card keeps the placeholder image and the error is in the service's log."
 SHUTTING_DOWN = "The image service is shutting down; try again in a minute."
+NO_DAILY_CAP = (
+    "The image service spends money only under a daily budget (its route has no sign-in); "
+    "ask an admin to set IMAGE_BUDGET_DAILY_USD or a daily budget on Settings."
+)
 # What a failed generation answers, per error kind: our own sentences, never the provider's text.
 WHY = {
     "moderation_blocked": "The description was flagged by moderation; reword it and try again.",
@@ -100,6 +104,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error_kind is None
+
+
+def spending_is_bounded(settings: Settings) -> bool:
+    """The unauthenticated route spends with a paid provider only under a daily cap."""
+    return settings.image_budget_daily_usd is not None or not get_provider(settings.provider_name, settings).paid
 
 
 def js_length(text: str) -> int:
@@ -179,6 +188,8 @@ class Intake:
             if running is not None:  # the same request is being made: share its answer, make nothing twice
                 return _done(self._queued(None)) if review else running
             settings = self.current_settings()
+            if not spending_is_bounded(settings):
+                return _done(Outcome(None, NO_DAILY_CAP, error_kind="budget_exceeded"))
             with session_scope(self.engine, write=True) as session:
                 solution = self._solution_for(session, ask)
                 standing = self._standing(session, solution, settings)

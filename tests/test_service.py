@@ -63,9 +63,11 @@ class Client:
 
 
 @contextmanager
-def running(settings: Settings, *, rate: str = "1000/minute", **options: Any) -> Iterator[tuple[Client, intake.Intake]]:
+def running(
+    settings: Settings, *, rate: str = "1000/minute", total: str = "1000/minute", **options: Any
+) -> Iterator[tuple[Client, intake.Intake]]:
     """The real app on uvicorn on a free port, in a thread; stopped (and its pool closed) on exit."""
-    settings = settings.model_copy(update={"service_rate_limit": rate})
+    settings = settings.model_copy(update={"service_rate_limit": rate, "service_total_rate_limit": total})
     server = service.make_server(settings, port=0, log_level="warning", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -312,13 +314,49 @@ def test_an_exhausted_budget_answers_500_before_any_image_call(openai_settings, 
         assert session.exec(select(Attempt.error_kind)).one() == "budget_exceeded"
 
 
-def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(openai_settings, standin, caplog):
+@pytest.fixture
+def paid(openai_settings: Settings) -> Settings:
+    """The openai provider (at the stand-in) under a daily cap: the service spends only with one."""
+    return openai_settings.model_copy(update={"image_budget_daily_usd": 100.0})
+
+
+def test_a_paid_provider_without_a_daily_cap_spends_nothing(openai_settings, standin, engine, capsys, monkeypatch):
+    with running(openai_settings) as (client, _):
+        reply = client.post({"description": DESCRIPTION, "title": "Uncapped"})
+
+    assert reply.status == 500 and reply.body["details"] == intake.NO_DAILY_CAP
+    assert standin.image_calls == 0 and count(engine, Attempt) == 0
+    monkeypatch.setenv("IMAGE_PROVIDER", "openai")
+    assert cli.main(["serve", "--port", "0"]) == 2
+    assert "spends money only under a daily budget" in capsys.readouterr().err
+
+
+def test_all_clients_together_are_bounded_too(settings):
+    with running(settings, total="2/minute") as (client, _):
+        replies = [
+            client.post({"description": DESCRIPTION, "title": f"T{i}"}, forwarded_for=f"10.0.0.{i}") for i in range(3)
+        ]
+
+    assert [r.status for r in replies] == [200, 200, 429]
+    assert "too many requests" in replies[2].body["error"] and replies[2].headers["retry-after"]
+
+
+def test_an_ipv6_client_is_its_whole_64(settings):
+    from aixchange_images.service import ClientLimiter
+
+    limiter = ClientLimiter("1/minute")
+    assert limiter.check("2001:db8:1:2::1") is None
+    assert limiter.check("2001:db8:1:2:ffff::9") is not None  # the same /64: the same client
+    assert limiter.check("2001:db8:1:3::1") is None
+
+
+def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(paid, standin, caplog):
     caplog.set_level(logging.DEBUG)
     standin.enqueue("invalid_api_key", message=f"Incorrect API key provided: {TEST_KEY}.")
     for _ in range(3):  # the first try and both retries
         standin.enqueue("server_error", retry_after="0.01", message=f"Backend crashed serving {TEST_KEY}.")
     standin.enqueue("invalid_request", param="prompt", message=f"Bad prompt for key {TEST_KEY}.")
-    with running(openai_settings) as (client, _):
+    with running(paid) as (client, _):
         replies = [client.post({"description": f"{DESCRIPTION} Case {i}.", "title": f"Case {i}"}) for i in range(3)]
         healthy = client.post({"description": f"{DESCRIPTION} Fine.", "title": "Fine"})
 
@@ -333,12 +371,12 @@ def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(openai_
     assert all(TEST_KEY not in record.getMessage() for record in caplog.records)
 
 
-def test_an_unexpected_error_answers_the_500_shape_and_logs_a_redacted_traceback(openai_settings, monkeypatch, caplog):
+def test_an_unexpected_error_answers_the_500_shape_and_logs_a_redacted_traceback(paid, monkeypatch, caplog):
     def broken(self, session, ask):  # type: ignore[no-untyped-def]
         raise RuntimeError(f"the database said {TEST_KEY}")
 
     monkeypatch.setattr(intake.Intake, "_solution_for", broken)
-    with running(openai_settings) as (client, _):
+    with running(paid) as (client, _):
         reply = client.post({"description": DESCRIPTION})
 
     assert reply.status == 500 and list(reply.body) == FAILURE_KEYS
