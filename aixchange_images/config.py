@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         check_database_url(url)
         return url
 
+    @field_validator("marketplace_database_url", mode="after")
+    @classmethod
+    def _marketplace_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_database_url(sqlalchemy_url(value.get_secret_value().strip()))
+        return value
+
     @field_validator("openai_base_url", mode="before")
     @classmethod
     def _base_url(cls, value: Any) -> Any:
@@ -165,8 +172,8 @@ class Settings(BaseSettings):
         key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
         password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
         market = self.marketplace_database_url.get_secret_value() if self.marketplace_database_url else None
-        values = (key, password, _password(market), _password(self.database_url))
-        return tuple(value for value in values if value and len(value) >= 4)  # "x" would blank every x
+        values = (key, password, *_passwords(market), *_passwords(self.database_url))
+        return tuple(dict.fromkeys(v for v in values if v and len(v) >= 4))  # "x" would blank every x
 
     @property
     def candidates_dir(self) -> Path:
@@ -206,6 +213,8 @@ def check_database_url(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    if url.partition("://")[2].split("/", 1)[0].count("@") > 1:  # a raw @ in the password moves the host
+        raise ValueError("its password holds an '@'; write it as %40 (and /, # or ? as %2F, %23, %3F)")
     try:
         parsed = make_url(url)
         _ = parsed.port  # a port that is not a number fails here
@@ -237,11 +246,18 @@ def check_base_url(url: str) -> None:
         )
 
 
-def _password(url: str | None) -> str | None:
+def _passwords(url: str | None) -> tuple[str, ...]:
+    """A URL's password as written (percent-encoded) and as meant: either may turn up in a message."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        return urlsplit(url).password if url else None
-    except ValueError:
-        return None
+        password = make_url(sqlalchemy_url(url)).password if url else None
+    except (ArgumentError, ValueError):
+        return ()
+    return (password, quote(password, safe="")) if password else ()
 
 
 _SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")

@@ -775,3 +775,26 @@ def test_importing_an_older_download_never_undoes_an_approval(capsys, engine, ma
     solution = get_solution(engine, sid)
     assert (solution.image_url, solution.image_status) == (ours, ImageStatus.approved)
     assert marketplace.image_url(sid) == ours
+
+
+def test_a_raw_at_sign_in_the_password_is_one_sentence_and_never_shown(capsys, monkeypatch, marketplace):
+    monkeypatch.setenv(
+        "MARKETPLACE_DATABASE_URL", f"postgresql://aixchange_images:Zr7@Lw2Vb@127.0.0.1:{marketplace.server.port}/x"
+    )
+
+    out, err = run(capsys, "marketplace", "status", expect=2)
+
+    assert "password holds an '@'" in err and "Lw2Vb" not in out + err
+
+
+def test_an_encoded_password_is_hidden_in_both_forms(capsys, monkeypatch, marketplace):
+    secret = "Wrong/Pass#word9"
+    encoded = "Wrong%2FPass%23word9"
+    monkeypatch.setenv("MARKETPLACE_DATABASE_URL", marketplace.url.replace(ROLE_PASSWORD, encoded))
+    assert set(load_settings().secrets) >= {secret, encoded}
+
+    _, err = run(capsys, "marketplace", "pull", "--json", expect=2)
+
+    assert "password authentication failed" in err
+    for piece in (text[i : i + 8] for text in (secret, encoded) for i in range(len(text) - 7)):
+        assert piece not in err
