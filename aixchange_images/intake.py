@@ -35,6 +35,7 @@ from .models import (
 )
 from .pipeline import GenerateOptions, GenerationResult, RateLimiter
 from .providers import get_provider, redact
+from .zod import js_length
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,6 @@ class Outcome:
 def spending_is_bounded(settings: Settings) -> bool:
     """The unauthenticated route spends with a paid provider only under a daily cap."""
     return settings.image_budget_daily_usd is not None or not get_provider(settings.provider_name, settings).paid
-
-
-def js_length(text: str) -> int:
-    """Length as JavaScript counts it (UTF-16 code units: an emoji is 2), as the marketplace's rules do."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def make_ask(description: str | None, title: str | None = None, solution_id: str | None = None) -> Ask:

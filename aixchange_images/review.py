@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from . import journal, storage
 from .auth import Actor, audit, require
-from .catalogue import UPLOADED_SOURCE, settled_status
+from .catalogue import UPLOADED_SOURCE, active_publication, settled_status
 from .config import Settings, UserError
 from .db import lock_solution
 from .deliveries import enqueue
@@ -77,7 +77,7 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
 
 def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Intent:
     """What recovery needs to finish or undo this approval should the process die before the commit."""
-    previous = _active_publication(session, candidate.solution_id)
+    previous = active_publication(session=session, solution_id=candidate.solution_id)
     solution = session.get(Solution, candidate.solution_id)
     return journal.Intent(
         solution_id=candidate.solution_id,
@@ -93,7 +93,7 @@ def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Int
 def _point_at(
     session: Session, solution: Solution, candidate: Candidate, file_name: str, url: str, size: int, actor: Actor
 ) -> Publication:
-    previous = _active_publication(session, solution.id)
+    previous = active_publication(session=session, solution_id=solution.id)
     if previous is not None:
         previous.active = False
         session.add(previous)
@@ -165,7 +165,7 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
     solution = _locked_solution(session, solution_id)
     if solution is None:
         raise ReviewError(f"There is no solution {solution_id}.")
-    current = _active_publication(session, solution_id)
+    current = active_publication(session=session, solution_id=solution_id)
     if current is None:
         raise ReviewError(f"{solution.title} has no published image of ours to roll back.")
     current.active, current.rolled_back_at, current.rolled_back_by = False, utcnow(), actor.username
@@ -252,11 +252,6 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
     session.flush()
     audit(session, actor, "image.upload", solution_id, candidate_id=candidate.id, bytes=info.bytes)
     return approve(session=session, settings=settings, candidate_id=candidate.id, actor=actor)
-
-
-def _active_publication(session: Session, solution_id: str) -> Publication | None:
-    query = select(Publication).where(Publication.solution_id == solution_id, col(Publication.active).is_(True))
-    return session.exec(query.order_by(col(Publication.id).desc())).first()
 
 
 def _pending(session: Session, solution_id: str, exclude: int | None = None) -> list[Candidate]:

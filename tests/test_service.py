@@ -462,4 +462,6 @@ def test_serve_refuses_a_bad_rate_limit_and_candidates_without_review(monkeypatc
 
 @pytest.mark.parametrize(("text", "length"), [("abc", 3), ("\U0001f600", 2), ("é", 1)])
 def test_js_length_counts_utf16_code_units(text, length):
-    assert intake.js_length(text) == length
+    from aixchange_images.zod import js_length
+
+    assert js_length(text) == length
