@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from . import throttle
+from .auth_models import BrowserSession, KnownBrowser
 from .config import Settings, UserError
 from .db import take_lock
 from .models import AuditEvent, Role, User, utcnow
@@ -46,6 +49,7 @@ class Actor:
     username: str
     role: str
     user_id: int | None = None  # the User row behind a signed-in actor; None for the CLI and set-up
+    session_id: int | None = field(default=None, compare=False)  # the browser session that signed them in
 
     def can(self, permission: str) -> bool:
         return self.role in PERMISSIONS.get(permission, frozenset())
@@ -111,6 +115,8 @@ def set_role(*, session: Session, actor: Actor, username: str, role: str) -> Use
     if user.role == Role.admin and role != Role.admin and _admin_count(session) <= 1:
         raise AuthError("That is the last admin; make another user admin first.")
     audit(session, actor, "user.role", username, old=user.role, new=role)
+    if role != user.role:
+        end_sessions(session, user.id)  # they sign in again, into what the new role may see
     user.role = role
     session.add(user)
     return user
@@ -124,6 +130,8 @@ def set_disabled(*, session: Session, actor: Actor, username: str, disabled: boo
         raise AuthError("That is the last admin; make another user admin first.")
     user.disabled = disabled
     session.add(user)
+    if disabled:
+        end_sessions(session, user.id)
     audit(session, actor, "user.disable" if disabled else "user.enable", username)
     return user
 
@@ -165,6 +173,49 @@ def authenticate(*, session: Session, username: str, password: str) -> Actor:
     user.last_login_at = now
     session.add(user)
     return Actor(user.username, user.role, user.id)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Whether `password` is this user's. With no user it spends the same time on a dummy hash, so
+    the time taken never tells whether a username exists."""
+    try:
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def user_named(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip())).first()
+
+
+def unlock(*, session: Session, actor: Actor, username: str) -> int:
+    """Forget a user's failed sign-ins (their name's and their known browsers' waits); audited.
+
+    Returns how many throttles were counting. Addresses that failed stay throttled."""
+    require(actor, "manage")
+    user = _get_user(session, username)
+    keys = [throttle.account_key(user.username)]
+    browsers = session.exec(select(KnownBrowser.token_hash).where(KnownBrowser.user_id == user.id)).all()
+    keys += [throttle.browser_key(b) for b in browsers]
+    cleared = throttle.clear(session=session, keys=keys)
+    audit(session, actor, "user.unlock", user.username, cleared=cleared)
+    return cleared
+
+
+def account_wait(*, session: Session, username: str, now: datetime | None = None) -> int:
+    """Seconds before a new browser may try this username again (0: now)."""
+    return throttle.wait_seconds(session=session, keys=[throttle.account_key(username)], now=now or utcnow())
+
+
+def end_sessions(session: Session, user_id: int | None) -> int:
+    """Sign a user out everywhere (their role changed, they were disabled or removed)."""
+    result = session.execute(delete(BrowserSession).where(col(BrowserSession.user_id) == user_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def load_actor(*, session: Session, actor: Actor) -> Actor | None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from . import models
+from . import auth_models, models
 from .config import ConfigError, Settings
 
 _engines: dict[str, Engine] = {}
@@ -200,6 +200,15 @@ def _m009_marketplace(engine: Engine) -> None:
             )
 
 
+def _m010_browser_sessions(engine: Engine) -> None:
+    """Server-side browser sessions, sign-in throttles with backoff, and the browsers users signed in from."""
+    for model in (auth_models.BrowserSession, auth_models.SignInThrottle, auth_models.KnownBrowser):
+        table = SQLModel.metadata.tables[model.__tablename__]
+        table.create(engine, checkfirst=True)
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -216,6 +225,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (7, "the storage index also covers storage by solution and over time", _m007_disk_cover),
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
+    (10, "browser sessions, sign-in throttles, known browsers", _m010_browser_sessions),
 ]
 
 
