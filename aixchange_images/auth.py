@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -20,8 +20,6 @@ from .config import Settings, UserError
 from .db import take_lock
 from .models import AuditEvent, Role, User, utcnow
 
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
 SETUP_TOKEN_FILE = "setup-token"
 
 # What each role may do (product.md's table); every service function checks it.
@@ -146,33 +144,6 @@ def _get_user(session: Session, username: str) -> User:
 def _admin_count(session: Session) -> int:
     query = select(func.count()).select_from(User).where(User.role == Role.admin, col(User.disabled).is_(False))
     return int(session.exec(query).one())
-
-
-def authenticate(*, session: Session, username: str, password: str) -> Actor:
-    """Check a sign-in; repeated failures lock the account for a while. The caller commits."""
-    user = session.exec(select(User).where(User.username == username.strip())).first()
-    now = utcnow()
-    if user is None or user.disabled:
-        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
-        raise AuthError("Wrong username or password.")
-    if user.locked_until and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise AuthError(f"Too many failed sign-ins; this account is locked for {minutes} more minute(s).")
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_logins = 0
-            session.add(AuditEvent(actor=user.username, action="user.locked", target=user.username))
-        session.add(user)
-        raise AuthError("Wrong username or password.") from None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    session.add(user)
-    return Actor(user.username, user.role, user.id)
 
 
 def check_password(user: User | None, password: str) -> bool:

@@ -13,10 +13,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "browser-pass-123"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xfail(strict=True, reason="today a reload or a new tab signs out, and links land on Overview"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from aixchange_images.models import AuditEvent, utcnow
 PASSWORD = "correct horse"
 ATTACKER = "203.0.113.9"
 ADMIN_DESK = "198.51.100.7"
-REFUSED = re.compile(r"The username or password is wrong, or too many attempts were made; try again( in \d+ seconds?)?\.")
+REFUSED = re.compile(
+    r"The username or password is wrong, or too many attempts were made; try again( in \d+ seconds?)?\."
+)
 
 
 @pytest.fixture
