@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true")
     lst = users_sub.add_parser("list", help="list users")
     lst.add_argument("--json", action="store_true")
+    unlock = users_sub.add_parser("unlock", help="forget a user's failed sign-ins, so they may try again at once")
+    unlock.add_argument("username")
+    unlock.add_argument("--json", action="store_true")
     market = command("marketplace", "the marketplace's database: pull solutions, push image changes")
     market_sub = market.add_subparsers(dest="marketplace_command", required=True, parser_class=_Parser)
     for name, text in (
@@ -214,7 +217,25 @@ def _human(command: str, payload: Any) -> str:
         return "\n".join(lines)
     if command in ("import", "export"):
         return _human_bulk(command, payload)
+    if command == "users" and "users" in payload:
+        return _human_users(payload["users"])
+    if command == "users" and "cleared" in payload:
+        return f"{payload['username']} may sign in again now ({payload['cleared']} throttle(s) cleared)."
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+def _human_users(users: list[dict[str, Any]]) -> str:
+    """A table for people: dates in UTC to the minute, 'never' for no sign-in yet."""
+    rows = [("USERNAME", "ROLE", "STATUS", "LAST SIGN-IN")]
+    for u in users:
+        status = "disabled" if u["disabled"] else "active"
+        if u["sign_in_wait_seconds"]:
+            status += f", waits {u['sign_in_wait_seconds']} s (users unlock)"
+        last = u["last_login_at"].strftime("%Y-%m-%d %H:%M UTC") if u["last_login_at"] else "never"
+        rows.append((u["username"], u["role"], status, last))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3]]) for row in rows]
+    return "\n".join([*lines, f"{len(users)} user(s)"])
 
 
 def _human_push(payload: dict[str, Any]) -> str:
@@ -447,12 +468,24 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
     if args.users_command == "list":
         with Session(engine) as session:
             users = auth.list_users(session=session)
+            waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
         return {
             "users": [
-                {"username": u.username, "role": u.role, "disabled": u.disabled, "last_login_at": u.last_login_at}
+                {
+                    "username": u.username,
+                    "role": u.role,
+                    "disabled": u.disabled,
+                    "last_login_at": u.last_login_at,
+                    "sign_in_wait_seconds": waits[u.username],
+                }
                 for u in users
             ]
         }, 0
+    if args.users_command == "unlock":
+        with session_scope(engine, write=True) as session:
+            cleared = auth.unlock(session=session, actor=auth.CLI_ACTOR, username=args.username)
+            session.commit()
+        return {"username": args.username, "cleared": cleared}, 0
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     with session_scope(engine, write=True) as session:
         user = auth.add_user(

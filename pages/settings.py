@@ -64,11 +64,17 @@ def change_user(users: list[User]) -> None:
         )
         if done is not None:
             st.rerun()
+    # Failed sign-ins make new browsers wait before trying this name again; this forgets them.
+    if st.button("Unlock sign-in", icon=":material/lock_open:", key=f"unlock-{who}"):
+        done = write(lambda s: auth.unlock(session=s, actor=actor, username=who), f"{who} may sign in again now.")
+        if done is not None:
+            st.rerun()
 
 
 with users_tab:
     with ui.db() as session:
         users = auth.list_users(session=session)
+        waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
     st.dataframe(
         pd.DataFrame(
             [
@@ -77,7 +83,7 @@ with users_tab:
                     "role": u.role,
                     "disabled": u.disabled,
                     "last sign-in": u.last_login_at,
-                    "locked until": u.locked_until,
+                    "sign-in wait (s)": waits[u.username],
                 }
                 for u in users
             ]
