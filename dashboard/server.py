@@ -1,106 +1,20 @@
-"""The dashboard's server: Streamlit (`st.App`) plus two small routes for its HttpOnly cookies.
+"""The dashboard's server: Streamlit (`st.App`) plus the two routes for its HttpOnly cookies.
 
     streamlit run dashboard/server.py        (what `make run` and `python -m aixchange_images up` start)
 
-Streamlit serves the pages over a websocket that cannot set a cookie, and JavaScript may not touch
-an HttpOnly one, so these plain HTTP routes do:
-
-- POST /_aix/session  (ticket=...): trade a fresh sign-in's one-time ticket for the session cookie,
-  and give the browser its long-lived known-browser cookie the first time.
-- POST /_aix/sign-out: end the session named by the cookie and clear it.
-
-Both refuse requests made by another site's pages (Sec-Fetch-Site / Origin), so no other site can
-sign a browser in or out.
+The routes are in dashboard/cookies.py; the script Streamlit runs for each session is dashboard/main.py
+(which says why it is not app.py itself).
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # the library, and this folder as the `dashboard` package
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
-from starlette.concurrency import run_in_threadpool  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import PlainTextResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
 
-from aixchange_images import sessions  # noqa: E402
-from aixchange_images.config import load_settings  # noqa: E402
-from aixchange_images.db import get_engine, session_scope  # noqa: E402
+from dashboard.cookies import ROUTES  # noqa: E402
 
-MAIN_SCRIPT = Path(__file__).with_name("main.py")
-
-
-async def trade_ticket(request: Request) -> Response:
-    if not _same_site(request):
-        return PlainTextResponse("Refused: the request came from another site.", status_code=403)
-    ticket = parse_qs((await request.body()).decode("utf-8", "replace")).get("ticket", [""])[0]
-    browser = request.cookies.get(sessions.BROWSER_COOKIE)
-    handed = await run_in_threadpool(_hand_over, ticket, browser)
-    if handed is None:
-        return PlainTextResponse("That sign-in ticket is spent or expired; sign in again.", status_code=400)
-    response = Response(status_code=204)
-    _set_cookie(request, response, sessions.SESSION_COOKIE, handed.token, handed.max_age)
-    if handed.browser:
-        _set_cookie(request, response, sessions.BROWSER_COOKIE, handed.browser, sessions.BROWSER_COOKIE_DAYS * 86400)
-    return response
-
-
-async def sign_out(request: Request) -> Response:
-    if not _same_site(request):
-        return PlainTextResponse("Refused: the request came from another site.", status_code=403)
-    if token := request.cookies.get(sessions.SESSION_COOKIE):
-        await run_in_threadpool(_end, token)
-    response = Response(status_code=204)
-    _set_cookie(request, response, sessions.SESSION_COOKIE, "", 0)
-    return response
-
-
-def _hand_over(ticket: str, browser: str | None) -> sessions.HandedOver | None:
-    with session_scope(_engine(), write=True) as session:
-        handed = sessions.hand_over(session=session, ticket=ticket, browser=browser)
-        session.commit()
-    return handed
-
-
-def _end(token: str) -> None:
-    with session_scope(_engine(), write=True) as session:
-        sessions.end(session=session, token=token)
-        session.commit()
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    return get_engine(load_settings())  # one engine per database URL, shared with the pages' runs
-
-
-def _same_site(request: Request) -> bool:
-    """A browser says where a request comes from; a request another site's page made is refused."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None:
-        return fetch_site in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
-
-
-def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-
-
-ROUTES = [
-    Route("/_aix/session", trade_ticket, methods=["POST"]),
-    Route("/_aix/sign-out", sign_out, methods=["POST"]),
-]
-app = st.App(MAIN_SCRIPT, routes=ROUTES)
+app = st.App(Path(__file__).with_name("main.py"), routes=ROUTES)

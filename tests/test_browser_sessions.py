@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from sqlmodel import Session, select
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _wait_until, streamlit_server
+
+from aixchange_images import sessions, throttle
+from aixchange_images.auth_models import BrowserSession
+from aixchange_images.models import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "browser-pass-123"
@@ -151,3 +156,44 @@ def test_the_first_request_to_a_fresh_server_may_be_a_deep_link(tmp_path, browse
         expect(page.get_by_role("link", name="overview")).to_have_count(0)  # no file-named page list
         sign_in(page)
         expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+
+
+def test_the_browser_holds_only_httponly_strict_cookies_that_scripts_cannot_read(server, browser, engine):
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    page = new_tab(context, server)
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    cookies = _wait_until(lambda: {c["name"]: c for c in context.cookies()} or None, 30, "the cookies")
+    session_cookie = cookies[sessions.SESSION_COOKIE]
+    for cookie in (session_cookie, cookies[sessions.BROWSER_COOKIE]):
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    readable = page.evaluate("document.cookie")  # out of any script's reach (Streamlit's own XSRF cookie is not)
+    assert sessions.SESSION_COOKIE not in readable and sessions.BROWSER_COOKIE not in readable
+    with Session(engine) as session:
+        [row] = session.exec(select(BrowserSession)).all()
+    assert row.token_hash == sessions.digest(session_cookie["value"])
+    assert session_cookie["value"][:8] not in repr(row.model_dump())
+
+
+def test_strangers_failures_never_keep_the_admin_out_of_their_own_browser(server, browser, engine):
+    from playwright.sync_api import expect
+
+    own = browser.new_context()
+    page = new_tab(own, server)
+    sign_in(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect_sign_in_form(page)
+    with Session(engine) as session:  # strangers on every address (here all are 'local') failed 12 times
+        keys = [throttle.client_key("local"), throttle.account_key("admin")]
+        for _ in range(12):
+            throttle.record_failure(session=session, keys=keys, now=utcnow())
+        session.commit()
+
+    stranger = new_tab(browser.new_context(), server)
+    sign_in(stranger)
+    expect(stranger.get_by_text("too many attempts were made; try again in")).to_be_visible()
+    later = new_tab(own, server)  # the admin comes back to the browser they signed in from before
+    sign_in(later)
+    expect(later.get_by_role("heading", name="Overview")).to_be_visible()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from conftest import MAIN_SCRIPT, ROOT, DashboardTest, app_test
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
@@ -107,3 +109,17 @@ def test_a_tab_is_signed_out_at_its_next_run_once_its_session_ends_elsewhere(eng
     at.run()
     assert "actor" not in at.session_state
     assert any("You were signed out" in w.value for w in at.warning)
+
+
+def test_pages_name_page_files_from_the_repository_root():
+    """Streamlit resolves a relative page path against the main script's folder, dashboard/, where no
+    pages/ is: a literal "pages/x.py" given to Streamlit fails there. ui.page_path and ui.page_link do it right."""
+    literal = re.compile(r"st\.(switch_page|page_link|Page)\(\s*f?[\"']")
+    sources = [ROOT / "app.py", ROOT / "ui.py", ROOT / "gate.py", *sorted((ROOT / "pages").glob("*.py"))]
+    offenders = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert offenders == []
