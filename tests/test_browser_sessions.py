@@ -13,6 +13,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, _wait_until, streamlit_server
 
 from aixchange_images import sessions, throttle
 from aixchange_images.auth_models import BrowserSession
+from aixchange_images.db import session_scope
 from aixchange_images.models import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +186,7 @@ def test_strangers_failures_never_keep_the_admin_out_of_their_own_browser(server
     sign_in(page)
     page.get_by_role("button", name="Sign out").click()
     expect_sign_in_form(page)
-    with Session(engine) as session:  # strangers on every address (here all are 'local') failed 12 times
+    with session_scope(engine, write=True) as session:  # strangers on every address (all are 'local' here) failed
         keys = [throttle.client_key("local"), throttle.account_key("admin")]
         for _ in range(12):
             throttle.record_failure(session=session, keys=keys, now=utcnow())
