@@ -30,6 +30,7 @@ BROWSER_COOKIE = "aix_browser"
 BROWSER_COOKIE_DAYS = 365
 TICKET_LIFETIME = timedelta(minutes=2)
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often
+SIGN_IN_FORM = Actor("sign-in", "manager")  # who the audit log says throttled a name
 
 
 def digest(secret: str) -> str:
@@ -78,22 +79,16 @@ def sign_in(
     now = now or utcnow()
     user = user_named(session, username)
     trusted = user is not None and browser_known(session=session, browser=browser, user_id=user.id)
-    keys = (
-        [throttle.browser_key(digest(browser))]
-        if trusted and browser
-        else [
-            throttle.client_key(client),
-            throttle.account_key(username),
-        ]
-    )
+    keys = [throttle.browser_key(digest(browser or ""))] if trusted else []
+    keys = keys or [throttle.client_key(client), throttle.account_key(username)]
     if wait := throttle.wait_seconds(session=session, keys=keys, now=now):
         raise AuthError(refusal(wait))
     if not check_password(user, password) or user is None or user.disabled:
         wait = throttle.record_failure(session=session, keys=keys, now=now)
         if user is not None and wait and not trusted:
-            audit(session, Actor("sign-in", "admin"), "user.throttled", user.username, client=client, wait=wait)
+            audit(session, SIGN_IN_FORM, "user.throttled", user.username, client=client, wait=wait)
         raise AuthError(refusal(wait))
-    throttle.clear(session=session, keys=keys if trusted else keys[1:])  # the address keeps its count
+    throttle.clear(session=session, keys=keys[-1:])  # the browser's or the name's count; never the address's
     user.last_login_at = now
     session.add(user)
     return start(session=session, settings=settings, actor=Actor(user.username, user.role, user.id), now=now)
