@@ -23,6 +23,8 @@ def sign_in_page() -> None:
         setup_form()
         return
     st.caption("Generate, review and publish solution images.")
+    if refused := gate.single_sign_on():
+        sso_refused(refused)
     if notice := st.session_state.pop("signed_out_notice", None):
         st.warning(notice, icon=":material/person_off:")
     with st.form("sign-in", border=True):
@@ -31,7 +33,16 @@ def sign_in_page() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         st.error(gate.password_sign_in(username, password))
+    if gate.sso_configured() and st.button("Sign in with single sign-on", icon=":material/badge:"):
+        st.login()
     gate.cookie_script()
+
+
+def sso_refused(refusal: str) -> None:
+    st.error(refusal, icon=":material/person_off:")
+    st.text(f"Your provider signed you in as {gate.sso_identity().get('email') or 'someone with no email'}.")
+    if st.button("Sign out of single sign-on"):
+        st.logout()
 
 
 def setup_form() -> None:

@@ -9,6 +9,7 @@ session_state, checked against the database on every run like the cookie is.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -77,6 +78,46 @@ def password_sign_in(username: str, password: str) -> str:
     signed_in(started)
 
 
+SSO_FRESH_SECONDS = 600  # how long after signing in at the provider that sign-in is taken here
+
+
+def sso_configured() -> bool:
+    """Single sign-on is on when the secrets hold Streamlit's [auth] section (st.login's provider)."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def sso_identity() -> dict | None:
+    """What the provider said when st.login last signed this browser in (its id_token's claims), or None."""
+    if not sso_configured() or not st.user.is_logged_in:
+        return None
+    return {key: st.user.get(key) for key in ("email", "email_verified", "iat")}
+
+
+def single_sign_on() -> str | None:
+    """Sign in as the identity a fresh st.login brought back (reruns signed in), or say why not.
+
+    Only a sign-in at the provider in the last minutes counts, and never in a tab whose session just
+    ended: our own session's expiry and sign-out are not undone by Streamlit's identity cookie.
+    """
+    identity = sso_identity()
+    iat = identity.get("iat") if identity else None
+    if not isinstance(iat, int | float) or time.time() - iat > SSO_FRESH_SECONDS or st.session_state.get("signed_out"):
+        return None
+    email, verified = identity.get("email"), identity.get("email_verified")
+    with session_scope(ui.engine(), write=True) as session:
+        try:
+            started = sessions.sign_in_external(
+                session=session,
+                settings=ui.base_settings(),
+                email=email if isinstance(email, str) else None,
+                verified=verified if isinstance(verified, bool) else None,
+            )
+        except auth.AuthError as refused:
+            return str(refused)
+        session.commit()
+    signed_in(started)
+
+
 def signed_in(started: sessions.Started) -> NoReturn:
     st.session_state["actor"] = started.actor
     st.session_state["cookie_ticket"] = started.ticket
@@ -93,6 +134,9 @@ def sign_out(actor: Actor) -> NoReturn:
     st.session_state.pop("cookie_ticket", None)
     st.session_state["signed_out"] = True
     st.session_state["clear_cookie"] = True
+    if sso_identity() is not None:
+        st.logout()  # the page goes to Streamlit's /auth/logout, which deletes its identity cookie, and reloads
+        st.stop()  # (a rerun now would drop that redirect); our own cookie is worthless already
     st.rerun()
 
 

@@ -93,6 +93,7 @@ def current_actor() -> Actor | None:
     if fresh is None:
         st.session_state.pop("actor", None)
         st.session_state["signed_out"] = True  # the cookie this tab was opened with is spent too
+        st.session_state["clear_cookie"] = token is not None  # a spent cookie is cleared (see gate.cookie_script)
         if remembered is not None:
             st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
     elif fresh != remembered:

@@ -21,6 +21,7 @@ from .db import take_lock
 from .models import AuditEvent, Role, User, utcnow
 
 SETUP_TOKEN_FILE = "setup-token"
+_EMAIL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.@_+-")
 
 # What each role may do (product.md's table); every service function checks it.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -83,7 +84,10 @@ def _check_password(password: str) -> None:
         raise AuthError("The password must be at least 8 characters long.")
 
 
-def add_user(*, session: Session, actor: Actor, username: str, password: str, role: str) -> User:
+def add_user(
+    *, session: Session, actor: Actor, username: str, password: str, role: str, email: str | None = None
+) -> User:
+    """A new user; `email`, when given, is the identity single sign-on signs them in with."""
     require(actor, "manage")
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -93,11 +97,41 @@ def add_user(*, session: Session, actor: Actor, username: str, password: str, ro
     _check_password(password)
     if session.exec(select(User).where(func.lower(User.username) == username.lower())).first():
         raise AuthError(f"A user called {username} exists already.")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    user = User(username=username, password_hash=_hasher.hash(password), role=role, email=_email(session, email))
     session.add(user)
-    audit(session, actor, "user.add", username, role=role)
+    audit(session, actor, "user.add", username, role=role, email=user.email)
     session.flush()
     return user
+
+
+def set_email(*, session: Session, actor: Actor, username: str, email: str | None) -> User:
+    """The email single sign-on maps to this user (blank: none); a change ends their sessions."""
+    require(actor, "manage")
+    user = _get_user(session, username)
+    new = _email(session, email, owner=user.id)
+    if new != user.email:
+        audit(session, actor, "user.email", username, old=user.email, new=new)
+        end_sessions(session, user.id)
+        user.email = new
+        session.add(user)
+    return user
+
+
+def user_with_email(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def _email(session: Session, email: str | None, owner: int | None = None) -> str | None:
+    email = (email or "").strip().lower()
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    if len(email) > 254 or not (local and at and "." in domain) or "@" in domain or not _EMAIL_CHARS.issuperset(email):
+        raise AuthError("An email is name@domain.example (letters, digits and . _ + - only), at most 254 characters.")
+    holder = session.exec(select(User.id).where(User.email == email)).first()
+    if holder is not None and holder != owner:
+        raise AuthError("Another user has that email already.")
+    return email
 
 
 def list_users(*, session: Session) -> list[User]:

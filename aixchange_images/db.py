@@ -209,6 +209,19 @@ def _m010_browser_sessions(engine: Engine) -> None:
             index.create(engine, checkfirst=True)
 
 
+def _m011_single_sign_on(engine: Engine) -> None:
+    """Each user's email, the identity single sign-on maps to them (unique when set)."""
+    user = SQLModel.metadata.tables["user"]
+    if "email" not in {c["name"] for c in inspect(engine).get_columns("user")}:
+        ddl = user.c["email"].type.compile(dialect=engine.dialect)
+        with engine.begin() as conn:  # "user" is a reserved word on PostgreSQL: quoted
+            conn.exec_driver_sql(
+                f"ALTER TABLE {engine.dialect.identifier_preparer.quote('user')} ADD COLUMN email {ddl}"
+            )
+    for index in user.indexes:
+        index.create(engine, checkfirst=True)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -226,6 +239,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
     (10, "browser sessions, sign-in throttles, known browsers", _m010_browser_sessions),
+    (11, "users' emails for single sign-on", _m011_single_sign_on),
 ]
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from . import throttle
-from .auth import Actor, AuthError, audit, check_password, user_named
+from .auth import Actor, AuthError, audit, check_password, user_named, user_with_email
 from .auth_models import BrowserSession, KnownBrowser
 from .config import Settings
 from .db import session_scope
@@ -92,6 +92,24 @@ def sign_in(
     user.last_login_at = now
     session.add(user)
     return start(session=session, settings=settings, actor=Actor(user.username, user.role, user.id), now=now)
+
+
+SSO_REFUSED = "No user of AIXchange Images signs in with that identity; ask an admin to add you."
+
+
+def sign_in_external(
+    *, session: Session, settings: Settings, email: str | None, verified: bool | None, now: datetime | None = None
+) -> Started:
+    """Start a session for a single sign-on identity: the provider's email names the user (never one it
+    says is unverified). Unknown or disabled: AuthError(SSO_REFUSED). The caller commits."""
+    now = now or utcnow()
+    user = user_with_email(session, email) if email and verified is not False else None
+    if user is None or user.disabled:
+        raise AuthError(SSO_REFUSED)
+    user.last_login_at = now
+    session.add(user)
+    actor = Actor(user.username, user.role, user.id)
+    return start(session=session, settings=settings, actor=actor, method="oidc", now=now)
 
 
 def start(

@@ -118,6 +118,19 @@ def openai_settings(standin: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch) -> 
     return load_settings(image_max_retry_wait_seconds=2.0, image_timeout_seconds=5.0)
 
 
+@pytest.fixture
+def browser():
+    """A headless Debian Chromium (tests/test_browser.py says how it is started)."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (make test does it)"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
 def solution_record(i: int, **overrides) -> dict:
     """A valid AIXchange bulk-import record."""
     record = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _wait_until, streamlit_server
+from test_browser import _wait_until, streamlit_server
 
 from aixchange_images import sessions, throttle
 from aixchange_images.auth_models import BrowserSession
@@ -37,17 +37,6 @@ def server(tmp_path: Path):
         yield url
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (make test does it)"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 def new_tab(context, url: str):
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -58,13 +47,13 @@ def new_tab(context, url: str):
 def sign_in(page, username: str = "admin", password: str = PASSWORD) -> None:
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def expect_sign_in_form(page) -> None:
     from playwright.sync_api import expect
 
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     expect(page.get_by_text("Page not found")).to_have_count(0)
 
 
@@ -121,6 +110,7 @@ def test_signing_out_in_one_tab_signs_out_the_other_at_its_next_interaction(serv
     expect(first.get_by_role("heading", name="Metrics")).to_have_count(0)
     third = new_tab(context, server)  # and the browser holds nothing that signs it in again
     expect_sign_in_form(third)
+    _wait_until(lambda: sessions.SESSION_COOKIE not in {c["name"] for c in context.cookies()}, 30, "the cookie to go")
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_sentence(server, browser):

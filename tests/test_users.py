@@ -40,8 +40,8 @@ def test_users_list_prints_a_table_for_people(engine, capsys):
     assert code == 0
     assert "datetime" not in out and "None" not in out
     header, alice, mia, total = out.strip().splitlines()
-    assert header.split() == ["USERNAME", "ROLE", "STATUS", "LAST", "SIGN-IN"]
-    assert alice.split() == ["alice", "admin", "active", "2026-11-30", "09:05", "UTC"]
+    assert header.split() == ["USERNAME", "ROLE", "EMAIL", "STATUS", "LAST", "SIGN-IN"]
+    assert alice.split() == ["alice", "admin", "-", "active", "2026-11-30", "09:05", "UTC"]
     assert mia.startswith("mia") and "waits" in mia and "users unlock" in mia and mia.endswith("never")
     assert total == "2 user(s)"
 
