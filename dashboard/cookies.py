@@ -23,11 +23,16 @@ from aixchange_images import sessions
 from aixchange_images.config import load_settings
 from aixchange_images.db import get_engine, session_scope
 
+MAX_BODY = 1024  # a ticket is 43 characters
+
 
 async def trade_ticket(request: Request) -> Response:
     if not _same_site(request):
         return PlainTextResponse("Refused: the request came from another site.", status_code=403)
-    ticket = parse_qs((await request.body()).decode("utf-8", "replace")).get("ticket", [""])[0]
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return PlainTextResponse("That request is too large.", status_code=413)
+    ticket = parse_qs(body.decode("utf-8", "replace")).get("ticket", [""])[0]
     browser = request.cookies.get(sessions.BROWSER_COOKIE)
     handed = await run_in_threadpool(_hand_over, ticket, browser)
     if handed is None:

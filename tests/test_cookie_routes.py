@@ -100,3 +100,8 @@ def test_the_browser_keeps_its_known_browser_id_when_it_signs_in_again(client, s
     second = client.post("/_aix/session", content=f"ticket={again.ticket}", headers={**SAME_ORIGIN, **cookie})
     assert second.status_code == 204
     assert set(set_cookies(second)) == {sessions.SESSION_COOKIE}
+
+
+def test_a_large_body_is_refused(client, started):
+    response = client.post("/_aix/session", content="ticket=" + "x" * 5000, headers=SAME_ORIGIN)
+    assert response.status_code == 413

@@ -91,3 +91,18 @@ def test_the_settings_unlock_button_lets_a_throttled_user_try_again(engine):
         assert session.exec(select(User.username).where(User.username == "mia")).one() == event.target
     assert event.actor == "alice"
     assert at.dataframe[0].value.set_index("username").loc["mia", "sign-in wait (s)"] == 0
+
+
+def test_users_add_and_users_email_set_the_single_sign_on_identity(engine, capsys, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("long enough\n"))
+    code, out, _ = run(capsys, "users", "add", "ana", "--role", "manager", "--email", "Ana@Example.com", "--json")
+    assert (code, json.loads(out)) == (0, {"username": "ana", "role": "manager", "email": "ana@example.com"})
+    code, out, _ = run(capsys, "users", "email", "ana", "ana@corp.example")
+    assert (code, out.strip()) == (0, "ana signs in with single sign-on as ana@corp.example.")
+    code, out, _ = run(capsys, "users", "email", "ana")
+    assert (code, out.strip()) == (0, "ana signs in with single sign-on as nobody (cleared).")
+    code, out, err = run(capsys, "users", "email", "ana", "not an email")
+    assert (code, out) == (2, "") and err.startswith("error: An email is name@domain.example")
