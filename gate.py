@@ -4,6 +4,9 @@ Streamlit's websocket cannot set a cookie, so after a sign-in the page trades a 
 an HttpOnly session cookie at POST /_aix/session, and after a sign-out asks POST /_aix/sign-out to
 clear it (dashboard/server.py serves both). The tab itself stays signed in by its session's id in
 session_state, checked against the database on every run like the cookie is.
+
+With single sign-on configured (Streamlit's [auth] secrets), a fresh `st.login` identity starts the
+same kind of session, mapped to a user by email (sessions.sign_in_external).
 """
 
 from __future__ import annotations
