@@ -64,20 +64,34 @@ def change_user(users: list[User]) -> None:
         )
         if done is not None:
             st.rerun()
+    email = st.text_input("Email for single sign-on", user.email or "", key=f"email-of-{who}")
+    if st.button("Save email", disabled=email.strip().lower() == (user.email or ""), key=f"save-email-{who}"):
+        done = write(
+            lambda s: auth.set_email(session=s, actor=actor, username=who, email=email), f"Saved {who}'s email."
+        )
+        if done is not None:
+            st.rerun()
+    # Failed sign-ins make new browsers wait before trying this name again; this forgets them.
+    if st.button("Unlock sign-in", icon=":material/lock_open:", key=f"unlock-{who}"):
+        done = write(lambda s: auth.unlock(session=s, actor=actor, username=who), f"{who} may sign in again now.")
+        if done is not None:
+            st.rerun()
 
 
 with users_tab:
     with ui.db() as session:
         users = auth.list_users(session=session)
+        waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "username": u.username,
                     "role": u.role,
+                    "email": u.email,
                     "disabled": u.disabled,
                     "last sign-in": u.last_login_at,
-                    "locked until": u.locked_until,
+                    "sign-in wait (s)": waits[u.username],
                 }
                 for u in users
             ]
@@ -90,9 +104,12 @@ with users_tab:
         name = st.text_input("New username")
         role = st.selectbox("Role", ROLES, index=2)
         password = st.text_input("Initial password", type="password", help="At least 8 characters.")
+        email = st.text_input("Email for single sign-on (optional)")
         if st.form_submit_button("Add user", type="primary"):
             write(
-                lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
+                lambda s: auth.add_user(
+                    session=s, actor=actor, username=name, password=password, role=role, email=email
+                ),
                 f"Added {name}.",
             )
     with c2:

@@ -95,7 +95,7 @@ with browse:
         if chosen and actor.can("generate"):
             if st.button(f"Generate for {len(chosen)} selected", type="primary", icon=":material/auto_awesome:"):
                 st.session_state["generate_ids"] = chosen
-                st.switch_page("pages/generate.py")
+                st.switch_page(ui.page_path("pages/generate.py"))
         elif actor.can("generate"):
             st.caption("Select rows to send them to Generate, or to edit one.")
         if len(chosen) == 1:
