@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget, deliveries, recovery
+from aixchange_images import admin, auth, budget, deliveries, recovery, wording
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
@@ -130,19 +131,37 @@ def budget_banner(actor: Actor) -> None:
     with Session(engine()) as session:
         state = budget.budget_state(session=session, settings=settings())
     for alert in state.alerts:
-        st.warning(alert, icon=":material/savings:")
+        st.warning(literal(alert), icon=":material/savings:")
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and then reads as itself:
+# no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]` or `:material/...:`.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def literal(text: object) -> str:
+    """`text` exactly as written, for any Streamlit element that reads Markdown (st.markdown,
+    st.caption, st.error, st.toast, labels...): what people typed never becomes a link or an image."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def md(template: str, *values: object) -> str:
+    """Markdown `template` with each `{}` filled by a value shown literally: `md("Editing **{}**", title)`."""
+    return template.format(*(literal(v) for v in values))
 
 
 def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
-    """Run a library action; a user error becomes one sentence on the page, nothing else."""
+    """Run a library action; a user error becomes one sentence on the page, nothing else.
+
+    Both sentences are shown literally: an error may quote a title or a file name."""
     try:
         result = action()
     except UserError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
         return None
     st.cache_data.clear()
     if success:
-        st.toast(success, icon=":material/check_circle:")
+        st.toast(literal(success), icon=":material/check_circle:")
     return result
 
 
@@ -196,10 +215,7 @@ def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> 
     )
 
 
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+money = wording.money  # one way to write an amount everywhere: $0, <$0.01, $0.04, $12.50, $1,234
 
 
 def page_link(path: str, label: str, icon: str | None = None) -> None:
