@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 from test_cli import STATS_KEYS
 
-from aixchange_images import batch, cli, demo, metrics, pipeline, review
+from aixchange_images import batch, cli, demo, metrics, pipeline, review, spending
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -416,13 +416,17 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
             "storage": metrics.storage_over_time(session=session, since=scope.since),
             "largest": metrics.largest_consumers(session=session),
+            "totals_model": spending.totals(session=session, scope=scope, by="model"),
+            "totals_template": spending.totals(session=session, scope=scope, by="template"),
+            "month": spending.month_outlook(session=session),
         }
 
     together = metrics.dashboard(engine, scope, workers=4)
 
     assert together.keys() == one_by_one.keys()
     assert together["head"] == one_by_one["head"] and together["head"]["attempts"] == 2
-    for name in one_by_one.keys() - {"head"}:
+    assert together["month"].spent == one_by_one["month"].spent
+    for name in one_by_one.keys() - {"head", "month"}:
         pd.testing.assert_frame_equal(together[name], one_by_one[name])
     assert not together["largest"].empty
 
