@@ -237,7 +237,7 @@ def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, 
     monkeypatch.setenv("IMAGE_PROVIDER", "openai")
     make_solutions(1)
     at = open_page("generate", Actor("alice", "admin"))
-    assert any("gpt-image-1 was shut down on 2026-10-23" in w.value for w in at.warning)
+    assert any("gpt-image-1 was shut down on 2026-10-23" in shown(w.value) for w in at.warning)
 
 
 @pytest.mark.parametrize(
