@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .spending import MonthOutlook
 
 HEIGHT = 300
-MARGIN = dict(l=10, r=10, t=40, b=10)
+MARGIN = dict(l=10, r=10, t=70, b=10)
 MONEY_AXIS = dict(tickprefix="$", tickformat=",.2~f", rangemode="tozero")
 PERCENT_AXIS = dict(range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%")
 STORAGE_WORDS = {"published": "Published", "candidates": "Candidates", "rejected": "Rejected"}
@@ -38,11 +38,12 @@ def _figure() -> go.Figure:
 
 
 def _finish(fig: go.Figure, title: str, **layout: Any) -> go.Figure:
+    # The title on the first line, the legend on its own line under it: long titles never overlap it.
     defaults = dict(
-        title=dict(text=title),
+        title=dict(text=title, x=0, xanchor="left", y=0.98, yanchor="top", yref="container"),
         height=HEIGHT,
         margin=MARGIN,
-        legend=dict(title_text="", orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        legend=dict(title_text="", orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
         colorway=SERIES_COLORS,
         hovermode="x unified",
     )
