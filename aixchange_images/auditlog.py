@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from .admin import audit_log
-from .auth import Actor
+from .auth import Actor, require
 from .models import NOT_CHOSEN, REJECT_REASONS, AuditEvent, Solution
 from .wording import megabytes, money
 
 SOLUTION_ACTIONS = ("image.", "solution.", "marketplace.keep_theirs", "marketplace.use_ours", "marketplace.adopt")
-ROLE_WORDS = {"admin": "an admin", "product": "product team", "manager": "a manager"}
+ROLE_WORDS = {"admin": "an admin", "product": "a product team member", "manager": "a manager"}
 SETTING_WORDS = {
     "image_provider": "the default provider",
     "image_model": "the default model",
@@ -48,6 +49,12 @@ def entries(*, session: Session, actor: Actor, offset: int = 0, limit: int = 100
     events = audit_log(session=session, actor=actor, offset=offset, limit=limit)
     titles = solution_titles(session=session, events=events)
     return [Entry(at=e.at, who=e.actor, sentence=sentence(e, titles)) for e in events]
+
+
+def count(*, session: Session, actor: Actor) -> int:
+    """How many events the log holds (admins only)."""
+    require(actor, "manage")
+    return int(session.exec(select(func.count()).select_from(AuditEvent)).one())
 
 
 def solution_titles(*, session: Session, events: list[AuditEvent]) -> dict[str, str]:

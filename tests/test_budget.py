@@ -783,9 +783,11 @@ def test_settings_saves_an_edited_price_and_shows_it_in_the_audit_log(engine):
     with Session(engine) as session:
         assert session.get(Price, "gpt-image-2").image_output_per_m == 45.0
         assert session.get(Price, "gpt-image-1.5").image_output_per_m == 32.0  # untouched rows stay
-    log = next(d.value for d in at.dataframe if "action" in d.value.columns)
-    assert list(log["action"]) == ["price.change"]
-    assert list(log["target"]) == ["gpt-image-2"]
+    log = next(d.value for d in at.dataframe if "What happened" in d.value.columns)
+    assert list(log["What happened"]) == [
+        "alice changed the price of gpt-image-2 from $5 text in, $8 image in, $30 image out per 1M tokens "
+        "to $5 text in, $8 image in, $45 image out per 1M tokens"
+    ]
 
 
 def test_a_zero_budget_says_every_paid_call_is_refused(engine, settings):
