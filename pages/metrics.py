@@ -158,11 +158,8 @@ filters = choose_filters(filter_choices())
 data = figures(period, start, end, filters)
 head = data["head"]
 if not head["attempts"]:
-    st.info(
-        "No generations match this period and filters. Widen them, run some on Generate, or load demo "
-        "data from Overview.",
-        icon=":material/query_stats:",
-    )
+    more = " or run some on Generate" if actor.can("generate") else ""
+    st.info(f"No generations match this period and filters. Widen them{more}.", icon=":material/query_stats:")
     this_month(data["month"])
     st.stop()
 what_it_bought(head)

@@ -20,13 +20,16 @@ def figures(_marker: str) -> dict:
 
 data = figures(str(ui.base_settings().database_url))
 if data["solutions"] == 0:
+    if not actor.can("edit_catalogue"):
+        st.info("No solutions yet: an admin imports the catalogue on **Solutions**.", icon=":material/inbox:")
+        st.stop()
     st.info(
         "No solutions yet. Import AIXchange bulk JSON or CSV on **Solutions**, or load a demo catalogue "
         "to look around (`python -m aixchange_images demo-data` does the same from a shell).",
         icon=":material/inbox:",
     )
     ui.page_link("pages/solutions.py", "Import solutions", ":material/upload:")
-    if actor.can("edit_catalogue") and st.button("Load demo data", type="primary", icon=":material/magic_button:"):
+    if st.button("Load demo data", type="primary", icon=":material/magic_button:"):
         with st.spinner("Drawing demo images and writing a history…"):
             ui.attempt(
                 lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600, actor=actor),
