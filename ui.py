@@ -135,14 +135,19 @@ def budget_banner(actor: Actor) -> None:
 
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark, and then reads as itself:
-# no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]` or `:material/...:`.
+# no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]`, `:material/...:` or
+# emoji. Streamlit still turns bare URLs, www. names and e-mail addresses into links after that, so an
+# invisible word joiner (U+2060) goes where they would start.
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=://)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
 
 
 def literal(text: object) -> str:
     """`text` exactly as written, for any Streamlit element that reads Markdown (st.markdown,
     st.caption, st.error, st.toast, labels...): what people typed never becomes a link or an image."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text)).replace("\n", " ")
+    plain = _AUTOLINK_STARTS.sub(WORD_JOINER, str(text).replace("\n", " "))
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", plain)
 
 
 def md(template: str, *values: object) -> str:

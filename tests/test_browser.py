@@ -82,8 +82,8 @@ def server(tmp_path: Path):
 
 
 @contextmanager
-def streamlit_server(cwd: Path, env: dict[str, str]):
-    """`streamlit run app.py` on a free port of 127.0.0.1, in `cwd`; yields its URL once it is healthy."""
+def streamlit_server(cwd: Path, env: dict[str, str], script: Path = ROOT / "app.py"):
+    """`streamlit run app.py` (or `script`) on a free port of 127.0.0.1, in `cwd`; yields its URL once it is healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = cwd / "streamlit.log"
@@ -94,7 +94,7 @@ def streamlit_server(cwd: Path, env: dict[str, str]):
                 "-m",
                 "streamlit",
                 "run",
-                str(ROOT / "app.py"),
+                str(script),
                 "--server.port",
                 str(port),
                 "--server.address",

@@ -18,6 +18,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 from aixchange_images.config import load_settings
 from aixchange_images.db import get_engine
 from aixchange_images.models import Attempt, AttemptStatus, utcnow
+from ui import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "Evil [click me](http://x/phish) ![px](http://x/track.png)"
@@ -108,12 +109,20 @@ def test_a_markdown_title_shows_literally_on_solutions(server):
         select_first_row(page, table)
 
         page.get_by_role("tab", name="Add or edit").click()
-        expect(page.get_by_text(f"Editing {EVIL} (selected on Browse).", exact=True)).to_be_visible()
+        assert as_read(page.get_by_text("Editing Evil")) == f"Editing {EVIL} (selected on Browse)."
         page.get_by_role("tab", name="Upload image").click()
-        expect(page.get_by_text(f"Upload an image for {EVIL}.", exact=False)).to_be_visible()
+        assert as_read(page.get_by_text("Upload an image for Evil")).startswith(f"Upload an image for {EVIL}. It is")
 
         nothing_live(page, requested)
         browser.close()
+
+
+def as_read(locator) -> str:  # noqa: ANN001 - a Playwright locator
+    """The text a person reads there (the invisible word joiners that keep URLs from linking go)."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_be_visible()
+    return locator.inner_text().replace(WORD_JOINER, "").strip()
 
 
 def select_first_row(page, table) -> None:  # noqa: ANN001
@@ -146,4 +155,24 @@ def test_a_markdown_title_and_an_html_model_name_show_literally_on_metrics(serve
         )
 
         nothing_live(page, requested)
+        browser.close()
+
+
+def test_ui_literal_shows_every_kind_of_markup_as_written(tmp_path):
+    from literal_app import SAMPLES
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with streamlit_server(tmp_path, env, ROOT / "tests" / "literal_app.py") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1600})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url)
+        for number, sample in enumerate(SAMPLES):
+            for kind in ("markdown", "caption", "error"):
+                assert as_read(page.get_by_text(f"{kind} {number}: ").first) == f"{kind} {number}: {sample}"
+        markup = page.locator('[data-testid="stMarkdownContainer"] :is(a, img, h1, h2, em, strong, code, del, ol, ul)')
+        assert markup.count() == 0, markup.first.evaluate("e => e.outerHTML")
+        assert [u for u in requested if "x.example" in u or u.startswith("http://x/")] == []
         browser.close()

@@ -17,6 +17,7 @@ from aixchange_images import admin, auth, demo, metrics, templates
 from aixchange_images.auth import CLI_ACTOR, Actor
 from aixchange_images.config import load_settings
 from aixchange_images.models import Solution
+from ui import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE, PAT, MIA = Actor("alice", "admin"), Actor("pat", "product"), Actor("mia", "manager")
@@ -34,8 +35,9 @@ RAW_COLUMN_NAMES = {
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of Markdown that only escapes characters: the backslashes go."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a reader sees of Markdown that only escapes characters: the backslashes and the invisible
+    word joiners (which keep URLs from turning into links) go."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def is_literal(markdown: str, text: str) -> bool:
