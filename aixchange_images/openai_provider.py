@@ -163,7 +163,7 @@ def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:
         param = getattr(exc, "param", None)
         where = f" (parameter {param})" if param else ""
         return "invalid_request", f"The image service rejected the request{where}: {detail}".strip()
-    return "server_error", f"Unexpected reply from the image service: {type(exc).__name__}."
+    return "server_error", "The image service gave a reply this version does not understand."
 
 
 def _detail(exc: openai.OpenAIError) -> str:
