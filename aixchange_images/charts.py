@@ -24,6 +24,13 @@ PERCENT_AXIS = dict(range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.75, 1], tickforma
 STORAGE_WORDS = {"published": "Published", "candidates": "Candidates", "rejected": "Rejected"}
 SERIES_COLORS = ["#4f46e5", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b", "#ec4899"]
 BUDGET_RED = "#dc2626"
+STATUS_COLORS = {
+    "none": "#94a3b8",
+    "placeholder": "#ef4444",
+    "pending": "#f59e0b",
+    "approved": "#10b981",
+    "uploaded": "#4f46e5",
+}
 
 
 def plain(text: Any) -> str:
@@ -159,7 +166,7 @@ def status_counts(counts: dict[str, int]) -> go.Figure:
     fig.add_bar(
         x=[image_status(s) for s in counts],
         y=list(counts.values()),
-        marker_color=SERIES_COLORS[: len(counts)],
+        marker_color=[STATUS_COLORS.get(s, SERIES_COLORS[0]) for s in counts],
         hovertemplate="%{y:,} solutions",
         name="",
     )
