@@ -157,7 +157,7 @@ def month_against_budget(outlook: MonthOutlook, cap: float | None) -> go.Figure:
         fig.add_hline(y=cap, line_dash="dash", line_color=BUDGET_RED, annotation_text="monthly budget")
     fig.update_yaxes(title_text="spent this month", **MONEY_AXIS)
     fig.update_xaxes(range=[days[0], days[-1]])
-    return _finish(fig, "This month against the monthly budget")
+    return _finish(fig, "Spend so far this month, the forecast to its end, and the monthly budget")
 
 
 def status_counts(counts: dict[str, int]) -> go.Figure:

@@ -74,13 +74,13 @@ def what_it_bought(head: dict) -> None:
 def this_month(outlook: spending.MonthOutlook) -> None:
     st.subheader("This month against the budget")
     cap = ui.settings().image_budget_monthly_usd
-    left, right = st.columns([1, 2], gap="large")
-    left.metric("Spent this month", ui.money(outlook.spent), help="Every call this UTC month, whatever the filters.")
-    left.metric("Monthly budget", "not set" if cap is None else ui.money(cap))
-    left.metric("Forecast to month end", ui.money(outlook.forecast))
-    left.caption(ui.literal(outlook.against(cap)))
-    left.caption(ui.literal(outlook.method()))
-    right.plotly_chart(charts.month_against_budget(outlook, cap), width="stretch")
+    row = st.columns(4)
+    row[0].metric("Spent this month", ui.money(outlook.spent), help="Every call this UTC month, whatever the filters.")
+    row[1].metric("Monthly budget", "not set" if cap is None else ui.money(cap))
+    row[2].metric("Forecast to month end", ui.money(outlook.forecast), help=ui.literal(outlook.method()))
+    row[3].metric("Days elapsed", f"{outlook.days_elapsed} of {outlook.days_in_month}")
+    st.caption(ui.literal(f"{outlook.against(cap)} {outlook.method()}"))
+    st.plotly_chart(charts.month_against_budget(outlook, cap), width="stretch")
 
 
 def totals(data: dict) -> None:
