@@ -155,6 +155,22 @@ def md(template: str, *values: object) -> str:
     return template.format(*(literal(v) for v in values))
 
 
+def read(action: Callable[[], T]) -> T | None:
+    """A read that may refuse (a template that does not render, a check that cannot run): its user
+    error is one sentence on the page, shown literally; nothing is cleared or toasted."""
+    try:
+        return action()
+    except UserError as exc:
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
+        return None
+
+
+def failure_line(title: str, kind: str | None, error: str | None) -> None:
+    """One failed generation while a batch runs: the solution's title and why, in words."""
+    why = f"{wording.error_kind(kind)}: {wording.plain_error(error)}"
+    st.markdown(":red[✗] " + md("{} — {}", title, why))
+
+
 def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
     """Run a library action; a user error becomes one sentence on the page, nothing else.
 

@@ -6,7 +6,7 @@ from datetime import date
 import streamlit as st
 
 import ui
-from aixchange_images import admin, batch, catalogue, pipeline, templates, wording
+from aixchange_images import admin, batch, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.providers import model_notice
 
@@ -172,13 +172,11 @@ def run(ids: list[str], options: pipeline.GenerateOptions) -> None:
 
 
 def failed_line(result: pipeline.GenerationResult, named: dict[str, str]) -> None:
-    """One line per failure while the batch runs: the solution's title and why, in words."""
+    """One line per failure while the batch runs (titles looked up as failures come, not for the whole batch)."""
     if result.solution_id not in named:
         with ui.db() as session:
             named.update(catalogue.titles(session=session, ids=[result.solution_id]))
-    title = named.get(result.solution_id, result.solution_id)
-    why = f"{wording.error_kind(result.error_kind)}: {wording.plain_error(result.error)}"
-    st.markdown(":red[✗] " + ui.md("{} — {}", title, why))
+    ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
 
 
 def last_run() -> None:

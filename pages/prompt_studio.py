@@ -3,12 +3,13 @@ side by side, and the yield table: which version's images reviewers approve."""
 
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 import ui
 from aixchange_images import catalogue, charts, prompts, templates, trials, wording
-from aixchange_images.config import UserError
-from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, utcnow
+from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
+from aixchange_images.pipeline import GenerationResult
 from aixchange_images.providers import get_provider
 
 actor = ui.guard("edit_templates")
@@ -57,23 +58,14 @@ def choose(key: str, options: list, default: object) -> None:
         st.session_state[key] = default
 
 
-def shown(read):
-    """A read whose PromptError (or other user error) is one sentence on the page."""
-    try:
-        return read()
-    except UserError as exc:
-        st.error(ui.literal(wording.plain_error(str(exc))), icon=":material/error:")
-        return None
-
-
 @st.cache_data(ttl=60, show_spinner=False)
-def yield_figures(days: int):
+def yield_figures(days: int) -> pd.DataFrame:
     """The yield table (two GROUP BYs); any action through ui.attempt clears this cache."""
     with ui.db() as session:
         return trials.yield_table(session=session, since=utcnow() - timedelta(days=days) if days else None)
 
 
-def start_editing(version) -> None:
+def start_editing(version: TemplateVersion) -> None:
     st.session_state.update(
         ps_editing=True,
         ps_body=version.body,
@@ -84,7 +76,7 @@ def start_editing(version) -> None:
     )
 
 
-def after_save(saved) -> None:
+def after_save(saved: TemplateVersion) -> None:
     """Show what was just saved: the editor on the new version, the diff from the version it was made from."""
     base = st.session_state.get("ps_base") or saved.ref
     st.session_state.update(ps_editing=False, ps_goto=saved.name, ps_view=saved.version)
@@ -146,7 +138,7 @@ def preview(draft: prompts.Template) -> None:
     chosen = st.selectbox("Solution", sample, format_func=lambda s: f"{s.title} · {s.category}")
     with ui.db() as session:
         solution = session.get(Solution, chosen.id)
-    text = shown(lambda: prompts.render_template(draft, prompts.solution_variables(solution)))
+    text = ui.read(lambda: prompts.render_template(draft, prompts.solution_variables(solution)))
     if text is None:
         return
     st.text_area("Rendered prompt", text, height=220, disabled=True)
@@ -166,7 +158,7 @@ def check(text: str, solution: Solution) -> None:
     )
     if not st.button("Check length and moderation", icon=":material/policy:"):
         return
-    report = shown(
+    report = ui.read(
         lambda: prompts.run_checks(
             text,
             model=settings.image_model,
@@ -208,7 +200,7 @@ def diff() -> None:
     older = c1.selectbox("From", refs, key="ps_diff_a")
     newer = c2.selectbox("To", refs, key="ps_diff_b")
     with ui.db() as session:
-        delta = shown(lambda: templates.diff(session=session, old=older, new=newer))
+        delta = ui.read(lambda: templates.diff(session=session, old=older, new=newer))
     if delta == "":
         st.caption("The two versions read the same.")
     elif delta:
@@ -286,7 +278,7 @@ def trial_choices() -> tuple[str, str, list[str], str]:
 
 def trial_estimate(side_a: str, side_b: str, ids: list[str], provider: str) -> bool:
     """The cost of a trial before it runs; True when it may run."""
-    estimate = shown(
+    estimate = ui.read(
         lambda: trials.estimate_trial(
             ui.engine(), settings, actor=actor, refs=(side_a, side_b), solution_ids=ids, provider=provider
         )
@@ -313,11 +305,10 @@ def run_trial(side_a: str, side_b: str, ids: list[str], provider: str) -> None:
         named = catalogue.titles(session=session, ids=ids)
     with st.status(ui.md("Trying {} and {} on {} solution(s)…", side_a, side_b, len(ids)), expanded=True) as status:
 
-        def progress(done: int, total: int, result) -> None:
+        def progress(done: int, total: int, result: GenerationResult) -> None:
             bar.progress(done / total, text=f"{done} of {total} done")
             if result.status == "failed":
-                why = f"{wording.error_kind(result.error_kind)}: {wording.plain_error(result.error)}"
-                st.markdown(":red[✗] " + ui.md("{} — {}", named.get(result.solution_id, result.solution_id), why))
+                ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
 
         trial = ui.attempt(
             lambda: trials.run_trial(

@@ -1,10 +1,12 @@
 """Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 import ui
 from aixchange_images import admin, auditlog, auth, review, wording
@@ -55,7 +57,7 @@ def change_user(users: list[User]) -> None:
             st.rerun()
 
 
-def when(moment) -> str:  # noqa: ANN001 - a datetime or None
+def when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
 
 
@@ -186,8 +188,8 @@ def prices_tab() -> None:
         ui.write(lambda s: save_prices(s, changed), f"Saved {len(changed)} price(s).")
 
 
-def save_prices(session, changed: list[dict]) -> int:  # noqa: ANN001 - a write session
-    def cell(value):  # noqa: ANN001, ANN202
+def save_prices(session: Session, changed: list[dict]) -> int:
+    def cell(value: object) -> object:
         return None if pd.isna(value) else value
 
     for r in changed:
@@ -210,7 +212,7 @@ def storage_tab() -> None:
     )
     days = st.number_input("Older than (days)", 0, 3650, settings.cleanup_after_days)
 
-    def clean(dry_run: bool):  # noqa: ANN202
+    def clean(dry_run: bool) -> Callable[[Session], dict | None]:
         return lambda s: review.clean_up(
             session=s, settings=settings, actor=actor, older_than_days=int(days), dry_run=dry_run
         )

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import ui
 from aixchange_images import bulk, bulkfiles, catalogue, records, review, wording
@@ -136,7 +137,7 @@ def problems_table(problems: list[dict]) -> None:
     st.dataframe(frame.fillna(""), hide_index=True)
 
 
-def run_import(upload) -> None:  # noqa: ANN001 - Streamlit's UploadedFile
+def run_import(upload: UploadedFile) -> None:
     bar = st.progress(0.0, text="Checking the records…")
 
     def read_and_import() -> bulk.ImportReport:
