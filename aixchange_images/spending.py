@@ -32,7 +32,9 @@ COMMITTED = func.coalesce(
 
 def totals(*, session: Session, scope: Scope, by: str = "model") -> pd.DataFrame:
     """Per model (or template version) in the scope: attempts, successes, spend and approved images."""
-    key, made_by = BREAKDOWNS[by], CANDIDATE_KEYS[by]
+    # Grouped by `key || ''`: else SQLite walks the key's own index over every row in the table and
+    # looks each one up, instead of the period's range of the covering time index (3-4x slower).
+    key, made_by = BREAKDOWNS[by] + "", CANDIDATE_KEYS[by] + ""
     calls = session.exec(
         select(
             key,
