@@ -367,8 +367,7 @@ def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> di
         "by_template": lambda s: spend_by(session=s, scope=scope, by="template"),
         "storage": lambda s: storage_over_time(session=s, since=scope.since),
         "largest": lambda s: largest_consumers(session=s),
-        "totals_model": lambda s: spending.totals(session=s, scope=scope, by="model"),
-        "totals_template": lambda s: spending.totals(session=s, scope=scope, by="template"),
+        "totals": lambda s: spending.totals(session=s, scope=scope),
         "month": lambda s: spending.month_outlook(session=s),
     }
 

@@ -87,9 +87,9 @@ def totals(data: dict) -> None:
     st.subheader("Totals")
     by_model, by_template = st.tabs(["By model", "By template version"])
     with by_model:
-        st.dataframe(spending.totals_table(data["totals_model"], "model"), hide_index=True, width="stretch")
+        st.dataframe(spending.totals_table(data["totals"], "model"), hide_index=True, width="stretch")
     with by_template:
-        st.dataframe(spending.totals_table(data["totals_template"], "template"), hide_index=True, width="stretch")
+        st.dataframe(spending.totals_table(data["totals"], "template"), hide_index=True, width="stretch")
 
 
 def how_it_runs(head: dict, data: dict) -> None:

@@ -416,8 +416,7 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
             "storage": metrics.storage_over_time(session=session, since=scope.since),
             "largest": metrics.largest_consumers(session=session),
-            "totals_model": spending.totals(session=session, scope=scope, by="model"),
-            "totals_template": spending.totals(session=session, scope=scope, by="template"),
+            "totals": spending.totals(session=session, scope=scope),
             "month": spending.month_outlook(session=session),
         }
 

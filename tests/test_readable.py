@@ -144,15 +144,17 @@ def test_month_outlook_counts_this_months_calls_as_the_budget_does(engine, histo
 
 def test_totals_by_model_and_template_version_match_the_history(engine, history):  # noqa: F811
     with Session(engine) as session:
-        by_model = spending.totals(session=session, scope=metrics.Scope(), by="model").set_index("model")
-        by_template = spending.totals(session=session, scope=metrics.Scope(), by="template").set_index("template")
+        both = spending.totals(session=session, scope=metrics.Scope())
+    by_model = both.groupby("model")[spending.TOTAL_COLUMNS].sum()
+    by_template = both.groupby("template")[spending.TOTAL_COLUMNS].sum()
     assert by_model.loc["gpt-image-2", "attempts"] == 8 and by_model.loc["local-card", "attempts"] == 2
     assert by_model.loc["gpt-image-2", "spend_usd"] == pytest.approx(0.21)
     # approved: s1's published image (default@1) and s2's later superseded one (default@2)
     assert (by_template.loc["default@1", "approved"], by_template.loc["default@2", "approved"]) == (1, 1)
-    table = spending.totals_table(by_model.reset_index(), "model")
+    table = spending.totals_table(both, "model")
     per_approved = wording.money(by_model.loc["gpt-image-2", "spend_usd"] / 2)
     assert list(table.iloc[0]) == ["gpt-image-2", 8, "62%", "$0.21", 2, per_approved]
+    assert list(spending.totals_table(both, "template")["Template version"]) == ["default@1", "default@2"]
 
 
 def test_a_custom_period_covers_whole_days_and_this_month_starts_on_the_first():
@@ -267,5 +269,5 @@ def test_a_running_attempt_is_not_in_the_totals(engine, history):  # noqa: F811
     with Session(engine) as session:
         add_attempt(session, "s1", D3, status=AttemptStatus.running, cost=1.0, model="other-model")
         session.commit()
-        totals = spending.totals(session=session, scope=metrics.Scope(), by="model")
+        totals = spending.totals(session=session, scope=metrics.Scope())
     assert "other-model" not in set(totals["model"])
