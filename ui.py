@@ -30,6 +30,7 @@ T = TypeVar("T")
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
+    ("pages/solution.py", "Solution", ":material/history:", "view"),
     ("pages/generate.py", "Generate", ":material/auto_awesome:", "generate"),
     ("pages/review.py", "Review", ":material/fact_check:", "review"),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
@@ -144,10 +145,11 @@ WORD_JOINER = "\u2060"
 
 
 def literal(text: object) -> str:
-    """`text` exactly as written, for any Streamlit element that reads Markdown (st.markdown,
-    st.caption, st.error, st.toast, labels...): what people typed never becomes a link or an image."""
-    plain = _AUTOLINK_STARTS.sub(WORD_JOINER, str(text).replace("\n", " "))
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", plain)
+    """`text` exactly as written (on one line), for any Streamlit element that reads Markdown
+    (st.markdown, st.caption, st.error, st.toast, labels...): what people typed never becomes a link
+    or an image. Titles, categories, reasons, notes and URLs come from people and other systems."""
+    one_line = " ".join(str(text if text is not None else "").split())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _AUTOLINK_STARTS.sub(WORD_JOINER, one_line))
 
 
 def md(template: str, *values: object) -> str:
@@ -239,12 +241,13 @@ def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> 
 money = wording.money  # one way to write an amount everywhere: $0, <$0.01, $0.04, $12.50, $1,234
 
 
-def page_link(path: str, label: str, icon: str | None = None) -> None:
-    """A link to a page the user may open; nothing for pages their role cannot see."""
+def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
+    """A link to a page the user may open (with `?key=value` for a deep link); nothing for pages
+    their role cannot see. The label is markdown: pass user text through `literal`."""
     actor: Actor | None = st.session_state.get("actor")  # the page's guard has just reloaded it
     permission = next((p for f, _, _, p in PAGES if f == path), "view")
     if actor is not None and actor.can(permission):
-        st.page_link(path, label=label, icon=icon)
+        st.page_link(path, label=label, icon=icon, query_params=query_params)
 
 
 def pager(key: str, total: int, size: int, narrow: bool = True) -> int:
@@ -298,3 +301,14 @@ def conflict_panel(conflict: dict, actor: Actor) -> None:
             done = write(lambda s: deliveries.use_ours(session=s, delivery_id=key, actor=actor), "Sent ours.")
             if done is not None:
                 st.rerun()
+
+
+# -- a message that outlives the rerun an action ends with -----------------------------------------
+def flash(message: str) -> None:
+    """Show `message` as a toast on the next run (an action's st.rerun would swallow it now)."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    if message := st.session_state.pop("flash", None):
+        st.toast(message, icon=":material/check_circle:")

@@ -1,4 +1,9 @@
-"""Drawing for the card artwork: the backdrop, and motifs (small vector scenes on a unit square) in a registry."""
+"""The card's motif: a small vector scene on a unit square, drawn by a `Pen`, from a registry by name.
+
+The pen follows the look (`looks.Look`): on a light ground its hairlines and glass are dark; in
+line art every shape is an outline; with flat fills the hero shapes are solid. `draw_motif` then
+sets the drawing on the card: as it is, extruded (3d), or projected onto an isometric platform.
+"""
 
 from __future__ import annotations
 
@@ -9,74 +14,13 @@ from collections.abc import Callable
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-RGB = tuple[int, int, int]
+from .backdrops import gradient
+from .looks import BLACK, WHITE, Look, mix
+
 RGBA = tuple[int, int, int, int]
 Pt = tuple[float, float]
 Square = tuple[int, int, int]  # x, y, side
-INK: RGBA = (248, 250, 252, 255)
-GLASS: RGBA = (255, 255, 255, 16)
-EDGE: RGBA = (255, 255, 255, 56)
-
-
-def gradient(w: int, h: int, c0: RGB, c1: RGB, flip: bool = False) -> Image.Image:
-    """Diagonal gradient from c0 (bottom-left, or bottom-right when flipped) to c1."""
-    ramp = Image.linear_gradient("L")
-    mask = ImageChops.add(ramp, ramp.transpose(Image.Transpose.ROTATE_270), scale=2.0)
-    if flip:
-        mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    mask = mask.transpose(Image.Transpose.FLIP_TOP_BOTTOM).resize((w, h), Image.BILINEAR)
-    return Image.composite(Image.new("RGB", (w, h), c1), Image.new("RGB", (w, h), c0), mask)
-
-
-def backdrop(
-    w: int, h: int, bg0: RGB, bg1: RGB, glows: tuple[RGB, ...], motif: Square, rng: random.Random
-) -> Image.Image:
-    """Diagonal gradient, soft glows, a fading grid and rings, all centred on the motif."""
-    mx, my, s = motif
-    cx, cy = mx + s / 2, my + s / 2
-    img = gradient(w, h, bg0, bg1, cx < w / 2)  # light corner follows the motif
-    # Glows are drawn at 1/8 scale and upscaled: a full-size blur would eat the budget.
-    k = 8
-    glow = Image.new("RGB", (max(4, w // k), max(4, h // k)))
-    gx = cx + rng.uniform(-0.5, 0.5) * s
-    for colour, r, power, (x, y) in (
-        (glows[0], 0.62 * s, 0.42, (cx, cy)),
-        (glows[1], 0.38 * s, 0.30, (gx, cy - 0.45 * s)),
-    ):
-        fill = tuple(round(c * power) for c in colour)
-        ImageDraw.Draw(glow).ellipse([(x - r) / k, (y - r) / k, (x + r) / k, (y + r) / k], fill)
-    glow = glow.filter(ImageFilter.GaussianBlur(s / k * 0.28))
-    img = ImageChops.screen(img, glow.resize((w, h), Image.BICUBIC))
-    lines = _grid(w, h, cx, cy, s, rng)
-    # Rings rippling out from the motif carry the composition into the parts of a
-    # square or tall card that the marketplace crops away.
-    draw, lw, r, alpha = ImageDraw.Draw(lines), max(1, round(min(w, h) / 900)), 0.78 * s, 34.0
-    while r < math.hypot(w, h) and alpha >= 6:
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=round(alpha), width=lw)
-        r, alpha = r * 1.42, alpha * 0.78
-    img.paste((255, 255, 255), (0, 0, w, h), lines)
-    return img
-
-
-def _grid(w: int, h: int, cx: float, cy: float, s: int, rng: random.Random) -> Image.Image:
-    """Hairline grid fading out radially from the motif, as a mask: a quiet 'tech' texture."""
-    gap, lw = s / rng.choice((5, 6, 8)), max(1, round(min(w, h) / 1000))
-    lines = Image.new("L", (w, h))
-    draw = ImageDraw.Draw(lines)
-    for i in range(-math.ceil(cx / gap), math.ceil((w - cx) / gap) + 1):
-        draw.line([(cx + i * gap, 0), (cx + i * gap, h)], fill=255, width=lw)
-    for i in range(-math.ceil(cy / gap), math.ceil((h - cy) / gap) + 1):
-        draw.line([(0, cy + i * gap), (w, cy + i * gap)], fill=255, width=lw)
-    r = round(s * 0.95)
-    spot = ImageChops.invert(Image.radial_gradient("L")).resize((2 * r, 2 * r))
-    fade = Image.new("L", (w, h))
-    fade.paste(spot, (round(cx) - r, round(cy) - r))
-    return ImageChops.multiply(lines, fade).point(lambda v: v * 22 // 255)
-
-
-def mix(a: RGB, b: RGB, t: float) -> RGB:
-    """Linear blend of two colours."""
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+INK: RGBA = (248, 250, 252, 255)  # marks drawn on an accent: white whatever the ground
 
 
 def _polar(cx: float, cy: float, r: float, a: float) -> Pt:
@@ -93,20 +37,31 @@ def _sparkle(cx: float, cy: float, r: float) -> list[Pt]:
 class Pen:
     """Draws on a square canvas in unit coordinates, blending alpha."""
 
-    def __init__(self, canvas: Image.Image, bg: RGB, acc, rng: random.Random):
+    def __init__(self, canvas: Image.Image, look: Look, acc, rng: random.Random):
         self.img, self.d = canvas, ImageDraw.Draw(canvas, "RGBA")
-        self.s, self.acc, self.bg, self.rng = canvas.width, acc, bg, rng
+        self.s, self.acc, self.bg, self.rng = canvas.width, acc, look.bg1, rng
+        self.fg, self.mode, self.light = look.fg, look.fill, look.light
+        self.glass, self.edge = self.w(16), self.w(56)
 
     def c(self, i: int, alpha: int = 255) -> RGBA:
         """Accent colour i with an alpha."""
         return (*self.acc[i % 3], alpha)
+
+    def w(self, alpha: int) -> RGBA:
+        """The hairline colour (white on a dark ground, ink on a light one) with an alpha."""
+        return (*self.fg, alpha)
 
     def px(self, pts) -> list[Pt]:
         """Unit points to canvas pixels."""
         return [(x * self.s, y * self.s) for x, y in pts]
 
     def kw(self, fill, line, w: float) -> dict:
-        """Shared fill/outline/width arguments."""
+        """Shared fill/outline/width arguments; in line art a fill becomes an outline."""
+        if self.mode == "lines" and fill is not None:
+            line = line if line is not None and line[3] > 40 else (*fill[:3], max(140, fill[3]))
+            fill, w = None, max(w, 0.008)
+            if self.light:  # pale accents would vanish on a light ground as thin lines
+                line = (*mix(line[:3], BLACK, 0.3), max(180, line[3]))
         return {"fill": fill, "outline": line, "width": max(1, round(w * self.s))}
 
     def box(self, x0, y0, x1, y1, r, fill=None, line=None, w=0.004) -> None:
@@ -115,15 +70,23 @@ class Pen:
         self.d.rounded_rectangle(xy, r * self.s, **self.kw(fill, line, w))
 
     def dot(self, x, y, r, fill=None, line=None, w=0.004) -> None:
-        """Circle of radius r."""
-        self.d.ellipse(self.px([(x - r, y - r), (x + r, y + r)]), **self.kw(fill, line, w))
+        """Circle of radius r (tiny ones stay filled in line art: they are the points of a drawing)."""
+        args = (
+            self.kw(fill, line, w) if r > 0.03 else {"fill": fill, "outline": line, "width": max(1, round(w * self.s))}
+        )
+        self.d.ellipse(self.px([(x - r, y - r), (x + r, y + r)]), **args)
 
     def poly(self, pts, fill=None, line=None, w=0.004) -> None:
         """Closed polygon."""
         self.d.polygon(self.px(pts), **self.kw(fill, line, w))
 
     def grad(self, shape: str, *args, **kw) -> None:
-        """Fill an ImageDraw shape with an accent gradient: the hero of a motif."""
+        """The hero of a motif: an accent gradient, a solid accent (flat) or an accent outline (line art)."""
+        if self.mode != "gradient":
+            edge = (*mix(self.acc[0], BLACK, 0.3), 255) if self.light else self.c(0)
+            style = {"fill": self.c(0)} if self.mode == "flat" else {"outline": edge, "width": round(0.012 * self.s)}
+            getattr(self.d, shape)(*args, **style, **kw)
+            return
         mask = Image.new("L", self.img.size)
         getattr(ImageDraw.Draw(mask), shape)(*args, fill=255, **kw)
         if box := mask.getbbox():
@@ -142,20 +105,21 @@ def _m_bubbles(p: Pen) -> None:
         if k:
             p.grad("rounded_rectangle", p.px([(x, y), (x + 0.72, y + 0.32)]), radius=0.06 * p.s)
         else:
-            p.box(x, y, x + 0.72, y + 0.32, 0.06, GLASS, EDGE)
+            p.box(x, y, x + 0.72, y + 0.32, 0.06, p.glass, p.edge)
         p.dot(ax, y + 0.25, 0.05, p.c(1 + k, 210))
         for i, ln in enumerate((0.58, 0.48 * p.rng.uniform(0.6, 1.0), 0.36)):
             top = y + 0.07 + 0.075 * i
-            p.box(x + 0.07, top, x + 0.07 + ln, top + 0.035, 0.0175, (255, 255, 255, 150 + 75 * k - 50 * (i > 0)))
-    p.box(0.1, 0.87, 0.28, 0.95, 0.04, GLASS, EDGE)
+            bar = (*INK[:3], 225 - 50 * (i > 0)) if k else p.w(150 - 50 * (i > 0))  # white on the accent
+            p.box(x + 0.07, top, x + 0.07 + ln, top + 0.035, 0.0175, bar)
+    p.box(0.1, 0.87, 0.28, 0.95, 0.04, p.glass, p.edge)
     for i in range(3):
-        p.dot(0.145 + 0.045 * i, 0.91, 0.012, (255, 255, 255, 200 - 50 * i))
+        p.dot(0.145 + 0.045 * i, 0.91, 0.012, p.w(200 - 50 * i))
 
 
 def _m_aperture(p: Pen) -> None:
     """Camera lens with aperture blades inside viewfinder brackets."""
     n, rot, big, hole = p.rng.choice((6, 7, 8)), p.rng.uniform(0, math.tau), 0.3, 0.12
-    p.dot(0.5, 0.5, 0.4, None, EDGE)
+    p.dot(0.5, 0.5, 0.4, None, p.edge)
     p.dot(0.5, 0.5, big, (*p.bg, 170), p.c(0), 0.014)
     verts = [_polar(0.5, 0.5, hole, rot + math.tau * i / n) for i in range(n)]
     p.poly(verts, p.c(0, 45), p.c(1, 230), 0.006)
@@ -167,7 +131,7 @@ def _m_aperture(p: Pen) -> None:
         p.line([(vx, vy), (vx + t * dx, vy + t * dy)], p.c(1, 230), 0.006)
     for sx, sy in itertools.product((0, 1), (0, 1)):
         cx, cy, dx, dy = 0.05 + 0.9 * sx, 0.05 + 0.9 * sy, 1 - 2 * sx, 1 - 2 * sy
-        p.line([(cx, cy + 0.12 * dy), (cx, cy), (cx + 0.12 * dx, cy)], (255, 255, 255, 190), 0.012)
+        p.line([(cx, cy + 0.12 * dy), (cx, cy), (cx + 0.12 * dx, cy)], p.w(190), 0.012)
 
 
 def _m_frames(p: Pen) -> None:
@@ -175,7 +139,7 @@ def _m_frames(p: Pen) -> None:
     pick = p.rng.randrange(9)
     for i in range(9):
         x, y, on = 0.06 + 0.3 * (i % 3), 0.06 + 0.3 * (i // 3), i == pick
-        p.box(x, y, x + 0.26, y + 0.26, 0.03, p.c(0, 70 if on else 16), p.c(0) if on else EDGE, 0.004 + 0.004 * on)
+        p.box(x, y, x + 0.26, y + 0.26, 0.03, p.c(0, 70 if on else 16), p.c(0) if on else p.edge, 0.004 + 0.004 * on)
         p.dot(x + 0.18, y + 0.08, 0.025, p.c(2, 220 if on else 60))
         p.poly([(x + 0.03, y + 0.22), (x + 0.11, y + 0.11), (x + 0.2, y + 0.22)], p.c(1, 230 if on else 45))
     x, y = 0.06 + 0.3 * (pick % 3), 0.06 + 0.3 * (pick // 3)
@@ -185,7 +149,7 @@ def _m_frames(p: Pen) -> None:
 
 def _m_waveform(p: Pen) -> None:
     """Audio waveform of rounded bars in a glass player."""
-    p.box(0.03, 0.2, 0.97, 0.8, 0.1, GLASS, EDGE)
+    p.box(0.03, 0.2, 0.97, 0.8, 0.1, p.glass, p.edge)
     n, f1, f2, ph = p.rng.choice((19, 23, 27)), p.rng.uniform(9, 15), p.rng.uniform(3, 6), p.rng.uniform(0, 6)
     bw = 0.78 / n * 0.55
     for i in range(n):
@@ -204,7 +168,7 @@ def _m_graph(p: Pen) -> None:
     hot = [p.rng.randrange(k) for k in sizes]
     for a, b in itertools.pairwise(cols):
         for u, v in itertools.product(a, b):
-            p.line([u, v], (255, 255, 255, 40), 0.004)
+            p.line([u, v], p.w(40), 0.004)
     p.line([col[j] for col, j in zip(cols, hot, strict=True)], p.c(0), 0.011)
     for col, j in zip(cols, hot, strict=True):
         for i, (x, y) in enumerate(col):
@@ -212,20 +176,21 @@ def _m_graph(p: Pen) -> None:
                 p.dot(x, y, 0.07, p.c(0, 55))
                 p.dot(x, y, 0.042, p.c(0), p.c(1), 0.006)
             else:
-                p.dot(x, y, 0.042, (*p.bg, 255), EDGE, 0.006)
+                p.dot(x, y, 0.042, (*p.bg, 255), p.edge, 0.006)
 
 
 def _m_chart(p: Pen) -> None:
     """Dashboard panel: rising bars or an area chart, line and highlighted last point."""
-    p.box(0.03, 0.1, 0.97, 0.9, 0.06, GLASS, EDGE)
+    p.box(0.03, 0.1, 0.97, 0.9, 0.06, p.glass, p.edge)
     for i in range(4):
-        p.line([(0.1, 0.28 + 0.15 * i), (0.9, 0.28 + 0.15 * i)], (255, 255, 255, 28), 0.003)
+        p.line([(0.1, 0.28 + 0.15 * i), (0.9, 0.28 + 0.15 * i)], p.w(28), 0.003)
     n = 7
     vals = [0.2 + 0.55 * i / (n - 1) + p.rng.uniform(-0.1, 0.1) for i in range(n)]
     pts = [(0.14 + 0.72 * i / (n - 1), 0.77 - 0.55 * v) for i, v in enumerate(vals)]
     if p.rng.random() < 0.5:
         for i, (x, y) in enumerate(pts):
-            p.box(x - 0.035, y + 0.06, x + 0.035, 0.77, 0.012, p.c(0, 110 + 145 * (i == n - 1)))
+            top = min(y + 0.06, 0.74)  # a value near zero would put the bar's top under its foot
+            p.box(x - 0.035, top, x + 0.035, 0.77, 0.012, p.c(0, 110 + 145 * (i == n - 1)))
         pts = [(x, y + 0.02) for x, y in pts]
     else:
         p.poly([(0.14, 0.77), *pts, (0.86, 0.77)], p.c(0, 60))
@@ -271,8 +236,9 @@ def _m_flow(p: Pen) -> None:
         if i == hot:
             p.grad("rounded_rectangle", p.px([(x - h, y - h), (x + h, y + h)]), radius=0.035 * p.s)
         else:
-            p.box(x - h, y - h, x + h, y + h, 0.035, (*p.bg, 230), EDGE, 0.005)
-        p.box(x - 0.045, y - 0.012, x + 0.045, y + 0.012, 0.012, (255, 255, 255, 110 + 90 * (i == hot)))
+            p.box(x - h, y - h, x + h, y + h, 0.035, (*p.bg, 230), p.edge, 0.005)
+        bar = (*INK[:3], 200) if i == hot else p.w(110)  # white on the accent
+        p.box(x - 0.045, y - 0.012, x + 0.045, y + 0.012, 0.012, bar)
 
 
 def _shield(scale: float) -> list[Pt]:
@@ -286,7 +252,7 @@ def _shield(scale: float) -> list[Pt]:
 def _m_shield(p: Pen) -> None:
     """Shield with a check mark inside protective rings."""
     for r, a in ((0.46, 40), (0.38, 70)):
-        p.dot(0.5, 0.52, r, None, (255, 255, 255, a))
+        p.dot(0.5, 0.52, r, None, p.w(a))
     p.poly(_shield(1.0), p.c(0, 60), p.c(0), 0.012)
     p.grad("polygon", p.px(_shield(0.74)))
     p.line([(0.41, 0.5), (0.48, 0.57), (0.61, 0.42)], INK, 0.034)
@@ -295,7 +261,7 @@ def _m_shield(p: Pen) -> None:
 def _m_sparkles(p: Pen) -> None:
     """Sparkles and orbs, the visual shorthand for generative AI."""
     j = p.rng.uniform
-    p.dot(0.7 + j(-0.05, 0.05), 0.72, 0.15, GLASS, EDGE)
+    p.dot(0.7 + j(-0.05, 0.05), 0.72, 0.15, p.glass, p.edge)
     p.dot(0.26, 0.3 + j(-0.05, 0.05), 0.08, p.c(2, 70))
     for i, (x, y, r) in enumerate(((0.46, 0.52, 0.34), (0.78, 0.24, 0.13), (0.2, 0.74, 0.08))):
         x, y = x + j(-0.03, 0.03), y + j(-0.03, 0.03)
@@ -310,7 +276,7 @@ def _m_path(p: Pen) -> None:
     """An agent's route across a grid from start to goal: reinforcement learning."""
     n, step = 6, 0.15
     for i, k in itertools.product(range(n), range(n)):
-        p.dot(0.125 + step * i, 0.125 + step * k, 0.011, (255, 255, 255, 80))
+        p.dot(0.125 + step * i, 0.125 + step * k, 0.011, p.w(80))
     i, k, route = 0, n - 1, [(0, n - 1)]
     while (i, k) != (n - 1, 0):
         right = k == 0 or (i < n - 1 and p.rng.random() < 0.5)
@@ -331,7 +297,7 @@ def _m_orbit(p: Pen) -> None:
         ct, st = math.cos(tilt + 0.9 * i), math.sin(tilt + 0.9 * i)
         ell = [(rx * math.cos(math.tau * t / 96), ry * math.sin(math.tau * t / 96)) for t in range(97)]
         ring = [(0.5 + x * ct - y * st, 0.5 + x * st + y * ct) for x, y in ell]
-        p.line(ring, (255, 255, 255, 70), 0.004)
+        p.line(ring, p.w(70), 0.004)
         p.dot(*ring[p.rng.randrange(96)], 0.028, p.c(i + 1), INK, 0.005)
     p.grad("ellipse", p.px([(0.38, 0.38), (0.62, 0.62)]))
 
@@ -351,10 +317,82 @@ MOTIFS: dict[str, tuple[Callable[[Pen], None], ...]] = {
 }
 
 
-def draw_motif(img: Image.Image, motif: Square, draw: Callable[[Pen], None], bg: RGB, acc, rng: random.Random) -> None:
-    """Draw the motif supersampled over its patch of background, then downsample."""
+def draw_motif(
+    img: Image.Image, motif: Square, draw: Callable[[Pen], None], look: Look, acc, rng: random.Random
+) -> None:
+    """Draw the motif supersampled on its own layer, then set it on the card as the look says."""
     x, y, s = motif
-    k = 4 if s < 320 else 3 if s < 900 else 2  # supersampling: ImageDraw has no antialiasing
-    canvas = img.crop((x, y, x + s, y + s)).resize((s * k, s * k), Image.NEAREST)
-    draw(Pen(canvas, bg, acc, rng))
-    img.paste(canvas.resize((s, s), Image.BOX), (x, y))
+    inner = max(8, round(s * look.motif_scale))
+    k = 4 if inner < 320 else 3 if inner < 900 else 2  # supersampling: ImageDraw has no antialiasing
+    layer = Image.new("RGBA", (inner * k, inner * k), (*look.bg1, 0))
+    draw(Pen(layer, look, acc, rng))
+    layer = layer.resize((inner, inner), Image.BOX)
+    if look.depth == "isometric":
+        layer, inner = _isometric(layer, s, look, acc), s
+    at = (x + (s - inner) // 2, y + (s - inner) // 2)
+    if look.depth == "3d":
+        _extrude(img, layer, at, acc)
+    if look.halo:
+        _halo(img, layer, at)
+    img.paste(layer, at, layer)
+
+
+def _extrude(img: Image.Image, layer: Image.Image, at: tuple[int, int], acc) -> None:
+    """Give the solid shapes depth: a darker side below and to the right, and a soft shadow."""
+    solid = layer.getchannel("A").point(lambda a: 255 if a > 110 else 0)
+    depth = max(2, round(layer.width * 0.035))
+    side = Image.new("L", (layer.width + depth, layer.height + depth))
+    for i in range(1, depth + 1):
+        side.paste(ImageChops.lighter(side.crop((i, i, i + layer.width, i + layer.height)), solid), (i, i))
+    shadow = side.filter(ImageFilter.BoxBlur(depth)).point(lambda a: a * 90 // 255)
+    img.paste(BLACK, (at[0] + depth, at[1] + depth), _clip(img, shadow, (at[0] + depth, at[1] + depth)))
+    img.paste(mix(acc[0], BLACK, 0.55), at, _clip(img, side, at))
+
+
+def _clip(img: Image.Image, mask: Image.Image, at: tuple[int, int]) -> Image.Image:
+    """A mask cut to what fits on the image from `at` (paste needs the box inside the image)."""
+    return mask.crop((0, 0, min(mask.width, img.width - at[0]), min(mask.height, img.height - at[1])))
+
+
+def _halo(img: Image.Image, layer: Image.Image, at: tuple[int, int]) -> None:
+    """Neon: the motif's own colours, blurred and added as light around it."""
+    small = layer.resize((max(1, layer.width // 4), max(1, layer.height // 4)), Image.BILINEAR)
+    glow = Image.new("RGB", small.size)
+    glow.paste(small, (0, 0), small)
+    glow = glow.filter(ImageFilter.GaussianBlur(max(1, small.width * 0.04))).resize(layer.size, Image.BICUBIC)
+    box = (*at, at[0] + layer.width, at[1] + layer.height)
+    img.paste(ImageChops.screen(img.crop(box), glow), box[:2])
+
+
+def _isometric(layer: Image.Image, s: int, look: Look, acc) -> Image.Image:
+    """The drawing laid on the top face of an isometric platform (edges at 30 degrees), on an s x s layer."""
+    n, wide = layer.width, 0.92 * s
+    tall, depth = wide * math.tan(math.radians(30)), 0.09 * s
+    top = (s / 2, (s - tall - depth) / 2)  # the platform's top corner
+    k = 2  # the platform's edges, supersampled
+    plate = Image.new("RGBA", (s * k, s * k), (*look.bg1, 0))
+    corners = [
+        top,
+        (top[0] + wide / 2, top[1] + tall / 2),
+        (top[0], top[1] + tall),
+        (top[0] - wide / 2, top[1] + tall / 2),
+    ]
+    c = [(px * k, py * k) for px, py in corners]
+    drop = depth * k
+    draw = ImageDraw.Draw(plate)
+    shade = WHITE if look.light else BLACK
+    draw.polygon(
+        [c[3], c[2], (c[2][0], c[2][1] + drop), (c[3][0], c[3][1] + drop)], fill=(*mix(acc[0], shade, 0.35), 255)
+    )
+    draw.polygon(
+        [c[2], c[1], (c[1][0], c[1][1] + drop), (c[2][0], c[2][1] + drop)], fill=(*mix(acc[0], BLACK, 0.55), 255)
+    )
+    draw.polygon(
+        c, fill=(*mix(look.bg1, acc[0], 0.22), 255), outline=(*acc[0], 255), width=max(1, round(0.006 * s * k))
+    )
+    plate = plate.resize((s, s), Image.BOX)
+    a, b = n / wide, n / tall  # output (x, y) -> the drawing's (u, v), the inverse of the projection
+    data = (a, b, -(top[0] * a + top[1] * b), -a, b, top[0] * a - top[1] * b)
+    projected = layer.transform((s, s), Image.Transform.AFFINE, data, Image.BICUBIC)
+    plate.alpha_composite(projected)
+    return plate

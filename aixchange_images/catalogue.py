@@ -8,7 +8,16 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from .auth import Actor, audit, require
-from .models import PLACEHOLDER_URL, PUBLIC_PREFIX, Candidate, ImageStatus, Publication, Solution, utcnow
+from .models import (
+    PLACEHOLDER_URL,
+    PUBLIC_PREFIX,
+    Candidate,
+    ImageStatus,
+    Publication,
+    Solution,
+    SolutionOrigin,
+    utcnow,
+)
 from .records import InputError, check_file_record
 
 UPLOADED_SOURCE = "uploaded"  # Candidate.source of an image an admin uploaded (the author's own)
@@ -62,17 +71,25 @@ def apply_record(solution: Solution, values: dict[str, Any], *, session: Session
     """Lay a checked record's values (`records.check_record`) over a solution.
 
     A value the record left out keeps ours; a record without an image never wipes one we have (an
-    old export must not undo approvals).
+    old export must not undo approvals). Nor does a file change the image of a solution that shows
+    one of ours, or of a marketplace row (its image comes from the marketplace or from review, which
+    tell the marketplace too; a file would tell nobody).
     """
     for column, value in values.items():
         if column not in ("id", "image_url"):
             setattr(solution, column, value)
     image_url = values.get("image_url")
-    if image_url and image_url != solution.image_url:
+    if image_url and image_url != solution.image_url and _image_is_ours_to_set(session, solution):
         solution.image_url = image_url
         if solution.image_status != ImageStatus.pending:
             solution.image_status = settled_status(session=session, solution=solution)
     solution.updated_at = utcnow()
+
+
+def _image_is_ours_to_set(session: Session, solution: Solution) -> bool:
+    if solution.origin == SolutionOrigin.marketplace:
+        return False
+    return active_publication(session=session, solution_id=solution.id) is None
 
 
 def solution_filter(*, status: str | None = None, category: str | None = None, text: str | None = None) -> list:

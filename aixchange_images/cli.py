@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 
 # Only what every command needs is imported here; each command imports the rest, keeping start-up
 # (and so `stats`) quick.
-from . import admin, auth, budget, journal, metrics
+from . import admin, auth, budget, journal, metrics, reports
 from .config import Settings, UserError, load_settings
 from .db import get_engine, session_scope
 from .models import REJECT_REASONS, ImageStatus, Solution
@@ -141,15 +142,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 1
+    read = True
     if payload is not None:
-        if getattr(args, "json", False):
-            print(json.dumps(payload, indent=2, default=_json_default))
-        else:
-            print(_human(args.command, payload))
+        as_json = getattr(args, "json", False)
+        read = _out(json.dumps(payload, indent=2, default=_json_default) if as_json else _human(args.command, payload))
     if args.command != "marketplace":
         _deliver_waiting(settings, engine)
     _warn_about_budgets(settings, engine)
-    return code
+    return code if read else CLOSED_PIPE
+
+
+CLOSED_PIPE = 141  # 128 + SIGPIPE: what the shell's own tools report when their reader goes away
+
+
+def _out(text: str) -> bool:
+    """Print the result; False when stdout's reader has gone (`| head`): the command ends quietly."""
+    try:
+        print(text)
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush must not fail
+        return False
 
 
 def _recover(engine: Any, settings: Settings) -> None:
@@ -195,6 +209,8 @@ def _json_default(value: Any) -> Any:
 def _human(command: str, payload: Any) -> str:
     if command == "prompt":
         return payload["prompt"]
+    if command == "stats":
+        return reports.stats_text(payload)
     if command == "solutions":
         rows = payload["solutions"]
         lines = [f"{s['id']}  {s['image_status']:<11}  {s['category'][:24]:<24}  {s['title']}" for s in rows]
@@ -205,6 +221,8 @@ def _human(command: str, payload: Any) -> str:
             f"{s['succeeded']} succeeded, {s['failed']} failed, {s['cache_hits']} from cache, "
             f"{s['published']} published; spent ${s['cost_usd']:.4f} in {s['seconds']:.1f} s"
         )
+    if command == "marketplace" and "linked_solutions" in payload:
+        return _human_link(payload)
     if command == "marketplace" and "written" in payload:
         return _human_push(payload)
     if command == "marketplace" and "created" in payload:
@@ -215,6 +233,23 @@ def _human(command: str, payload: Any) -> str:
     if command in ("import", "export"):
         return _human_bulk(command, payload)
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
+
+
+def _human_link(status: dict[str, Any]) -> str:
+    reach = {True: "answering", False: "not answering", None: "not checked"}[status["reachable"]]
+    lines = [f"marketplace database: {status['connection']} ({reach if status['configured'] else 'not set'})"]
+    if status["problem"]:
+        lines.append(f"  {status['problem']}")
+    last = status["last_pull"]
+    when = f"{last['at']:%Y-%m-%d %H:%M} UTC by {last['by']}" if last else "never"
+    lines += [
+        f"last pull: {when}",
+        f"solutions linked: {status['linked_solutions']}, made by the service and waiting for their row: "
+        f"{status['awaiting_their_row']}",
+        f"image changes waiting: {status['pending']}, conflicts: {status['conflicts']}, "
+        f"rows gone from the marketplace: {status['failed']}, delivered: {status['delivered']}",
+    ]
+    return "\n".join(lines)
 
 
 def _human_push(payload: dict[str, Any]) -> str:

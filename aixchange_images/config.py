@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     marketplace_timeout_seconds: float = Field(default=5.0, gt=0)
     # The drop-in `serve` service: it has no authentication upstream, so these bound what a client can do.
     service_rate_limit: str = "10/minute"  # per client; `limits` syntax, several joined by ';'
+    service_total_rate_limit: str = "60/minute"  # all clients together: no address rotation spends more
     service_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     service_forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     quality_notice: str | None = None
@@ -91,7 +92,7 @@ class Settings(BaseSettings):
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("service_rate_limit")
+    @field_validator("service_rate_limit", "service_total_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many  # loaded only when the variable is set (defaults are not validated)
@@ -104,8 +105,29 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", mode="before")
     @classmethod
-    def _psycopg_driver(cls, value: Any) -> Any:
-        return sqlalchemy_url(value) if isinstance(value, str) else value
+    def _database_url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        url = sqlalchemy_url(value.strip())
+        check_database_url(url)
+        return url
+
+    @field_validator("marketplace_database_url", mode="after")
+    @classmethod
+    def _marketplace_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_database_url(sqlalchemy_url(value.get_secret_value().strip()))
+        return value
+
+    @field_validator("openai_base_url", mode="before")
+    @classmethod
+    def _base_url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        check_base_url(value.strip())
+        return value.strip()
 
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
@@ -150,8 +172,8 @@ class Settings(BaseSettings):
         key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
         password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
         market = self.marketplace_database_url.get_secret_value() if self.marketplace_database_url else None
-        values = (key, password, _password(market), _password(self.database_url))
-        return tuple(value for value in values if value and len(value) >= 4)  # "x" would blank every x
+        values = (key, password, *_passwords(market), *_passwords(self.database_url))
+        return tuple(dict.fromkeys(v for v in values if v and len(v) >= 4))  # "x" would blank every x
 
     @property
     def candidates_dir(self) -> Path:
@@ -186,11 +208,56 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def _password(url: str | None) -> str | None:
+def check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can parse, with a driver it knows; else a ValueError that never repeats the URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    if url.partition("://")[2].split("/", 1)[0].count("@") > 1:  # a raw @ in the password moves the host
+        raise ValueError("its password holds an '@'; write it as %40 (and /, # or ? as %2F, %23, %3F)")
     try:
-        return urlsplit(url).password if url else None
+        parsed = make_url(url)
+        _ = parsed.port  # a port that is not a number fails here
+    except (ArgumentError, ValueError, TypeError):
+        raise ValueError(
+            "this is not a database URL; write it like sqlite:///data/aixchange.db or "
+            "postgresql://user:password@host:5432/aixchange"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(
+            f"'{parsed.drivername}' is not a database this tool knows; use sqlite:///data/aixchange.db or "
+            "postgresql://user:password@host:5432/aixchange"
+        ) from None
+
+
+def check_base_url(url: str) -> None:
+    """An http(s) URL with a host (and a port that is a port); else a ValueError that never repeats the URL."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
     except ValueError:
-        return None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "this is not an http(s) address the images client can call; write it like https://api.openai.com/v1 "
+            "(or your compatible server's address), or leave it unset"
+        )
+
+
+def _passwords(url: str | None) -> tuple[str, ...]:
+    """A URL's password as written (percent-encoded) and as meant: either may turn up in a message."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(sqlalchemy_url(url)).password if url else None
+    except (ArgumentError, ValueError):
+        return ()
+    return (password, quote(password, safe="")) if password else ()
 
 
 _SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")

@@ -7,11 +7,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
@@ -28,11 +29,40 @@ def get_engine(settings: Settings) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _build_engine(url)
-            refuse_marketplace_database(engine)
-            migrate(engine)
+            try:
+                engine = _build_engine(url)
+            except OSError as exc:  # the SQLite file's folder cannot be made
+                raise ConfigError(_unreachable(url, exc, settings.secrets)) from None
+            except ImportError as exc:  # a database SQLAlchemy knows, with no driver installed
+                raise ConfigError(
+                    f"DATABASE_URL names {make_url(url).get_backend_name()}, whose driver ({exc.name}) is not "
+                    "installed; use sqlite:///data/aixchange.db or postgresql://user:password@host:5432/aixchange."
+                ) from None
+            try:
+                refuse_marketplace_database(engine)
+                migrate(engine)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                engine.dispose()
+                raise ConfigError(_unreachable(url, exc, settings.secrets)) from None
             _engines[url] = engine
         return engine
+
+
+def _unreachable(url: str, exc: Exception, secrets: tuple[str, ...]) -> str:
+    """One sentence for a database that cannot be reached: where, why (the driver's last words), what to do."""
+    parsed = make_url(url)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["no reason given"]
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else detail[0].rsplit(": ", 1)[-1]
+    reason = reason.strip().rstrip(".")
+    if parsed.get_backend_name() == "sqlite":
+        where, check = f"the SQLite file {parsed.database}", "that its folder exists and can be written"
+    else:
+        where = f"{parsed.get_backend_name()} at {parsed.host}:{parsed.port or 5432}"
+        check = "that the server is running and the URL's host, port, user and password are right"
+    sentence = f"Could not open the database in DATABASE_URL ({where}): {reason}. Check {check}."
+    for secret in secrets:
+        sentence = sentence.replace(secret, "[redacted]")
+    return sentence
 
 
 MARKETPLACE_TABLES = ("Solution", "_prisma_migrations")
@@ -61,7 +91,8 @@ def _build_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # On PostgreSQL days (date(started_at)) and timestamps mean UTC whatever the server's own zone.
-        utc = {"options": "-c timezone=UTC"} if parsed.get_backend_name() == "postgresql" else {}
+        # A server that never answers costs at most connect_timeout seconds, not the system's minutes.
+        utc = {"options": "-c timezone=UTC", "connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=utc)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +108,8 @@ def _build_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # SQLite's lower() folds ASCII only: titles like "Ärzte" must match as PostgreSQL matches them.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +118,10 @@ def _build_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
 
     return engine
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 @contextmanager
@@ -114,6 +151,19 @@ def take_lock(session: Session, name: str) -> None:
         except IntegrityError:
             pass  # another transaction made it first: the UPDATE above now waits for that one
     raise RuntimeError(f"Could not take the {name} lock.")
+
+
+def db_now(session: Session) -> datetime:
+    """Now by the database's clock (PostgreSQL), so instances on several machines compare instants
+    without trusting each other's clocks; SQLite lives on one machine and uses its clock."""
+    if session.get_bind().dialect.name == "postgresql":
+        return aware(session.execute(text("SELECT now()")).scalar_one())
+    return models.utcnow()
+
+
+def aware(moment: datetime) -> datetime:
+    """A timestamp as an aware UTC instant (SQLite hands back naive UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 LOCK_NAME_MAX = 40  # models.Lock.name
@@ -200,6 +250,14 @@ def _m009_marketplace(engine: Engine) -> None:
             )
 
 
+def _m010_purpose(engine: Engine) -> None:
+    """Prompt Studio's trial images are marked, so Review keeps them apart; earlier ones count as regular."""
+    for table in ("attempt", "candidate"):
+        ddl = SQLModel.metadata.tables[table].c["purpose"].type.compile(dialect=engine.dialect)
+        _add_column(engine, table, "purpose", f"{ddl} NOT NULL DEFAULT 'regular'")
+    _create_indexes(engine)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -216,6 +274,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (7, "the storage index also covers storage by solution and over time", _m007_disk_cover),
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
+    (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
 ]
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from . import storage
@@ -26,7 +25,7 @@ from .auth import Actor, audit, require
 from .catalogue import active_publication, settled_status
 from .config import ConfigError, Settings, UserError
 from .db import lock_solution, session_scope
-from .marketplace import configured, describe_failure, engine_for, where
+from .marketplace import MarketplaceError, configured, run_on, session_for, where
 from .models import (
     OPEN_DELIVERIES,
     PLACEHOLDER_URL,
@@ -107,17 +106,15 @@ def push(engine: Engine, settings: Settings, *, dry_run: bool = False) -> PushRe
 def _push(engine: Engine, settings: Settings, todo: list[int], report: PushReport) -> None:
     done: set[int] = set()
     try:
-        with engine_for(settings).connect() as conn:
+        with session_for(settings) as conn:
             for delivery_id in todo:
-                outcome = _deliver(engine, conn, delivery_id, report.dry_run)
+                _tally(report, _deliver(engine, settings, conn, delivery_id, report.dry_run))
                 done.add(delivery_id)
-                _tally(report, outcome)
-    except (DBAPIError, ConfigError) as exc:  # not reachable, or gone mid-way: the rest waits
-        message = str(exc) if isinstance(exc, ConfigError) else describe_failure(settings, exc)
-        report.errors.append({"error": message})
+    except (MarketplaceError, ConfigError) as exc:  # not reachable, or gone mid-way: the rest waits
+        report.errors.append({"error": str(exc)})
         report.pending = len(todo) - len(done)
         if not report.dry_run:
-            _note_failure(engine, [d for d in todo if d not in done], message)
+            _note_failure(engine, [d for d in todo if d not in done], str(exc))
         _quiet_until[where(settings)] = time.monotonic() + QUIET_SECONDS
 
 
@@ -130,7 +127,7 @@ def _tally(report: PushReport, outcome: dict[str, Any]) -> None:
         report.conflicts.append({k: outcome[k] for k in ("solution_id", "ours", "theirs")})
 
 
-def _deliver(engine: Engine, conn: Connection, delivery_id: int, dry_run: bool) -> dict[str, Any]:
+def _deliver(engine: Engine, settings: Settings, conn: Connection, delivery_id: int, dry_run: bool) -> dict[str, Any]:
     """One delivery: under the solution's lock, a conditional UPDATE of the row, then our record of it."""
     with session_scope(engine, write=not dry_run) as session:
         delivery = session.get(Delivery, delivery_id)
@@ -142,7 +139,8 @@ def _deliver(engine: Engine, conn: Connection, delivery_id: int, dry_run: bool) 
         if delivery.state != DeliveryState.pending or solution is None:
             return {"state": "skipped"}
         session.refresh(solution)
-        outcome = _write_row(conn, delivery.solution_id, delivery.image_url, solution.marketplace_url, dry_run)
+        ours, seen = delivery.image_url, solution.marketplace_url
+        outcome = run_on(settings, conn, lambda c: _write_row(c, delivery.solution_id, ours, seen, dry_run))
         if not dry_run:
             _record(session, delivery, solution, outcome)
             session.commit()
@@ -150,20 +148,22 @@ def _deliver(engine: Engine, conn: Connection, delivery_id: int, dry_run: bool) 
 
 
 def _write_row(conn: Connection, solution_id: str, ours: str | None, seen: str | None, dry_run: bool) -> dict:
-    """Set the row's imageUrl to ours if it still holds what we last saw; else say what it holds."""
+    """Set the row's imageUrl to ours if it still holds what we last saw; else say what it holds.
+
+    Runs inside one marketplace transaction (`run_on`).
+    """
     outcome: dict[str, Any] = {"solution_id": solution_id, "ours": ours, "written": False}
-    with conn.begin():
-        if ours != seen and not dry_run:
-            written = conn.execute(
-                text(
-                    'UPDATE "Solution" SET "imageUrl" = :ours, "updatedAt" = :now '
-                    'WHERE id = :id AND "imageUrl" IS NOT DISTINCT FROM :seen RETURNING id'
-                ),
-                {"ours": ours, "now": _prisma_now(), "id": solution_id, "seen": seen},
-            ).first()
-            if written is not None:
-                return {**outcome, "state": DeliveryState.delivered, "written": True}
-        row = conn.execute(text('SELECT "imageUrl" FROM "Solution" WHERE id = :id'), {"id": solution_id}).first()
+    if ours != seen and not dry_run:
+        written = conn.execute(
+            text(
+                'UPDATE "Solution" SET "imageUrl" = :ours, "updatedAt" = :now '
+                'WHERE id = :id AND "imageUrl" IS NOT DISTINCT FROM :seen RETURNING id'
+            ),
+            {"ours": ours, "now": _prisma_now(), "id": solution_id, "seen": seen},
+        ).first()
+        if written is not None:
+            return {**outcome, "state": DeliveryState.delivered, "written": True}
+    row = conn.execute(text('SELECT "imageUrl" FROM "Solution" WHERE id = :id'), {"id": solution_id}).first()
     if row is None:
         return {**outcome, "state": DeliveryState.failed, "error": f"The marketplace has no solution {solution_id}."}
     theirs = row[0]
@@ -219,12 +219,15 @@ def deliver_waiting(engine: Engine, settings: Settings) -> PushReport | None:
     with Session(engine) as session:
         if not _count(session, DeliveryState.pending):
             return None
+    if not _push_lock.acquire(blocking=False):
+        return None  # this process is pushing already: it takes what waits, or the next command does
     try:
-        with _push_lock:  # one push at a time per process; the others find nothing left to do
-            return push(engine, settings)
+        return push(engine, settings)
     except Exception as exc:  # noqa: BLE001 - an admin's action must never fail because of the marketplace
         log.error(redact(f"Delivering to the marketplace failed: {exc}", *settings.secrets))
         return None
+    finally:
+        _push_lock.release()
 
 
 def _count(session: Session, state: str) -> int:

@@ -1,10 +1,18 @@
-"""`demo-data`: a realistic synthetic catalogue and generation history (also the scale fixture)."""
+"""`demo-data`: a realistic synthetic catalogue and generation history (also the scale fixture).
+
+It tells the truth about what is on disk: each approved solution shows a card the local provider
+drew for it, the storage figures are the bytes of the files written, and an image's attempt names the
+provider that drew it (`demo_history` says what the synthetic history may claim).
+"""
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -14,21 +22,11 @@ from sqlmodel import Session, select
 
 from . import storage, templates
 from .auth import Actor, audit, require
-from .budget import Usage, cost_from_usage, expected_output_tokens, price_for
+from .budget import price_for
 from .config import Settings
 from .db import analyze, session_scope
-from .models import (
-    PLACEHOLDER_URL,
-    PUBLIC_PREFIX,
-    Attempt,
-    Candidate,
-    ImageStatus,
-    Publication,
-    Role,
-    Solution,
-    new_solution_id,
-    utcnow,
-)
+from .demo_history import MODELS, History
+from .models import PUBLIC_PREFIX, Attempt, Candidate, ImageStatus, Publication, Role, Solution, new_solution_id, utcnow
 from .providers import ImageRequest, LocalProvider
 
 CATEGORIES = [
@@ -86,27 +84,13 @@ VERBS = [
     "answers questions about",
 ]
 NAMES = ["Insight", "Pilot", "Lens", "Flow", "Scout", "Forge", "Pulse", "Atlas", "Echo", "Nova", "Sage", "Beacon"]
-ERRORS = [
-    ("rate_limited", 30),
-    ("server_error", 20),
-    ("timeout", 15),
-    ("moderation_blocked", 10),
-    ("bad_image", 5),
-    ("budget_exceeded", 10),
-    ("connection", 5),
-    ("invalid_request", 5),
-]
-MODELS = [("openai", "gpt-image-2", 70), ("local", "local-card", 20), ("openai", "gpt-image-2.5-sunburst", 10)]
 FATES, FATE_WEIGHTS = ["approved", "pending", "placeholder", "none"], [60, 15, 10, 15]
-REASONS = ["off_topic", "low_quality", "text_artefacts", "off_brand", "unsafe", "other"]
-POOL_SIZE = 8
 # A second version of the default template, tried on the last few weeks of the synthetic history, so the
 # yield table and the Metrics filter have two versions to compare.
 DEMO_TEMPLATE_V2 = (
     'A bold, modern product illustration for "{title}", an AI solution in {category} that {description}\n'
     "One clear central motif, soft gradients, generous negative space; no text, letters or logos."
 )
-REAL_PENDING = 40  # candidates awaiting review get a real drawing of their own solution (the rest share a pool)
 CHUNK = 5000
 
 
@@ -149,35 +133,6 @@ def _solution_rows(rng: random.Random, count: int, taken: set[str]) -> list[dict
     return rows
 
 
-def _draw(settings: Settings, row: dict[str, Any], folder: str) -> dict[str, Any]:
-    """A real local-provider image of `row`, stored like a candidate's."""
-    request = ImageRequest(
-        prompt=row["description"],
-        model="local-card",
-        size="1024x1024",
-        quality="medium",
-        output_format="png",
-        subject=row,
-    )
-    data = LocalProvider(settings).generate(request).data
-    info = storage.verify_image(data)
-    file_path, thumb_path = storage.store_candidate(settings, folder, data, info)
-    return {
-        "file_path": file_path,
-        "thumb_path": thumb_path,
-        "image_format": "png",
-        "width": info.width,
-        "height": info.height,
-        "sha256": info.sha256,
-        "bytes": info.bytes,
-    }
-
-
-def _image_pool(settings: Settings, solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A few real images that the synthetic history shares, so galleries show pictures."""
-    return [{k: v for k, v in _draw(settings, row, "demo").items() if k != "bytes"} for row in solutions[:POOL_SIZE]]
-
-
 def load(
     engine: Engine,
     settings: Settings,
@@ -191,42 +146,89 @@ def load(
     """Insert `solutions` solutions and about `generations` attempts over the last 60 days."""
     require(actor, "edit_catalogue")
     rng = random.Random(seed)
+    second = _second_template(engine)
     with Session(engine) as session:
         taken = {t.lower() for t in session.exec(select(Solution.title)).all()}
-        next_attempt = (session.exec(select(func.max(Attempt.id))).one() or 0) + 1
-        next_candidate = (session.exec(select(func.max(Candidate.id))).one() or 0) + 1
+        ids = tuple((session.exec(select(func.max(m.id))).one() or 0) + 1 for m in (Attempt, Candidate))
         prices = {m: price_for(session=session, model=m)[0] for _, m, _ in MODELS}
-    second = _second_template(engine)
+        versions = {ref: templates.resolve(session=session, ref=ref) for ref in ("default@1", second)}
     rows = _solution_rows(rng, solutions, taken)
-    progress(f"Drawing {min(POOL_SIZE, len(rows))} demo images…")
-    pool = _image_pool(settings, rows)
-    history = _History(rng, prices, pool, next_attempt, next_candidate, second)
+    history = History(rng, prices, ids, versions)  # type: ignore[arg-type]
     fates = [rng.choices(FATES, FATE_WEIGHTS)[0] for _ in rows]
     tried = [i for i, fate in enumerate(fates) if fate != "none"] or list(range(len(rows)))
     counts = Counter(rng.choices(tried, k=generations))  # exactly `generations` attempts in all
     for i, row in enumerate(rows):
         history.solution(row, fates[i], counts[i])
-    if history.awaiting:
-        progress(f"Drawing {len(history.awaiting)} candidates awaiting review…")
-    for row, candidate in history.awaiting:
-        candidate.update(_draw(settings, row, row["id"]))
+    progress(f"Drawing {len(history.shown)} cards, one for each solution that shows or awaits one…")
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # encoding and files release the GIL
+        publications = list(pool.map(lambda shown: _draw(settings, *shown), history.shown))
     with session_scope(engine, write=True) as session:
         _bulk(session, Solution, rows)
         progress(f"Inserted {len(rows)} solutions; writing {len(history.attempts)} attempts…")
         _bulk(session, Attempt, history.attempts)
         _bulk(session, Candidate, history.candidates)
-        _bulk(session, Publication, history.publications)
+        _bulk(session, Publication, [p for p in publications if p is not None])
         _reset_sequences(session, (Attempt, Candidate, Publication))
         counts = {
             "solutions": len(rows),
             "attempts": len(history.attempts),
             "candidates": len(history.candidates),
-            "publications": len(history.publications),
+            "publications": sum(p is not None for p in publications),
         }
         audit(session, actor, "catalogue.demo_data", None, **counts)
         session.commit()
     analyze(engine)
     return counts
+
+
+def _draw(settings: Settings, row: dict[str, Any], attempt: dict[str, Any], candidate: dict[str, Any]) -> dict | None:
+    """Make the shown attempt for real: the local provider draws it, it is stored, and published if approved."""
+    subject = {k: row[k] for k in ("title", "description", "category", "tags", "provider")}
+    request = ImageRequest(attempt["prompt"], "local-card", attempt["size"], "medium", "png", subject=subject)
+    started = time.perf_counter()
+    reply = LocalProvider(settings).generate(request)
+    info = storage.verify_image(reply.data)
+    file_path, thumb_path = storage.store_candidate(settings, row["id"], reply.data, info)
+    took = int((time.perf_counter() - started) * 1000)
+    attempt.update(bytes=info.bytes, provider_ms=reply.provider_ms, duration_ms=took)
+    attempt["finished_at"] = attempt["started_at"] + timedelta(milliseconds=took)
+    candidate.update(file_path=file_path, thumb_path=thumb_path, bytes=info.bytes, sha256=info.sha256)
+    candidate.update(width=info.width, height=info.height, created_at=attempt["finished_at"])
+    if candidate["state"] != "approved":
+        return None
+    name = _publish(settings, row["title"], reply.data, candidate["reviewed_at"])
+    row["image_url"], row["image_status"] = PUBLIC_PREFIX + name, ImageStatus.approved
+    return {
+        "solution_id": row["id"],
+        "candidate_id": candidate["id"],
+        "file_name": name,
+        "image_url": PUBLIC_PREFIX + name,
+        "bytes": info.bytes,
+        "previous_image_url": None,
+        "previous_status": ImageStatus.none,
+        "published_at": candidate["reviewed_at"],
+        "published_by": "demo",
+        "active": True,
+        "rolled_back_at": None,
+        "rolled_back_by": None,
+    }
+
+
+def _publish(settings: Settings, title: str, data: bytes, when) -> str:  # type: ignore[no-untyped-def]
+    """Write a card into the publish folder under the AIXchange name for its approval time; never overwrite."""
+    storage.make_public_folder(settings.publish_dir)
+    millis = int(when.timestamp() * 1000)
+    for offset in range(1000):
+        name = f"{storage.slugify(title)}-{millis + offset}.png"
+        try:
+            fd = os.open(settings.publish_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, storage.PUBLIC_FILE_MODE)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(settings.publish_dir / name, storage.PUBLIC_FILE_MODE)  # whatever the umask
+        return name
+    raise storage.StorageError(f"Could not find a free file name in {settings.publish_dir}.")
 
 
 def _second_template(engine: Engine) -> str:
@@ -261,144 +263,3 @@ def _reset_sequences(session: Session, models: tuple[type, ...]) -> None:
         table = model.__tablename__  # type: ignore[attr-defined]
         # setval is strict: on an empty table max(id) is NULL and the sequence is left alone.
         session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"))
-
-
-class _History:
-    """Builds plausible attempts, candidates and publications for one solution at a time."""
-
-    def __init__(
-        self,
-        rng: random.Random,
-        prices: dict,
-        pool: list[dict],
-        next_attempt: int,
-        next_candidate: int,
-        second_template: str,
-    ):
-        self.rng, self.prices, self.pool, self.second_template = rng, prices, pool, second_template
-        self.next_attempt, self.next_candidate = next_attempt, next_candidate
-        self.attempts: list[dict[str, Any]] = []
-        self.candidates: list[dict[str, Any]] = []
-        self.publications: list[dict[str, Any]] = []
-        self.awaiting: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        self.now = utcnow()
-
-    def solution(self, row: dict[str, Any], fate: str, count: int) -> None:
-        rng = self.rng
-        if fate == "pending" and len(self.awaiting) >= REAL_PENDING:
-            fate = "approved"
-        times = sorted(self.now - timedelta(days=rng.uniform(0, 60)) for _ in range(count))
-        successes = [self._attempt(row, t, ok=fate != "placeholder") for t in times]
-        successes = [c for c in successes if c is not None]
-        if fate == "placeholder" or (fate != "none" and not successes):
-            row["image_url"], row["image_status"] = PLACEHOLDER_URL, ImageStatus.placeholder
-        elif fate == "pending":
-            successes[-1].update(state="pending", reviewed_at=None, reviewed_by=None)
-            row["image_status"] = ImageStatus.pending
-            self.awaiting.append((row, successes[-1]))
-        elif fate == "approved":
-            self._publish(row, successes[-1])
-        for cand in successes[:-1]:
-            cand["state"], cand["reject_reason"] = "rejected", rng.choice(REASONS)
-
-    def _attempt(self, row: dict[str, Any], started, ok: bool) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
-        rng = self.rng
-        provider, model, _ = rng.choices(MODELS, [m[2] for m in MODELS])[0]
-        quality = rng.choices(["low", "medium", "high"], [15, 70, 15])[0]
-        succeeded = ok and rng.random() < 0.9
-        cache_hit = succeeded and rng.random() < 0.05
-        paid = provider == "openai" and succeeded and not cache_hit
-        duration = int(rng.lognormvariate(9.1, 0.35)) if provider == "openai" else int(rng.lognormvariate(5.5, 0.3))
-        tokens = expected_output_tokens("1024x1024", quality)
-        full_price = cost_from_usage(self.prices[model], Usage(60, 0, tokens, 0)) if provider == "openai" else 0.0
-        cost = full_price if paid else 0.0
-        attempt_id, self.next_attempt = self.next_attempt, self.next_attempt + 1
-        recent = self.now - started < timedelta(days=21)
-        template_ref = self.second_template if recent and rng.random() < 0.5 else "default@1"
-        attempt = {
-            "id": attempt_id,
-            "solution_id": row["id"],
-            "batch_id": "demo",
-            "actor": "demo",
-            "provider": provider,
-            "model": model,
-            "size": "1024x1024",
-            "quality": quality,
-            "output_format": "png",
-            "template_ref": template_ref,
-            "prompt": row["description"],
-            "variant": 0,
-            "request_key": f"demo-{attempt_id}",
-            "status": "succeeded" if succeeded else "failed",
-            "error_kind": None if succeeded else rng.choices(ERRORS, [e[1] for e in ERRORS])[0][0],
-            "error_message": None,
-            "cache_hit": cache_hit,
-            "moderation": "passed",
-            "started_at": started,
-            "finished_at": started + timedelta(milliseconds=duration),
-            "duration_ms": duration,
-            "provider_ms": duration - 40,
-            "retries": 0,
-            "input_text_tokens": 60 if paid else None,
-            "input_image_tokens": 0 if paid else None,
-            "output_image_tokens": tokens if paid else None,
-            "output_text_tokens": 0 if paid else None,
-            "reserved_usd": cost,
-            "cost_usd": cost,
-            "saved_usd": full_price if cache_hit else 0.0,
-            "cost_source": "usage" if paid else ("cache" if cache_hit else "none"),
-            "request_id": None,
-            "bytes": None,
-            "candidate_id": None,
-            "pid": None,
-            "host": "demo",
-        }
-        self.attempts.append(attempt)
-        if not succeeded:
-            return None
-        image = self.pool[attempt_id % len(self.pool)] if self.pool else {}
-        size = int(rng.uniform(1.1e6, 1.9e6))
-        cand_id, self.next_candidate = self.next_candidate, self.next_candidate + 1
-        attempt["candidate_id"], attempt["bytes"] = cand_id, size
-        candidate = {
-            "id": cand_id,
-            "solution_id": row["id"],
-            "attempt_id": attempt_id,
-            "state": "rejected",
-            "bytes": size,
-            "template_ref": template_ref,
-            "model": model,
-            "cost_usd": cost,
-            "cache_hit": cache_hit,
-            "source": "generated",
-            "reject_reason": None,
-            "reject_note": None,
-            "created_at": attempt["finished_at"],
-            "reviewed_at": attempt["finished_at"] + timedelta(hours=rng.uniform(1, 48)),
-            "reviewed_by": "demo",
-            **image,
-        }
-        self.candidates.append(candidate)
-        return candidate
-
-    def _publish(self, row: dict[str, Any], candidate: dict[str, Any]) -> None:
-        stamp = int(candidate["reviewed_at"].timestamp() * 1000)
-        name = f"{storage.slugify(row['title'])}-{stamp}.png"
-        candidate["state"] = "approved"
-        row["image_url"], row["image_status"] = PUBLIC_PREFIX + name, ImageStatus.approved
-        self.publications.append(
-            {
-                "solution_id": row["id"],
-                "candidate_id": candidate["id"],
-                "file_name": name,
-                "image_url": PUBLIC_PREFIX + name,
-                "bytes": candidate["bytes"],
-                "previous_image_url": None,
-                "previous_status": ImageStatus.none,
-                "published_at": candidate["reviewed_at"],
-                "published_by": "demo",
-                "active": True,
-                "rolled_back_at": None,
-                "rolled_back_by": None,
-            }
-        )

@@ -34,7 +34,8 @@ from .models import (
     utcnow,
 )
 from .pipeline import GenerateOptions, GenerationResult, RateLimiter
-from .providers import redact
+from .providers import get_provider, redact
+from .zod import js_length
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ _PUBLISHED = (ImageStatus.approved, ImageStatus.uploaded)
 
 UNEXPECTED = "An unexpected error occurred; the card keeps the placeholder image and the error is in the service's log."
 SHUTTING_DOWN = "The image service is shutting down; try again in a minute."
+NO_DAILY_CAP = (
+    "The image service spends money only under a daily budget (its route has no sign-in); "
+    "ask an admin to set IMAGE_BUDGET_DAILY_USD or a daily budget on Settings."
+)
 # What a failed generation answers, per error kind: our own sentences, never the provider's text.
 WHY = {
     "moderation_blocked": "The description was flagged by moderation; reword it and try again.",
@@ -102,9 +107,9 @@ class Outcome:
         return self.error_kind is None
 
 
-def js_length(text: str) -> int:
-    """Length as JavaScript counts it (UTF-16 code units: an emoji is 2), as the marketplace's rules do."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+def spending_is_bounded(settings: Settings) -> bool:
+    """The unauthenticated route spends with a paid provider only under a daily cap."""
+    return settings.image_budget_daily_usd is not None or not get_provider(settings.provider_name, settings).paid
 
 
 def make_ask(description: str | None, title: str | None = None, solution_id: str | None = None) -> Ask:
@@ -172,37 +177,45 @@ class Intake:
 
     def take(self, ask: Ask) -> Future[Outcome]:
         """Answer a request: a finished future when nothing is to be made first, else the generation's."""
-        if ask.solution_id:
-            self._look_up(ask.solution_id)
+        # An id we could not find here or in the marketplace may be anyone's: its images wait for a person.
+        review = self.review or (ask.solution_id is not None and not self._look_up(ask.solution_id))
         with self._lock:
             running = self._running.get(ask.key)
             if running is not None:  # the same request is being made: share its answer, make nothing twice
-                return _done(self._queued(None)) if self.review else running
+                return _done(self._queued(None)) if review else running
             settings = self.current_settings()
+            if not spending_is_bounded(settings):
+                return _done(Outcome(None, NO_DAILY_CAP, error_kind="budget_exceeded"))
             with session_scope(self.engine, write=True) as session:
                 solution = self._solution_for(session, ask)
                 standing = self._standing(session, solution, settings)
                 session.commit()
             if standing is not None:
                 return _done(standing)
-            future = self._pool.submit(self._generate, solution.id)
+            future = self._pool.submit(self._generate, solution.id, review)
             self._running[ask.key] = future
             self._work.add(future)
             future.add_done_callback(lambda done: self._forget(ask.key, done))
-        return _done(self._queued(settings, solution)) if self.review else future
+        return _done(self._queued(settings, solution)) if review else future
 
-    def _look_up(self, solution_id: str) -> None:
-        """A marketplace id we have not pulled yet: read that row first, so its image and text are known."""
-        with Session(self.engine) as session:
-            if session.get(Solution, solution_id) is not None:
-                return
+    def _look_up(self, solution_id: str) -> bool:
+        """Whether we know the solution: ours already, or a marketplace row we read now (its image and
+        text then count, not the request's)."""
+        if self._known(solution_id):
+            return True
         settings = self.current_settings()
         if not marketplace.configured(settings):
-            return
+            return False
         try:
             pull.pull(self.engine, settings, actor=self.actor, ids=[solution_id])
         except UserError as exc:  # the marketplace is down: a request solution stands in, a later pull joins it
             log.warning("Could not read solution %s from the marketplace: %s", solution_id, exc)
+        return self._known(solution_id)
+
+    def _known(self, solution_id: str) -> bool:
+        with Session(self.engine) as session:
+            solution = session.get(Solution, solution_id)
+            return solution is not None and solution.origin != SolutionOrigin.request
 
     def _forget(self, key: tuple[str, ...], future: Future[Outcome]) -> None:
         with self._lock:
@@ -283,16 +296,16 @@ class Intake:
         )
 
     # -- making the image (on the pool) ----------------------------------------------------------
-    def _generate(self, solution_id: str) -> Outcome:
+    def _generate(self, solution_id: str, review: bool) -> Outcome:
         try:
             if self._stop.is_set() or not all(self._limiter.acquire() for _ in range(self.candidates)):
                 return Outcome(solution_id, SHUTTING_DOWN, error_kind="server_error")
             settings = self.current_settings()
             options = GenerateOptions(
-                auto_approve=not self.review, actor=self.actor, candidates=self.candidates, concurrency=1
+                auto_approve=not review, actor=self.actor, candidates=self.candidates, concurrency=1
             )
             results, _ = batch.run_batch(self.engine, settings, [solution_id], options, stop=self._stop)
-            return self._outcome(solution_id, results, settings)
+            return self._queued(settings) if review else self._outcome(solution_id, results, settings)
         except Exception:  # noqa: BLE001 - the request gets a sentence; the log gets the traceback
             log.error(
                 redact(f"Image request for {solution_id} failed\n{traceback.format_exc()}", *self.settings.secrets)
@@ -300,8 +313,6 @@ class Intake:
             return Outcome(solution_id, UNEXPECTED, error_kind="server_error")
 
     def _outcome(self, solution_id: str, results: list[GenerationResult], settings: Settings) -> Outcome:
-        if self.review:
-            return self._queued(settings)
         if not results:
             return Outcome(solution_id, SHUTTING_DOWN, error_kind="server_error")
         if results[0].status == "failed":

@@ -53,6 +53,9 @@ class Intent:
     # The candidate's image: on SQLite a rolled-back row's id is given to the next row, so the id
     # alone may name another candidate by the time recovery looks (an upload's never committed).
     candidate_sha256: str | None = None
+    # What the solution showed when the approval began: a change since (a pull took the marketplace's
+    # image, an admin kept theirs) means the approval no longer describes the solution.
+    showed: str | None = None
     host: str = HOST
     pid: int = field(default_factory=os.getpid)
     runner: str = RUNNER

@@ -8,13 +8,14 @@ never shown, logged or stored.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, func, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from .config import ConfigError, Settings, UserError, sqlalchemy_url
@@ -44,10 +45,12 @@ def where(settings: Settings) -> str:
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+T = TypeVar("T")
 
 
 def engine_for(settings: Settings) -> Engine:
-    """One pooled engine per marketplace URL; short timeouts, so a marketplace that is down costs seconds."""
+    """One engine per marketplace URL, without a pool: every use connects afresh within the connect
+    timeout, so no pooled connection to a server that froze can hang a check."""
     if settings.marketplace_database_url is None:
         raise ConfigError(
             "MARKETPLACE_DATABASE_URL is not set; put the marketplace's postgresql:// URL (its app/.env "
@@ -61,9 +64,7 @@ def engine_for(settings: Settings) -> Engine:
             wait = max(1, int(settings.marketplace_timeout_seconds))
             _engines[url] = create_engine(
                 url,
-                pool_pre_ping=True,
-                pool_size=2,
-                max_overflow=4,
+                poolclass=NullPool,
                 connect_args={
                     "connect_timeout": wait,
                     "application_name": "aixchange-images",
@@ -81,14 +82,66 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-@contextmanager
-def connect(settings: Settings) -> Iterator[Connection]:
-    """A marketplace connection in one short transaction; failures become one sentence (no password)."""
-    try:
+def within(settings: Settings, action: Callable[[], T], seconds: float | None = None) -> T:
+    """Run marketplace I/O under a deadline of our own.
+
+    A server that is frozen rather than down (a paused container) still acknowledges TCP, so no
+    timeout of the driver's fires. The call runs in a thread of its own; past the deadline we give up
+    on it (the thread ends when the server does) and say so in one sentence, holding nothing of ours.
+    """
+    limit = seconds if seconds is not None else 2 * settings.marketplace_timeout_seconds + 1
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = action()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="marketplace-io", daemon=True).start()
+    if not done.wait(limit):
+        raise MarketplaceError(
+            f"The marketplace database {where(settings)} did not answer within {limit:g} s; "
+            "image changes wait and are retried by the next command or `marketplace push`."
+        )
+    if "error" in box:
+        error = box["error"]
+        raise MarketplaceError(describe_failure(settings, error)) if isinstance(error, DBAPIError) else error
+    return box["value"]
+
+
+def run(settings: Settings, action: Callable[[Connection], T], seconds: float | None = None) -> T:
+    """`action` in one short marketplace transaction on a fresh connection, under our deadline."""
+
+    def unit() -> T:
         with engine_for(settings).begin() as conn:
-            yield conn
-    except DBAPIError as exc:
-        raise MarketplaceError(describe_failure(settings, exc)) from None
+            return action(conn)
+
+    return within(settings, unit, seconds)
+
+
+@contextmanager
+def session_for(settings: Settings) -> Iterator[Connection]:
+    """One marketplace connection for several short transactions (a push: `run_on` each)."""
+    conn = within(settings, engine_for(settings).connect)
+    try:
+        yield conn
+    finally:
+        if not conn.closed:
+            threading.Thread(target=conn.close, daemon=True).start()  # a frozen server must not hold us here
+
+
+def run_on(settings: Settings, conn: Connection, action: Callable[[Connection], T]) -> T:
+    """`action` in its own transaction on an open connection, under our deadline."""
+
+    def unit() -> T:
+        with conn.begin():
+            return action(conn)
+
+    return within(settings, unit)
 
 
 def describe_failure(settings: Settings, exc: BaseException) -> str:
@@ -109,8 +162,7 @@ def describe_failure(settings: Settings, exc: BaseException) -> str:
 def check(settings: Settings) -> str | None:
     """None when the marketplace answers, else why not (one sentence)."""
     try:
-        with connect(settings) as conn:
-            conn.execute(text('SELECT 1 FROM "Solution" LIMIT 1'))
+        run(settings, lambda conn: conn.execute(text('SELECT 1 FROM "Solution" LIMIT 1')).all())
     except (MarketplaceError, ConfigError) as exc:
         return str(exc)
     return None

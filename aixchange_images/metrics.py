@@ -13,7 +13,7 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Solution, utcnow
+from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -389,7 +389,8 @@ def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]
     counts = status_counts(session=session)
     week = select(func.count()).select_from(Publication).where(Publication.published_at >= now - timedelta(days=7))
     pending_solutions = select(func.count(func.distinct(Candidate.solution_id))).where(
-        Candidate.state == CandidateState.pending
+        Candidate.state == CandidateState.pending,
+        Candidate.purpose == Purpose.regular,  # trials wait apart
     )
     return {
         "solutions": sum(counts.values()),

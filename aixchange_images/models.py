@@ -59,6 +59,13 @@ REJECT_REASONS = {
 NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
 
 
+class Purpose(StrEnum):
+    """Why an image was made: for the catalogue, or in a Prompt Studio trial (kept apart on Review)."""
+
+    regular = "regular"
+    trial = "trial"
+
+
 class AttemptStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
@@ -161,6 +168,7 @@ class Attempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     solution_id: str = Field(index=True, foreign_key="solution.id")
     batch_id: str | None = Field(default=None, index=True)
+    purpose: str = Field(default=Purpose.regular, max_length=16)
     actor: str = "cli"
     provider: str
     model: str = Field(index=True)
@@ -206,6 +214,8 @@ class Candidate(SQLModel, table=True):
         Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
         # storage in use, over time and by solution (metrics.storage_bytes and its neighbours)
         Index("ix_candidate_disk_cover", "cache_hit", "deleted_at", "solution_id", "bytes", "created_at", "state"),
+        # the review queue: pending candidates of one purpose, grouped by solution, oldest first
+        Index("ix_candidate_queue", "state", "purpose", "solution_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -224,6 +234,7 @@ class Candidate(SQLModel, table=True):
     cost_usd: float = 0.0
     cache_hit: bool = False
     source: str = "generated"  # generated | uploaded
+    purpose: str = Field(default=Purpose.regular, max_length=16)  # a trial's candidates wait apart
     reject_reason: str | None = None
     reject_note: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -32,6 +32,7 @@ from .models import (
     Candidate,
     CandidateState,
     ImageStatus,
+    Purpose,
     Solution,
     utcnow,
 )
@@ -66,6 +67,8 @@ class GenerateOptions:
     auto_approve: bool = False
     concurrency: int | None = None
     actor: Actor = CLI_ACTOR
+    purpose: str = Purpose.regular  # Purpose.trial for Prompt Studio's trials: their candidates wait apart
+    batch_id: str | None = None  # chosen by the caller to find the run's candidates later (Review's ?batch=)
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Plan:
     quality: str
     output_format: str
     options: GenerateOptions
-    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    batch_id: str = field(default_factory=lambda: new_batch_id())
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class GenerationResult:
         return asdict(self)
 
 
+def new_batch_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
     """Resolve provider, model, size, quality and format; bad values fail with one sentence."""
     require(options.actor, "generate")
@@ -127,6 +134,7 @@ def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
         quality=override.dalle_image_quality,
         output_format=(options.output_format or settings.dalle_image_format).replace("jpg", "jpeg"),
         options=options,
+        batch_id=options.batch_id or new_batch_id(),
     )
 
 
@@ -251,6 +259,7 @@ class Generator:
                 "description": solution.description,
                 "category": solution.category,
                 "tags": list(solution.tags or []),
+                "provider": solution.provider or "",
             }
         if attempt.status == AttemptStatus.failed:  # the prompt could not be made
             return self._store(attempt, started)
@@ -294,6 +303,7 @@ class Generator:
         attempt = Attempt(
             solution_id=solution.id,
             batch_id=plan.batch_id,
+            purpose=plan.options.purpose,
             actor=plan.options.actor.username,
             provider=plan.provider.name,
             model=plan.model,
@@ -332,6 +342,9 @@ class Generator:
                 return None
             if source.solution_id == attempt.solution_id:
                 candidate = source  # the same image is already waiting or published: nothing new to keep
+                if candidate.state == CandidateState.pending and attempt.purpose == Purpose.regular:
+                    candidate.purpose = Purpose.regular  # a trial's image asked for by a real run joins the queue
+                    session.add(candidate)
             else:
                 candidate = Candidate(
                     **source.model_dump(
@@ -346,9 +359,11 @@ class Generator:
                             "solution_id",
                             "cost_usd",
                             "template_ref",
+                            "purpose",
                         }
                     ),
                     solution_id=attempt.solution_id,
+                    purpose=attempt.purpose,
                     cost_usd=0.0,
                     template_ref=attempt.template_ref,
                 )
@@ -494,7 +509,7 @@ class Generator:
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data)
+            info = storage.verify_image(reply.data, source="reply")
             data, info = storage.normalise_format(reply.data, info)
             candidate = storage.keep_candidate(
                 self.settings,
@@ -505,9 +520,10 @@ class Generator:
                 template_ref=attempt.template_ref,
                 model=attempt.model,
                 cost_usd=attempt.cost_usd,
+                purpose=attempt.purpose,
             )
         except storage.BadImage as exc:
-            self._fail(attempt, "bad_image", f"The provider's reply is not a usable image: {exc}")
+            self._fail(attempt, "bad_image", str(exc))
             return self._store(attempt, started)
         except storage.StorageError as exc:
             self._fail(attempt, "storage", str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import threading
 import time
@@ -27,6 +28,7 @@ SHUTDOWN_DATES = {
 }
 CURRENT_MODEL = "gpt-image-2"
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection"})
+log = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
@@ -120,18 +122,26 @@ class LocalProvider(Provider):
 
     def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
         from .artwork import draw_card  # drawing code is only loaded when it draws
+        from .fonts import missing
+        from .style_cues import read
 
         started = time.perf_counter()
         width, height = parse_size(request.size)
         subject = request.subject
+        title = subject.get("title") or "Untitled solution"
+        if lost := missing(title):
+            log.warning(
+                "The characters %s of the title %r could not be drawn: no installed font has them.", lost, title
+            )
         image = draw_card(
-            title=subject.get("title") or "Untitled solution",
+            title=title,
             description=subject.get("description") or request.prompt,
             category=subject.get("category") or "Other",
             tags=list(subject.get("tags") or []),
             seed=request.seed,
             width=width,
             height=height,
+            cues=read(request.prompt, ignore=subject_texts(subject)),
         )
         out = io.BytesIO()
         if request.output_format == "jpeg":
@@ -139,6 +149,12 @@ class LocalProvider(Provider):
         else:
             image.save(out, format="PNG", compress_level=1)
         return ImageResult(data=out.getvalue(), provider_ms=int((time.perf_counter() - started) * 1000))
+
+
+def subject_texts(subject: dict[str, Any]) -> list[str]:
+    """The solution's own words in a prompt: its style cues are the template's, never these."""
+    texts = [subject.get(key) or "" for key in ("title", "description", "category", "provider")]
+    return [str(t) for t in texts + list(subject.get("tags") or []) if t]
 
 
 _registry: dict[str, Callable[[Settings], Provider]] = {}

@@ -13,33 +13,31 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from .adoption import MARKETPLACE_ACTOR, Requests, adopt
 from .auth import Actor, audit, require
-from .catalogue import active_publication
 from .config import Settings, UserError
-from .db import session_scope
+from .db import aware, db_now, lock_solution, session_scope
 from .deliveries import deliver_waiting, enqueue, image_status, replaced_in_marketplace, url_status
-from .marketplace import configured, connect, where
+from .marketplace import configured, run, where
 from .models import (
     OPEN_DELIVERIES,
-    Attempt,
-    Candidate,
     Delivery,
     DeliveryState,
     ImageStatus,
     Publication,
     Solution,
     SolutionOrigin,
-    utcnow,
 )
 from .providers import redact
+from .recovery import recover
 
 # The columns we read, as its Prisma migrations name them (quoted camelCase).
 COLUMNS = (
@@ -61,12 +59,12 @@ COLUMNS = (
     "eventId",
     "imageUrl",
     "createdAt",
+    "updatedAt",
 )
 STATUS_NAMES = {"ACTIVE": "Active", "PENDING": "Pending", "INACTIVE": "Inactive"}
 CHUNK = 500
 _EMPTY = (ImageStatus.none, ImageStatus.placeholder)
 ID_MAX = 40  # models.Solution.id; the marketplace's cuids have 25
-MARKETPLACE_ACTOR = Actor("marketplace", "admin")
 log = logging.getLogger(__name__)
 
 
@@ -105,7 +103,8 @@ def pull(
 ) -> PullReport:
     """Read the marketplace's solutions (or just `ids`) into our catalogue, keeping their ids."""
     require(actor, "edit_catalogue")
-    read_at = utcnow()
+    with Session(engine) as session:
+        read_at = db_now(session)  # the database's clock, as deliveries record theirs
     rows = _read_rows(settings, ids)
     report = PullReport()
     for start in range(0, len(rows), CHUNK):
@@ -116,7 +115,7 @@ def pull(
         if progress:
             progress(start + len(chunk), len(rows))
     with session_scope(engine, write=True) as session:
-        audit(session, actor, "marketplace.pull", where(settings), **{k: v for k, v in report.as_dict().items()})
+        audit(session, actor, "marketplace.pull", where(settings), **{**report.as_dict(), "errors": report.errors[:20]})
         session.commit()
     return report
 
@@ -128,9 +127,11 @@ def _read_rows(settings: Settings, ids: list[str] | None) -> list[dict[str, Any]
     if ids is not None:
         query += " WHERE id = ANY(:ids)"
         params["ids"] = list(ids)
-    with connect(settings) as conn:
-        result = conn.execute(text(query + ' ORDER BY "createdAt", id'), params)
-        return [dict(row._mapping) for row in result]
+
+    def read(conn: Connection) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in conn.execute(text(query + ' ORDER BY "createdAt", id'), params)]
+
+    return run(settings, read, seconds=max(30.0, 6 * settings.marketplace_timeout_seconds))
 
 
 def _apply_chunk(
@@ -168,15 +169,20 @@ def _apply_rows(
             )
         )
     )
-    requests = _Requests(session)
+    requests = Requests(session)
+    now = db_now(session)
     for row in rows:
         try:
             fields = _fields(row)
             solution = known.get(row["id"])
             if solution is None and not requests.claims(row) and not careful:
-                session.add(_new_solution(settings, row, fields))
+                session.add(_new_solution(settings, row, fields, now))
                 report.created += 1
-            elif solution is not None and solution.id not in waiting and _unchanged(solution, fields, row):
+            elif (
+                solution is not None
+                and _unchanged(solution, fields, row)
+                and not (solution.id in waiting or requests.claims(row))
+            ):
                 report.unchanged += 1
             else:
                 with session.begin_nested():
@@ -195,14 +201,14 @@ def _unchanged(solution: Solution, fields: dict[str, Any], row: dict[str, Any]) 
     )
 
 
-def _new_solution(settings: Settings, row: dict[str, Any], fields: dict[str, Any]) -> Solution:
+def _new_solution(settings: Settings, row: dict[str, Any], fields: dict[str, Any], now: datetime) -> Solution:
     theirs = row["imageUrl"]
     return Solution(
         id=row["id"],
         origin=SolutionOrigin.marketplace,
         image_url=theirs,
         marketplace_url=theirs,
-        marketplace_synced_at=utcnow(),
+        marketplace_synced_at=now,
         image_status=url_status(settings, theirs),
         **fields,
     )
@@ -246,128 +252,107 @@ def _apply_row(
     solution: Solution | None,
     read_at: datetime,
     report: PullReport,
-    requests: _Requests,
+    requests: Requests,
 ) -> None:
     """A row that is new, changed, or links a solution of ours for the first time."""
     if solution is None:
-        solution = _new_solution(settings, row, fields)
-        session.add(solution)
-        session.flush()
-        request_id = requests.take(row)
-        if request_id is None:
-            report.created += 1
-            return
-        _adopt(session, request_id, solution)
-        report.adopted += 1
-        solution.image_status = image_status(session, settings, solution)  # its candidates came along
+        _add_row(session, settings, row, fields, report, requests)
         return
+    lock_solution(session, solution.id)  # an approval of this solution may be committing right now
+    session.refresh(solution)
+    request_id = requests.take(row)
+    if request_id is not None:
+        adopt(session, request_id, solution)
     changed = any(getattr(solution, k) != v for k, v in fields.items())
     first_link = solution.origin != SolutionOrigin.marketplace
-    from_request = solution.origin == SolutionOrigin.request
     for key, value in fields.items():
         setattr(solution, key, value)
     solution.origin = SolutionOrigin.marketplace
-    image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link, from_request)
+    image_changed = _take_image(session, settings, solution, row["imageUrl"], read_at, first_link)
     session.add(solution)
-    if changed or first_link or image_changed:
+    if request_id is not None:
+        report.adopted += 1
+    elif changed or first_link or image_changed:
         report.updated += 1
     else:
         report.unchanged += 1
 
 
-def _take_image(
+def _add_row(
     session: Session,
     settings: Settings,
-    solution: Solution,
-    theirs: str | None,
-    read_at: datetime,
-    first_link: bool,
-    from_request: bool = False,
+    row: dict[str, Any],
+    fields: dict[str, Any],
+    report: PullReport,
+    requests: Requests,
+) -> None:
+    solution = _new_solution(settings, row, fields, db_now(session))
+    session.add(solution)
+    session.flush()
+    request_id = requests.take(row)
+    if request_id is None:
+        report.created += 1
+        return
+    adopt(session, request_id, solution)
+    report.adopted += 1
+    solution.image_status = image_status(session, settings, solution)  # its candidates came along
+
+
+def _take_image(
+    session: Session, settings: Settings, solution: Solution, theirs: str | None, read_at: datetime, first_link: bool
 ) -> bool:
     """Bring the row's imageUrl into our solution unless a change of ours is still on its way there.
 
     Returns whether our solution's image changed.
     """
-    open_delivery = session.exec(
-        select(Delivery).where(Delivery.solution_id == solution.id, col(Delivery.state).in_(OPEN_DELIVERIES))
-    ).first()
-    if open_delivery is not None:  # ours is newer: the push decides (delivered, or a conflict)
-        if open_delivery.state == DeliveryState.conflict and open_delivery.theirs != theirs:
-            open_delivery.theirs = theirs
-            session.add(open_delivery)
+    if _ours_on_the_way(session, solution, theirs):
         return False
-    if solution.marketplace_synced_at is not None and _aware(solution.marketplace_synced_at) > read_at:
+    if solution.marketplace_synced_at is not None and aware(solution.marketplace_synced_at) > read_at:
         return False  # a delivery landed after we read the row: what we read is older than what is there
-    ours = active_publication(session=session, solution_id=solution.id)
-    if first_link and ours is not None and ours.image_url != theirs and solution.image_url == ours.image_url:
-        # Approved here before the solution was linked: send ours, over what the row holds now.
-        solution.marketplace_url, solution.marketplace_synced_at = theirs, utcnow()
-        delivery = enqueue(session, solution, reason="link", by="marketplace")
-        if from_request and delivery is not None and url_status(settings, theirs) not in _EMPTY:
-            # An unauthenticated request named this row: its image never replaces one without an admin.
-            delivery.state, delivery.theirs = DeliveryState.conflict, theirs
+    live = list(
+        session.exec(
+            select(Publication).where(Publication.solution_id == solution.id, col(Publication.active).is_(True))
+        )
+    )
+    if first_link and solution.image_url != theirs and solution.image_url in {p.image_url for p in live}:
+        _send_ours_on_linking(session, settings, solution, theirs)
         return False
     changed = solution.image_url != theirs
-    solution.image_url, solution.marketplace_url, solution.marketplace_synced_at = theirs, theirs, utcnow()
-    if ours is not None and ours.image_url != theirs:
-        replaced_in_marketplace(session, ours)
+    solution.image_url, solution.marketplace_url, solution.marketplace_synced_at = theirs, theirs, db_now(session)
+    for publication in live:
+        if publication.image_url != theirs:
+            replaced_in_marketplace(session, publication)
     solution.image_status = image_status(session, settings, solution)
     return changed
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+def _ours_on_the_way(session: Session, solution: Solution, theirs: str | None) -> bool:
+    """A delivery of ours still open: the push decides (a conflict meanwhile learns what the row holds)."""
+    delivery = session.exec(
+        select(Delivery).where(Delivery.solution_id == solution.id, col(Delivery.state).in_(OPEN_DELIVERIES))
+    ).first()
+    if delivery is None:
+        return False
+    if delivery.state == DeliveryState.conflict and theirs == delivery.image_url:  # they took ours after all
+        delivery.state, delivery.delivered_at = DeliveryState.delivered, db_now(session)
+        solution.marketplace_url, solution.marketplace_synced_at = theirs, delivery.delivered_at
+    elif delivery.state == DeliveryState.conflict:
+        delivery.theirs = theirs
+    session.add(delivery)
+    return True
 
 
-# -- the drop-in service's solutions, joined to their rows -----------------------------------------
-class _Requests:
-    """The solutions the drop-in service made before their row existed (a handful, read once a chunk).
-
-    A row adopts one that published the image the row shows (the service's default mode), or else
-    one under the row's title that published nothing (its review mode, candidates waiting).
-    """
-
-    def __init__(self, session: Session):
-        request = col(Solution.origin) == SolutionOrigin.request
-        published = session.exec(
-            select(Publication.image_url, Publication.solution_id)
-            .join(Solution, col(Solution.id) == Publication.solution_id)
-            .where(request)
-        ).all()
-        self.by_url = dict(published)
-        self.by_title: dict[str, list[str]] = {}
-        done = set(self.by_url.values())
-        for sid, title in session.exec(
-            select(Solution.id, Solution.title).where(request).order_by(Solution.created_at)
-        ):
-            if sid not in done:
-                self.by_title.setdefault(_title_key(title), []).append(sid)
-
-    def claims(self, row: dict[str, Any]) -> bool:
-        return row["imageUrl"] in self.by_url or bool(self.by_title.get(_title_key(row["title"])))
-
-    def take(self, row: dict[str, Any]) -> str | None:
-        if row["imageUrl"] in self.by_url:
-            return self.by_url.pop(row["imageUrl"])
-        waiting = self.by_title.get(_title_key(row["title"]))
-        return waiting.pop(0) if waiting else None
-
-
-def _title_key(title: Any) -> str:
-    return " ".join(str(title).split()).lower()
-
-
-def _adopt(session: Session, request_id: str, solution: Solution) -> None:
-    """Move everything the service made for `request_id` onto the marketplace's row, then drop it."""
-    for model in (Candidate, Attempt, Publication, Delivery):
-        session.execute(
-            model.__table__.update()  # type: ignore[attr-defined]
-            .where(model.__table__.c.solution_id == request_id)  # type: ignore[attr-defined]
-            .values(solution_id=solution.id)
-        )
-    session.execute(Solution.__table__.delete().where(Solution.__table__.c.id == request_id))  # type: ignore[attr-defined]
-    session.flush()
-    audit(session, MARKETPLACE_ACTOR, "marketplace.adopt", solution.id, request=request_id)
+def _send_ours_on_linking(session: Session, settings: Settings, solution: Solution, theirs: str | None) -> None:
+    """An image approved here before the solution was linked goes to its row, unless the row shows an
+    image it did not show when ours was approved (the author's, meanwhile): then an admin decides."""
+    first = session.exec(
+        select(Publication).where(Publication.solution_id == solution.id).order_by(col(Publication.id))
+    ).first()
+    solution.marketplace_url, solution.marketplace_synced_at = theirs, db_now(session)
+    delivery = enqueue(session, solution, reason="link", by=MARKETPLACE_ACTOR.username)
+    replaced = first.previous_image_url if first is not None else None
+    if delivery is not None and theirs != replaced and url_status(settings, theirs) not in _EMPTY:
+        delivery.state, delivery.theirs = DeliveryState.conflict, theirs
 
 
 # -- on a schedule ---------------------------------------------------------------------------------
@@ -406,6 +391,7 @@ class Schedule:
         settings = self.base
         try:
             settings = self.settings()
+            recover(self.engine, settings)  # an approval a killed process left half-done, before its row is read
             report = pull(self.engine, settings, actor=MARKETPLACE_ACTOR)
             deliver_waiting(self.engine, settings)
             log.info("Marketplace pull: %s", {k: v for k, v in report.as_dict().items() if k != "errors"})

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from . import journal, review
 from .auth import Actor, audit
+from .catalogue import active_publication
 from .config import Settings
 from .db import session_scope
 from .models import Candidate, CandidateState, Publication, Role, Solution
@@ -92,10 +93,11 @@ def _outcome(session: Session, settings: Settings, intent: journal.Intent, solut
     if solution is None or candidate is None:
         return "removed"
     session.refresh(candidate)
-    active = review._active_publication(session, solution.id)
+    active = active_publication(session=session, solution_id=solution.id)
     same = (candidate.solution_id, candidate.sha256) == (solution.id, intent.candidate_sha256)
     unchanged = candidate.state == intent.candidate_state != CandidateState.approved
     moved_on = (active.id if active is not None else None) != intent.previous_publication_id
+    moved_on = moved_on or solution.image_url != intent.showed
     return "rolled_forward" if same and unchanged and not moved_on else "removed"
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import case, func
+from sqlalchemy import case
 from sqlmodel import Session, col, select
 
 from . import journal, storage
 from .auth import Actor, audit, require
-from .catalogue import UPLOADED_SOURCE, settled_status
+from .catalogue import UPLOADED_SOURCE, active_publication, settled_status
 from .config import Settings, UserError
 from .db import lock_solution
 from .deliveries import enqueue
@@ -77,9 +77,11 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
 
 def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Intent:
     """What recovery needs to finish or undo this approval should the process die before the commit."""
-    previous = _active_publication(session, candidate.solution_id)
+    previous = active_publication(session=session, solution_id=candidate.solution_id)
+    solution = session.get(Solution, candidate.solution_id)
     return journal.Intent(
         solution_id=candidate.solution_id,
+        showed=solution.image_url if solution is not None else None,
         candidate_id=candidate.id,
         candidate_state=candidate.state,
         candidate_sha256=candidate.sha256,
@@ -91,7 +93,7 @@ def _intent(session: Session, candidate: Candidate, actor: Actor) -> journal.Int
 def _point_at(
     session: Session, solution: Solution, candidate: Candidate, file_name: str, url: str, size: int, actor: Actor
 ) -> Publication:
-    previous = _active_publication(session, solution.id)
+    previous = active_publication(session=session, solution_id=solution.id)
     if previous is not None:
         previous.active = False
         session.add(previous)
@@ -163,7 +165,7 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
     solution = _locked_solution(session, solution_id)
     if solution is None:
         raise ReviewError(f"There is no solution {solution_id}.")
-    current = _active_publication(session, solution_id)
+    current = active_publication(session=session, solution_id=solution_id)
     if current is None:
         raise ReviewError(f"{solution.title} has no published image of ours to roll back.")
     current.active, current.rolled_back_at, current.rolled_back_by = False, utcnow(), actor.username
@@ -191,11 +193,53 @@ def rollback(*, session: Session, solution_id: str, actor: Actor) -> Publication
     return current
 
 
+def undo_approval(*, session: Session, publication_id: int, actor: Actor) -> Publication:
+    """Take back an approval made a moment ago, while it is still the live image: the solution shows
+    what it showed before (through `rollback`) and its candidates wait for review again."""
+    require(actor, "review")
+    publication = session.get(Publication, publication_id)
+    if publication is None:
+        raise ReviewError(f"There is no publication {publication_id}.")
+    solution = _locked_solution(session, publication.solution_id)
+    session.refresh(publication)
+    if solution is None or not publication.active:
+        raise ReviewError("That approval is no longer the live image, so there is nothing to undo.")
+    rollback(session=session, solution_id=solution.id, actor=actor)
+    approved = session.get(Candidate, publication.candidate_id) if publication.candidate_id else None
+    if approved is not None and approved.source != UPLOADED_SOURCE:
+        for candidate in [approved, *_closed_with(session, approved)]:
+            candidate.state, candidate.reject_reason = CandidateState.pending, None
+            candidate.reviewed_at = candidate.reviewed_by = None
+            session.add(candidate)
+    _refresh_status(session, solution)
+    audit(session, actor, "image.undo", solution.id, candidate_id=publication.candidate_id)
+    return publication
+
+
+def _closed_with(session: Session, approved: Candidate) -> list[Candidate]:
+    """The candidates an approval turned down as not chosen (closed at the same instant)."""
+    query = select(Candidate).where(
+        Candidate.solution_id == approved.solution_id,
+        Candidate.state == CandidateState.rejected,
+        Candidate.reject_reason == NOT_CHOSEN,
+    )
+    return [c for c in session.exec(query).all() if c.reviewed_at == approved.reviewed_at]
+
+
+def reject_all(
+    *, session: Session, candidate_ids: list[int], reason: str, actor: Actor, note: str | None = None
+) -> list[Candidate]:
+    """Reject the candidates a reviewer was shown, all with one reason (Review's X)."""
+    if not candidate_ids:
+        raise ReviewError("There is no candidate to reject.")
+    return [reject(session=session, candidate_id=i, reason=reason, actor=actor, note=note) for i in candidate_ids]
+
+
 def upload(*, session: Session, settings: Settings, solution_id: str, data: bytes, actor: Actor) -> Publication:
     """Publish an admin-supplied image (the author's own) after checking it really is one."""
     require(actor, "review")
     try:
-        info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES)
+        info = storage.verify_image(data, max_bytes=storage.MAX_UPLOAD_BYTES, source="upload")
         data, info = storage.normalise_format(data, info)
     except storage.BadImage as exc:
         raise ReviewError(str(exc)) from None
@@ -208,11 +252,6 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
     session.flush()
     audit(session, actor, "image.upload", solution_id, candidate_id=candidate.id, bytes=info.bytes)
     return approve(session=session, settings=settings, candidate_id=candidate.id, actor=actor)
-
-
-def _active_publication(session: Session, solution_id: str) -> Publication | None:
-    query = select(Publication).where(Publication.solution_id == solution_id, col(Publication.active).is_(True))
-    return session.exec(query.order_by(col(Publication.id).desc())).first()
 
 
 def _pending(session: Session, solution_id: str, exclude: int | None = None) -> list[Candidate]:
@@ -252,29 +291,6 @@ def candidates_for(*, session: Session, solution_id: str, states: tuple[str, ...
 def publications_for(*, session: Session, solution_id: str) -> list[Publication]:
     query = select(Publication).where(Publication.solution_id == solution_id)
     return list(session.exec(query.order_by(col(Publication.id).desc())).all())
-
-
-def review_queue(*, session: Session, offset: int = 0, limit: int = 20) -> list[tuple[Solution, int]]:
-    """Solutions with candidates awaiting review, oldest first, with how many each has."""
-    pending = (
-        select(Candidate.solution_id, func.count().label("n"), func.min(Candidate.created_at).label("since"))
-        .where(Candidate.state == CandidateState.pending)
-        .group_by(Candidate.solution_id)
-        .subquery()
-    )
-    query = (
-        select(Solution, pending.c.n)
-        .join(pending, pending.c.solution_id == Solution.id)
-        .order_by(pending.c.since, Solution.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return [(s, int(n)) for s, n in session.exec(query).all()]
-
-
-def queue_size(*, session: Session) -> int:
-    query = select(func.count(func.distinct(Candidate.solution_id))).where(Candidate.state == CandidateState.pending)
-    return int(session.exec(query).one())
 
 
 def attempt_for(*, session: Session, candidate: Candidate) -> Attempt | None:

@@ -8,6 +8,7 @@ pipeline (moderation, the budget's hard caps). No answer carries a traceback or 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import sys
@@ -31,9 +32,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .config import Settings
+from .config import ConfigError, Settings
 from .db import get_engine
-from .intake import MAX_DESCRIPTION, UNEXPECTED, Ask, AskError, Intake, Outcome, make_ask
+from .intake import (
+    MAX_DESCRIPTION,
+    NO_DAILY_CAP,
+    UNEXPECTED,
+    Ask,
+    AskError,
+    Intake,
+    Outcome,
+    make_ask,
+    spending_is_bounded,
+)
 from .models import PLACEHOLDER_URL
 from .providers import redact
 from .pull import Schedule
@@ -155,7 +166,11 @@ class ClientLimiter:
         self.window = MovingWindowRateLimiter(MemoryStorage())
 
     def check(self, client: str) -> int | None:
-        """None when the request may go ahead (it is counted); else the seconds until it may."""
+        """None when the request may go ahead (it is counted); else the seconds until it may.
+
+        An IPv6 client is its /64: one machine is handed a whole /64 and may rotate through it.
+        """
+        client = _client_key(client)
         blocked = [item for item in self.items if not self.window.test(item, client)]
         if blocked:
             reset = max(self.window.get_window_stats(item, client).reset_time for item in blocked)
@@ -163,6 +178,14 @@ class ClientLimiter:
         for item in self.items:
             self.window.hit(item, client)
         return None
+
+
+def _client_key(client: str) -> str:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else client
 
 
 # -- the app ----------------------------------------------------------------------------------------
@@ -224,6 +247,7 @@ def create_app(
     engine = engine if engine is not None else get_engine(settings)
     intake = Intake(engine, settings, review=review, candidates=candidates, concurrency=concurrency)
     limiter = ClientLimiter(settings.service_rate_limit)
+    everyone = ClientLimiter(settings.service_total_rate_limit)  # one bucket for all clients
 
     schedule = Schedule(engine, settings, intake.current_settings)  # keeps the catalogue in step with the marketplace
 
@@ -249,6 +273,10 @@ def create_app(
         wait = limiter.check(request.client.host if request.client else "unknown")
         if wait is not None:
             error = f"Too many image requests from this client; try again in {wait} seconds."
+            return refusal(429, error, {"Retry-After": str(wait)})
+        wait = everyone.check("everyone")
+        if wait is not None:
+            error = f"The image service has had too many requests; try again in {wait} seconds."
             return refusal(429, error, {"Retry-After": str(wait)})
         try:
             ask = parse_request(await request.body())
@@ -331,7 +359,10 @@ def serve(settings: Settings, *, host: str, port: int, review: bool, candidates:
     """Run until interrupted (the `serve` command)."""
     server = make_server(settings, host=host, port=port, review=review, candidates=candidates, concurrency=concurrency)
     mode = f"review ({candidates} candidate(s) per request)" if review else "publish at once"
-    provider = server.config.app.state.intake.current_settings().provider_name
+    current = server.config.app.state.intake.current_settings()
+    if not spending_is_bounded(current):
+        raise ConfigError(NO_DAILY_CAP.replace("ask an admin to set", "set"))
+    provider = current.provider_name
     print(
         f"POST {ROUTE}: {mode}, provider {provider}, "
         f"{settings.service_rate_limit} per client, bodies up to {settings.service_max_body_bytes:,} bytes.",

@@ -54,27 +54,40 @@ def slugify(title: str) -> str:
     return slug or "solution"
 
 
-def verify_image(data: bytes, *, max_bytes: int | None = None) -> ImageInfo:
-    """Check that `data` really is a whole PNG, JPEG or WebP image of sane size."""
+# Who sent the bytes, for the sentence a person reads when they are refused: (subject, what to do).
+SOURCES = {
+    "image": ("The image", ""),
+    "upload": ("The uploaded file", ": upload a PNG, JPEG or WebP file"),
+    "reply": ("The provider's reply", ""),
+}
+
+
+def verify_image(data: bytes, *, max_bytes: int | None = None, source: str = "image") -> ImageInfo:
+    """Check that `data` really is a whole PNG, JPEG or WebP image of sane size.
+
+    `source` (a key of SOURCES) names the bytes in the refusal: an admin's upload, a provider's reply.
+    """
+    subject, hint = SOURCES[source]
     if not data:
-        raise BadImage("The image is empty.")
+        raise BadImage(f"{subject} is empty{hint}.")
     if max_bytes is not None and len(data) > max_bytes:
-        raise BadImage(f"The image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+        raise BadImage(f"{subject} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
     try:
         with Image.open(io.BytesIO(data)) as probe:
             fmt = (probe.format or "").lower()
             width, height = probe.size
             if width * height > MAX_PIXELS:
-                raise BadImage(f"The image claims {width}x{height} pixels, more than is safe to open.")
+                raise BadImage(f"{subject} claims {width}x{height} pixels, more than is safe to open.")
             if fmt not in ("png", "jpeg", "webp"):
-                raise BadImage(f"The image is {fmt or 'of an unknown format'}; PNG, JPEG or WebP are accepted.")
+                kind = f"a {fmt.upper()} image" if fmt else "of an unknown kind"
+                raise BadImage(f"{subject} is {kind}{hint or '; PNG, JPEG or WebP are accepted'}.")
             probe.verify()
         full = Image.open(io.BytesIO(data))
         full.load()  # verify() skips pixel data; a truncated file fails here
     except BadImage:
         raise
-    except _DECODE_ERRORS as exc:
-        raise BadImage(f"The reply is not a readable image ({type(exc).__name__}).") from None
+    except _DECODE_ERRORS:
+        raise BadImage(f"{subject} is not an image we can read{hint}.") from None
     return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest(), full)
 
 
@@ -172,9 +185,9 @@ def convert(data: bytes, image_format: str) -> bytes:
                 pixels.save(out, format="JPEG", quality=92, optimize=True)
             else:
                 pixels.save(out, format="PNG", optimize=False)
-    except _DECODE_ERRORS as exc:
+    except _DECODE_ERRORS:
         kind = "JPEG" if image_format == "jpeg" else "PNG"
-        raise BadImage(f"The image could not be converted to {kind} ({type(exc).__name__}).") from None
+        raise BadImage(f"The image could not be converted to {kind}: it is damaged or cut short.") from None
     return out.getvalue()
 
 

@@ -1,8 +1,9 @@
 """Trying template versions against each other, and which version's images reviewers approve.
 
 A trial runs two versions on the same sample of solutions through the normal pipeline, so every
-call is budgeted, recorded and attributed to its version, and its candidates join the review
-queue: once reviewed they count in the yield table like any other.
+call is budgeted, recorded and attributed to its version. Its candidates are marked `Purpose.trial`:
+Review keeps them apart from the main queue unless asked for them, and once reviewed they count
+in the yield table like any other.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .auth import Actor, require
 from .budget import budget_state
 from .config import Settings
 from .metrics import APPROVED_STATES, FINISHED, frame
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Solution
+from .models import Attempt, AttemptStatus, Candidate, CandidateState, Purpose, Solution
 from .prompts import PromptError, resolve_template
 from .templates import all_labels, version_refs
 from .wording import money
@@ -181,7 +182,13 @@ def check_trial(*, session: Session, actor: Actor, refs: tuple[str, str], soluti
 
 def _options(actor: Actor, provider: str, ref: str, quality: str | None) -> pipeline.GenerateOptions:
     return pipeline.GenerateOptions(
-        provider=provider, template=ref, quality=quality, candidates=1, use_cache=True, actor=actor
+        provider=provider,
+        template=ref,
+        quality=quality,
+        candidates=1,
+        use_cache=True,
+        actor=actor,
+        purpose=Purpose.trial,
     )
 
 

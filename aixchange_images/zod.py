@@ -10,6 +10,7 @@ is ours on top: the marketplace's rows, our own `id`, values no database can hol
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, NamedTuple
 
 import ada_url
@@ -69,9 +70,24 @@ def js_length(text: str) -> int:
 def is_url(value: str) -> bool:
     """Whether the WHATWG URL parser (zod's `.url()`, Node's `new URL()`) accepts the string."""
     try:
-        return bool(ada_url.check_url(value))
+        return bool(ada_url.check_url(value)) and _punycode_ok(ada_url.parse_url(value)["hostname"])
     except (UnicodeError, ValueError):
         return False
+
+
+def _punycode_ok(host: str) -> bool:
+    """Node's URL parser refuses an `xn--` label that does not decode to a domain's letters; ada's
+    Python build accepts some (`xn--a.com`), and one such URL would make the marketplace refuse a whole
+    file."""
+    for label in host.split("."):
+        if label[:4].lower() == "xn--":
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+            except (UnicodeError, ValueError):
+                return False
+            if not decoded or any(unicodedata.category(ch).startswith("C") for ch in decoded):
+                return False  # controls, unassigned and private code points are no domain's letters
+    return True
 
 
 def is_cuid(value: Any) -> bool:

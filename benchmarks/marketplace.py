@@ -30,7 +30,7 @@ def fill(market: Marketplace, n: int) -> None:
     with market.server.connect(market.database) as conn, conn.cursor() as cur:
         cur.executemany(
             'INSERT INTO "Solution" (id, title, description, category, provider, "launchUrl", "authorId", '
-            f"\"updatedAt\", tags) VALUES (%s, %s, %s, %s, %s, %s, '{market.author}', now(), ARRAY['ops'])",
+            f"\"updatedAt\", tags) VALUES (%s, %s, %s, %s, %s, %s, '{market.author}', now() AT TIME ZONE 'UTC', ARRAY['ops'])",
             rows,
         )
 

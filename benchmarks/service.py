@@ -65,6 +65,7 @@ def environment(folder: Path) -> dict[str, str]:
         IMAGE_PROVIDER="local",
         IMAGE_CONCURRENCY=str(CONCURRENCY),  # the service's pool, like the batch's workers
         SERVICE_RATE_LIMIT="1000000/minute",  # one client sends everything here
+        SERVICE_TOTAL_RATE_LIMIT="1000000/minute",
         PYTHONPATH=str(ROOT),
     )
     return env

@@ -1,6 +1,7 @@
 """Generate: choose solutions and settings, see the cost first, run with live progress."""
 
 import threading
+from dataclasses import replace
 from datetime import date
 
 import streamlit as st
@@ -142,6 +143,8 @@ def stop_batch() -> None:
 
 
 def run(ids: list[str], options: pipeline.GenerateOptions) -> None:
+    options = replace(options, batch_id=pipeline.new_batch_id())  # Review's "?batch=" finds this run's candidates
+    st.session_state["last_batch_id"] = options.batch_id
     bar = st.progress(0.0, text="Starting…")
     total = len(ids) * options.candidates
     # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
@@ -209,7 +212,10 @@ def last_run() -> None:
             "Details": st.column_config.TextColumn("Details", width="large"),
         },
     )
-    ui.page_link("pages/review.py", "Review the new candidates", ":material/fact_check:")
+    run_id = st.session_state.get("last_batch_id")
+    ui.page_link(
+        "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None
+    )
 
 
 ids = choose_solutions()

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import catalogue, charts, prompts, templates, trials, wording
+from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
 from aixchange_images.pipeline import GenerationResult
 from aixchange_images.providers import get_provider
@@ -138,12 +138,14 @@ def preview(draft: prompts.Template) -> None:
     chosen = st.selectbox("Solution", sample, format_func=lambda s: f"{s.title} · {s.category}")
     with ui.db() as session:
         solution = session.get(Solution, chosen.id)
-    text = ui.read(lambda: prompts.render_template(draft, prompts.solution_variables(solution)))
+    variables = prompts.solution_variables(solution)
+    text = ui.read(lambda: prompts.render_template(draft, variables))
     if text is None:
         return
     st.text_area("Rendered prompt", text, height=220, disabled=True)
     limit = prompts.prompt_limit(settings.image_model)
     st.caption(ui.md("{} of the {} characters {} takes.", f"{len(text):,}", f"{limit:,}", settings.image_model))
+    st.caption(ui.literal(style_cues.sentence(text, ignore=variables.values())))  # what "Try it" means offline
     check(text, solution)
 
 

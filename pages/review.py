@@ -1,168 +1,364 @@
-"""Review: candidates side by side as marketplace cards; approve, reject, regenerate, roll back."""
+"""Review: the queue of solutions whose candidates wait; approve, reject or upload, then on to the next.
 
-import pandas as pd
+User text (titles, categories, URLs) goes through `ui.literal` wherever Streamlit renders markdown.
+"""
+
 import streamlit as st
 
 import ui
-from aixchange_images import batch, deliveries, pipeline, review
-from aixchange_images.models import Candidate, CandidateState, Solution
+from aixchange_images import batch, deliveries, pipeline, queue, review
+from aixchange_images.models import REJECT_REASONS, Candidate, Purpose, Solution
 
-QUEUE_PAGE = 30
+QUEUE_PAGE = 20
+SHOW = {"regular": Purpose.regular, "trial": Purpose.trial, "both": None}
+SHOW_LABELS = {"regular": "Regular", "trial": "Prompt Studio trials", "both": "Both"}
+KEYS = (
+    "Keys: **1**, **2**, **3** approve that candidate · **X** rejects the candidates shown, with the reason "
+    "beside it · **N** next · **P** previous · **U** undoes an approval. Keys do nothing while you type in a box."
+)
 actor = ui.guard("review")
+settings = ui.settings()
+ui.show_flash()
 st.title("Review")
 
+
+# -- where we are ---------------------------------------------------------------------------------
+def choose(solution_id: str | None) -> None:
+    """Show this solution next (a click on the queue, Next, Previous); the queue's page follows it."""
+    st.session_state["review_solution"] = solution_id
+
+
+def move_on(solution_id: str | None, message: str) -> None:
+    ui.flash(message)
+    choose(solution_id)
+    st.rerun()
+
+
+def start_from_url() -> None:
+    """`?q=` and `?show=` set the search and the trials choice once, so a link can open a view."""
+    params = st.query_params
+    if "q" in params and "rq-text" not in st.session_state:
+        st.session_state["rq-text"] = params["q"]
+    if params.get("show") in SHOW and "rq-show" not in st.session_state:
+        st.session_state["rq-show"] = params["show"]
+
+
+def show_whole_queue() -> None:
+    st.query_params.pop("batch", None)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def choices(_marker: str) -> dict[str, list[str]]:
+    """What the filters offer (cleared by every action, like the other cached figures)."""
+    with ui.db() as session:
+        return queue.choices(session=session, purpose=None)
+
+
+def filter_bar() -> tuple[queue.QueueFilter, str]:
+    offered = choices(str(ui.base_settings().database_url))
+    any_of = lambda what: lambda v: f"any {what}" if v is None else v  # noqa: E731
+    c1, c2, c3, c4, c5 = st.columns([3, 1.5, 1.3, 1.3, 1.4])
+    text = c1.text_input("Search", key="rq-text", placeholder="title, description or id")
+    category = c2.selectbox("Category", [None, *offered["categories"]], format_func=any_of("category"), key="rq-cat")
+    model = c3.selectbox("Model", [None, *offered["models"]], format_func=any_of("model"), key="rq-model")
+    template = c4.selectbox("Template", [None, *offered["templates"]], format_func=any_of("version"), key="rq-tpl")
+    sort = c5.selectbox("Sort", list(queue.SORTS), format_func=queue.SORTS.get, key="rq-sort")
+    c6, c7 = st.columns([2, 3])
+    show = c6.radio("Candidates", list(SHOW), format_func=SHOW_LABELS.get, horizontal=True, key="rq-show")
+    flags = c7.multiselect(
+        "Flags",
+        offered["flags"],
+        key="rq-flags",
+        disabled=not offered["flags"],
+        placeholder="flagged by an automatic check" if offered["flags"] else "no automatic checks yet",
+        help="Candidates an automatic image check flagged. No check exists yet, so nothing is flagged.",
+    )
+    run = st.query_params.get("batch")
+    if run:
+        left, right = st.columns([4, 1])
+        left.info("Showing the candidates of one Generate run.", icon=":material/filter_alt:")
+        right.button("Show the whole queue", on_click=show_whole_queue, icon=":material/filter_alt_off:")
+    filters = queue.QueueFilter(text, category, model, template, run or None, SHOW[show], tuple(flags))
+    return filters, sort
+
+
+start_from_url()
+filters, sort = filter_bar()
 with ui.db() as session:
-    waiting = review.queue_size(session=session)
-st.caption(f"{waiting:,} solution(s) have candidates awaiting review.")
-if waiting == 0 and "review_solution" not in st.session_state:
-    st.info("Nothing to review. Generate candidates first.", icon=":material/inbox:")
+    seen = queue.view(session=session, filters=filters, sort=sort, current=st.session_state.get("review_solution"))
+total, place, current = seen.total, seen.place, seen.current
+choose(current)
+apart = f"; {seen.trials_apart:,} with Prompt Studio trial candidates are kept apart (see Candidates)"
+st.caption(f"{total:,} solution(s) wait for review{apart if seen.trials_apart else ''}.")
+st.caption(KEYS)
+
+
+# -- undo a moment's approval ----------------------------------------------------------------------
+def undo_bar() -> None:
+    undo = st.session_state.get("review_undo")
+    if not undo:
+        return
+    publication_id, solution_id, title = undo
+    with st.container(border=True):
+        said, act, drop = st.columns([6, 1, 1], vertical_alignment="center")
+        said.text(f"Published {title}.")
+        if act.button("Undo", key="undo", icon=":material/undo:", shortcut="U", width="stretch"):
+            st.session_state.pop("review_undo", None)
+            done = ui.write(lambda s: review.undo_approval(session=s, publication_id=publication_id, actor=actor))
+            if done is not None:
+                move_on(solution_id, f"Undone: {ui.literal(title)} waits for review again.")
+        if drop.button("Dismiss", key="undo-dismiss", width="stretch"):
+            st.session_state.pop("review_undo", None)
+            st.rerun()
+
+
+def bulk_outcome() -> None:
+    report = st.session_state.pop("review_bulk", None)
+    if report is None:
+        return
+    approved, failed = report
+    st.success(f"Approved the first candidate of {approved} solution(s).", icon=":material/done_all:")
+    for title, sentence in failed:
+        st.error(ui.literal(f"{title}: {sentence}"), icon=":material/error:")
+
+
+undo_bar()
+bulk_outcome()
+if current is None:
+    st.info("Nothing to review in this view. Generate candidates, or clear the filters.", icon=":material/inbox:")
     ui.page_link("pages/generate.py", "Go to Generate", ":material/auto_awesome:")
     st.stop()
 
-left, right = st.columns([1, 3], gap="large")
-with left:
-    offset = ui.pager("queue-page", waiting, QUEUE_PAGE, narrow=False)
-    with ui.db() as session:
-        queue = review.review_queue(session=session, offset=offset, limit=QUEUE_PAGE)
-    labels = {s.id: f"{s.title} · {n}" for s, n in queue}
-    current = st.session_state.get("review_solution")
-    if current not in labels and current is not None:
-        with ui.db() as session:
-            sol = session.get(Solution, current)
-        if sol is not None:
-            labels = {current: f"{sol.title} · reviewed", **labels}
-    picked = (
-        st.radio(
-            "Queue",
-            list(labels),
-            format_func=labels.get,
-            key="review_pick",
-            index=list(labels).index(current) if current in labels else 0,
+
+# -- the queue ---------------------------------------------------------------------------------------
+def close_bulk() -> None:
+    st.session_state.pop("rq-confirm", None)
+
+
+@st.dialog("Approve the first candidate of each?", on_dismiss=close_bulk)
+def confirm_bulk(picked: dict[str, str]) -> None:
+    """Open while `rq-confirm` holds the ticked solutions (so a full rerun keeps it open)."""
+    st.write(f"{len(picked)} solution(s) will be published now, each with its first candidate:")
+    for title in list(picked.values())[:12]:
+        st.text(f"• {title}")
+    if len(picked) > 12:
+        st.caption(f"…and {len(picked) - 12} more.")
+    yes, no = st.columns(2)
+    if yes.button(f"Approve {len(picked)}", type="primary", icon=":material/done_all:", width="stretch"):
+        bar = st.progress(0.0, text="Approving…")
+        outcome = ui.attempt(
+            lambda: queue.approve_first(
+                ui.engine(),
+                settings,
+                list(picked),
+                actor=actor,
+                filters=filters,
+                progress=lambda done, n: bar.progress(done / n, text=f"{done} of {n} done"),
+            )
         )
-        if labels
-        else None
-    )
-    if picked:
-        st.session_state["review_solution"] = picked
-
-if not picked:
-    st.stop()
-
-with ui.db() as session:
-    solution = session.get(Solution, picked)
-    pending = review.candidates_for(session=session, solution_id=picked, states=(CandidateState.pending,))
-    attempts = {c.id: review.attempt_for(session=session, candidate=c) for c in pending}
-    history = review.publications_for(session=session, solution_id=picked)
-    conflicts = deliveries.conflicts(session=session, solution_id=picked)
-    thumbs = {c.id: c.thumb_path for c in review.candidates_for(session=session, solution_id=picked)}
-settings = ui.settings()
-
-
-def act(fn, message: str) -> None:
-    def run():
-        with ui.db(write=True) as session:
-            out = fn(session)
-            session.commit()
-            return out
-
-    if ui.attempt(run, message) is not None:
+        if outcome is not None:
+            failed = [(picked[sid], sentence) for sid, sentence in outcome.failed.items()]
+            st.session_state["review_bulk"] = (len(outcome.approved), failed)
+            st.session_state["rq-pick-gen"] = st.session_state.get("rq-pick-gen", 0) + 1  # clears the ticks
+            st.session_state.pop("review_undo", None)
+            close_bulk()
+            st.rerun()
+    if no.button("Cancel", width="stretch"):
+        close_bulk()
         st.rerun()
 
 
-def candidate_panel(candidate: Candidate) -> None:
+def queue_page() -> int:
+    """The page of the queue to list: the current solution's, unless the reviewer turned the page."""
+    pages = max(1, -(-total // QUEUE_PAGE))
+    if not st.session_state.pop("rq-browsing", False) or "rq-page" not in st.session_state:
+        st.session_state["rq-page"] = (place.index or 0) // QUEUE_PAGE + 1
+    st.session_state["rq-page"] = min(st.session_state["rq-page"], pages)
+    if pages > 1:
+        st.number_input(
+            f"Page (of {pages:,})",
+            1,
+            pages,
+            step=1,
+            key="rq-page",
+            on_change=st.session_state.update,
+            args=({"rq-browsing": True},),
+        )
+    return (st.session_state["rq-page"] - 1) * QUEUE_PAGE
+
+
+QUEUE_STYLE = (  # the queue reads as a list: names start at the left
+    "<style>[class*='st-key-open-'] button, [class*='st-key-open-'] button div "
+    "{width: 100%; justify-content: flex-start; text-align: left}</style>"
+)
+
+
+def queue_list() -> None:
+    st.html(QUEUE_STYLE)
+    with ui.db() as session:
+        rows = queue.page(session=session, filters=filters, sort=sort, offset=queue_page(), limit=QUEUE_PAGE)
+    generation = st.session_state.get("rq-pick-gen", 0)
+    picked: dict[str, str] = {}
+    bulk = st.container()  # above the list, filled once the ticks are known
+    for row in rows:
+        sid, title = row.solution.id, row.solution.title
+        tick, name = st.columns([1, 8], vertical_alignment="center", gap="small")
+        if tick.checkbox(ui.literal(f"Select {title}"), key=f"pick-{generation}-{sid}", label_visibility="collapsed"):
+            picked[sid] = title
+        name.button(
+            ui.literal(f"{title} · {row.candidates}"),
+            key=f"open-{sid}",
+            type="primary" if sid == current else "tertiary",
+            on_click=choose,
+            args=(sid,),
+            width="stretch",
+        )
+    with bulk:
+        if picked and st.button(
+            f"Approve {len(picked)} selected",
+            icon=":material/done_all:",
+            width="stretch",
+            help="Publishes each ticked solution's first candidate, after asking.",
+        ):
+            st.session_state["rq-confirm"] = picked
+        elif not picked:
+            st.caption("Tick solutions to approve each one's first candidate at once.")
+    if st.session_state.get("rq-confirm"):
+        confirm_bulk(st.session_state["rq-confirm"])
+
+
+# -- the current solution ------------------------------------------------------------------------------
+with ui.db() as session:
+    solution = session.get(Solution, current)
+    shown = queue.candidates(session=session, solution_id=current, filters=filters)
+    attempts = {c.id: review.attempt_for(session=session, candidate=c) for c in shown}
+    conflicts = deliveries.conflicts(session=session, solution_id=current)
+after = place.next or place.previous  # where the queue goes once this solution is decided
+
+
+def approve(candidate: Candidate) -> None:
+    st.session_state.pop("review_undo", None)
+    done = ui.write(lambda s: review.approve(session=s, settings=settings, candidate_id=candidate.id, actor=actor))
+    if done is not None:
+        st.session_state["review_undo"] = (done.id, solution.id, solution.title)
+        move_on(after, f"Published {ui.literal(solution.title)}.")
+
+
+def reject(candidate_ids: list[int], reason: str, note: str | None = None) -> None:
+    st.session_state.pop("review_undo", None)
+    done = ui.write(
+        lambda s: review.reject_all(session=s, candidate_ids=candidate_ids, reason=reason, note=note, actor=actor)
+    )
+    if done is not None:  # on to the next solution once nothing of this one is left to decide
+        move_on(current if len(candidate_ids) < len(shown) else after, f"Rejected {len(candidate_ids)}.")
+
+
+def candidate_panel(number: int, candidate: Candidate) -> None:
     at = attempts.get(candidate.id)
     secs = f"{(at.duration_ms or 0) / 1000:.1f}s" if at else "—"
-    ui.card(
-        solution.title,
-        solution.category,
-        candidate.thumb_path,
-        f"#{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}"
-        + (" · cache" if candidate.cache_hit else ""),
-    )
+    extra = (" · cache" if candidate.cache_hit else "") + (" · trial" if candidate.purpose == Purpose.trial else "")
+    footer = f"{number}. #{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}{extra}"
+    ui.card(solution.title, solution.category, candidate.thumb_path, footer)
     if at:
         with st.expander("Prompt"):
-            st.caption(f"template {at.template_ref} · {at.size} · {at.quality}")
+            st.text(f"template {at.template_ref} · {at.size} · {at.quality}")
             st.code(at.prompt, language=None, wrap_lines=True)  # literal: a prompt is not markdown
-    if st.button("Approve", key=f"approve-{candidate.id}", type="primary", icon=":material/check:", width="stretch"):
-        act(
-            lambda s: review.approve(session=s, settings=settings, candidate_id=candidate.id, actor=actor), "Published."
-        )
+    key = str(number) if number <= 3 else None
+    if st.button(
+        "Approve",
+        key=f"approve-{candidate.id}",
+        type="primary",
+        icon=":material/check:",
+        width="stretch",
+        shortcut=key,
+        help=f"Key {key}" if key else None,
+    ):
+        approve(candidate)
     with st.popover("Reject", icon=":material/close:", width="stretch"):
         reason = st.selectbox(
-            "Reason", list(review.REJECT_REASONS), format_func=review.REJECT_REASONS.get, key=f"reason-{candidate.id}"
+            "Reason", list(REJECT_REASONS), format_func=REJECT_REASONS.get, key=f"reason-{candidate.id}"
         )
         note = st.text_input("Note (optional)", key=f"note-{candidate.id}")
         if st.button("Reject candidate", key=f"reject-{candidate.id}"):
-            act(
-                lambda s: review.reject(session=s, candidate_id=candidate.id, reason=reason, note=note, actor=actor),
-                "Rejected.",
-            )
+            reject([candidate.id], reason, note)
 
 
-with right:
-    st.subheader(solution.title)
+def step_bar() -> None:
+    back, forward, why, all_ = st.columns([1, 1, 1.6, 1.4], vertical_alignment="bottom")
+    back.button(
+        "Previous",
+        icon=":material/arrow_back:",
+        shortcut="P",
+        disabled=place.previous is None,
+        on_click=choose,
+        args=(place.previous,),
+        width="stretch",
+    )
+    forward.button(
+        "Next",
+        icon=":material/arrow_forward:",
+        shortcut="N",
+        disabled=place.next is None,
+        on_click=choose,
+        args=(place.next,),
+        width="stretch",
+    )
+    reason = why.selectbox("Reason for X", list(REJECT_REASONS), format_func=REJECT_REASONS.get, key="rq-reason")
+    if all_.button(
+        f"Reject {'all ' if len(shown) > 1 else ''}{len(shown)}",
+        icon=":material/block:",
+        shortcut="X",
+        disabled=not shown,
+        width="stretch",
+    ):
+        reject([c.id for c in shown], reason)
+
+
+def solution_panel() -> None:
+    st.subheader(ui.literal(solution.title))
+    position = f"{place.index + 1:,} of {total:,}" if place.index is not None else ""
+    st.caption(
+        f"{position} · {ui.literal(solution.category)} · image status **{solution.image_status}** · "
+        f"{ui.literal(solution.id)}"
+    )
+    ui.page_link("pages/solution.py", "Its page: history and rollback", ":material/history:", {"id": solution.id})
     for conflict in conflicts:
         st.warning("The marketplace shows another image than the one approved here.", icon=":material/sync_problem:")
         ui.conflict_panel(conflict, actor)
-    st.caption(f"{solution.category} · image status **{solution.image_status}** · `{solution.id}`")
-    if pending:
-        for row_start in range(0, len(pending), 3):
-            cols = st.columns(3)
-            for col, candidate in zip(cols, pending[row_start : row_start + 3], strict=False):
-                with col:
-                    candidate_panel(candidate)
-    else:
-        st.info("No candidates await review for this solution.")
-
-    c1, c2 = st.columns(2)
-    if c1.button("Regenerate", icon=":material/refresh:", help="A new paid call (or a new local variant)."):
+    step_bar()
+    for row_start in range(0, len(shown), 3):
+        for col, (number, candidate) in zip(
+            st.columns(3), list(enumerate(shown, 1))[row_start : row_start + 3], strict=False
+        ):
+            with col:
+                candidate_panel(number, candidate)
+    regenerate, upload = st.columns(2)
+    if regenerate.button("Regenerate", icon=":material/refresh:", help="A new paid call (or a new local variant)."):
         options = pipeline.GenerateOptions(candidates=1, use_cache=False, actor=actor)
         with st.spinner("Generating a new candidate…"):
             out = ui.attempt(lambda: batch.run_batch(ui.engine(), settings, [solution.id], options))
-        if out is not None:
-            result = out[0][0] if out[0] else None
-            if result is not None and result.status == "failed":
-                st.error(result.error)
-            else:
-                st.rerun()
-    with c2.popover("Upload instead", icon=":material/upload:"):
-        image = st.file_uploader("Image", type=["png", "jpg", "jpeg", "webp"], key="review-upload")
+        result = out[0][0] if out and out[0] else None
+        if result is not None and result.status == "failed":
+            st.error(ui.literal(result.error), icon=":material/error:")
+        elif out is not None:
+            st.rerun()
+    with upload.popover("Upload instead", icon=":material/upload:"):
+        image = st.file_uploader(
+            "Image", type=["png", "jpg", "jpeg", "webp"], key=f"review-upload-{solution.id}"
+        )  # a fresh box per solution
         if image is not None and st.button("Publish upload"):
-            act(
+            st.session_state.pop("review_undo", None)
+            done = ui.write(
                 lambda s: review.upload(
                     session=s, settings=settings, solution_id=solution.id, data=image.getvalue(), actor=actor
-                ),
-                "Published.",
-            )
-
-    st.subheader("Published images")
-    if not history:
-        st.caption("Nothing of ours published for this solution yet.")
-    else:
-        active = next((p for p in history if p.active), None)
-        if active is not None:
-            c1, c2 = st.columns([1, 3])
-            with c1:
-                ui.card(solution.title, solution.category, thumbs.get(active.candidate_id), "live now")
-            with c2:
-                st.write(
-                    f"Live: `{active.image_url}` since {active.published_at:%Y-%m-%d %H:%M} by {active.published_by}"
                 )
-                st.write(f"Rolling back restores `{active.previous_image_url or 'no image'}`.")
-                if st.button("Roll back", icon=":material/undo:"):
-                    act(lambda s: review.rollback(session=s, solution_id=solution.id, actor=actor), "Rolled back.")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "file": p.file_name,
-                        "published": p.published_at,
-                        "by": p.published_by,
-                        "live": p.active,
-                        "rolled back": p.rolled_back_at,
-                    }
-                    for p in history
-                ]
-            ),
-            hide_index=True,
-        )
+            )
+            if done is not None:
+                move_on(after, f"Published the upload for {ui.literal(solution.title)}.")
+
+
+left, right = st.columns([1, 3], gap="large")
+with left:
+    queue_list()
+with right:
+    solution_panel()

@@ -10,6 +10,11 @@ from aixchange_images.models import ImageStatus, Solution
 
 PAGE_SIZE = 25
 COLUMNS = ["Image", "Title", "Category", "Image status", "Image URL", "Updated", "ID"]
+SELECT_HINTS = {  # what a selection does, for each role
+    "admin": "Select rows to send them to Generate; select one to open its page, edit it or upload its image.",
+    "product": "Select rows to send them to Generate, or one to open its page.",
+    "manager": "Select a row to open its page: its image history.",
+}
 EXPORT_NAME = "aixchange-solutions.json"
 EXPORT_ZIP = "aixchange-solutions.zip"
 actor = ui.guard("view")
@@ -79,21 +84,21 @@ def browse_tab() -> None:
         if st.button(f"Generate for {len(chosen)} selected", type="primary", icon=":material/auto_awesome:"):
             st.session_state["generate_ids"] = chosen
             st.switch_page("pages/generate.py")
-    elif actor.can("edit_catalogue"):
-        st.caption("Select rows to send them to Generate, or one row to edit it or upload its image (tabs above).")
-    elif actor.can("generate"):
-        st.caption("Select rows to send them to Generate.")
+    elif not chosen:
+        st.caption(SELECT_HINTS[actor.role])
+    if len(chosen) == 1:
+        label = "Open its page: history and rollback" if actor.can("review") else "Open its page: its image history"
+        ui.page_link("pages/solution.py", label, ":material/history:", {"id": chosen[0]})
 
 
 def solutions_table(frame: pd.DataFrame) -> list[str]:
-    """The page of solutions; rows can be selected only by those who can act on a selection."""
-    selectable = actor.can("generate") or actor.can("edit_catalogue")
+    """The page of solutions: several rows go to Generate, one opens its page (all a manager can do)."""
     event = st.dataframe(
         frame,
         key="solutions-table",
         hide_index=True,
-        on_select="rerun" if selectable else "ignore",
-        selection_mode="multi-row",
+        on_select="rerun",
+        selection_mode="multi-row" if actor.can("generate") else "single-row",
         row_height=64,
         height=64 * 10 + 40,
         column_config={
@@ -104,7 +109,7 @@ def solutions_table(frame: pd.DataFrame) -> list[str]:
             "ID": st.column_config.TextColumn("ID", width="small"),
         },
     )
-    if not selectable or not event.selection.rows:
+    if not event.selection.rows:
         return []
     return frame.iloc[event.selection.rows]["ID"].tolist()
 

@@ -58,7 +58,7 @@ class Marketplace:
     def add_user(self) -> str:
         user_id = cuid()
         self.execute(
-            'INSERT INTO "User" (id, email, name, "updatedAt") VALUES (%s, %s, %s, now())',
+            'INSERT INTO "User" (id, email, name, "updatedAt") VALUES (%s, %s, %s, now() AT TIME ZONE \'UTC\')',
             (user_id, f"{user_id}@example.com", "Author"),
         )
         return user_id
@@ -98,7 +98,10 @@ class Marketplace:
 
     def set_image(self, solution_id: str, url: str | None) -> None:
         """A change made in the marketplace itself (its admin editing the solution)."""
-        self.execute('UPDATE "Solution" SET "imageUrl" = %s, "updatedAt" = now() WHERE id = %s', (url, solution_id))
+        self.execute(  # "updatedAt" as Prisma's client writes it: UTC wall time
+            'UPDATE "Solution" SET "imageUrl" = %s, "updatedAt" = now() AT TIME ZONE \'UTC\' WHERE id = %s',
+            (url, solution_id),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Everything but the two columns we may write: must never change under us."""

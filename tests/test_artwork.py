@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from aixchange_images import artwork
+from aixchange_images import artwork, lettering, looks
 from aixchange_images.artwork import draw_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +107,9 @@ def test_known_categories_have_distinct_dominant_palettes():
 
 def test_unknown_categories_hash_stably_onto_a_curated_palette():
     for name in ("AppliedDataScience", "Automation", "Robotics & Control", ""):
-        assert artwork._palette(name) in artwork._PALETTES.values()
-        assert artwork._palette(name) == artwork._palette(name)
-    assert artwork._palette("computer vision") == artwork._palette("Computer Vision")
+        assert looks.palette(name) in looks.PALETTES.values()
+        assert looks.palette(name) == looks.palette(name)
+    assert looks.palette("computer vision") == looks.palette("Computer Vision")
     assert png(card(category="Automation")) == png(card(category="Automation"))
 
 
@@ -165,10 +165,10 @@ def test_awkward_titles_render_at_the_right_size(title: str, width: int, height:
 @pytest.mark.parametrize(("box_w", "box_h"), [(218, 120), (600, 300), (1200, 500), (150, 60)])
 @pytest.mark.parametrize("title", [LONG_TITLE, "Short", "Supercalifragilisticexpialidocious" * 3, "w " * 200])
 def test_fitted_title_never_overflows_its_box(title: str, box_w: int, box_h: int):
-    size, lines = artwork._fit_title(title, box_w, box_h, 90, 10)
+    size, lines = lettering.fit_title(title, box_w, box_h, 90, 10)
     assert lines
-    assert all(artwork._measure(line, size, 700) <= box_w for line in lines)
-    assert artwork._title_height(size, len(lines)) <= box_h
+    assert all(lettering.measure(line, size, 700) <= box_w for line in lines)
+    assert lettering.title_height(size, len(lines)) <= box_h
 
 
 @pytest.mark.parametrize("seed", range(4))

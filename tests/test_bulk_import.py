@@ -380,3 +380,15 @@ def test_the_in_session_import_counts_like_the_file_import(engine):
 
     assert (report.imported, report.updated) == (1, 1)
     assert report.errors == [{"title": "(record 3)", "error": "record: must be an object, not a string"}]
+
+
+def test_a_title_in_any_script_matches_itself_in_any_case_on_every_database(engine, tmp_path, capsys):
+    first = solution_record(1, title="Ärzte-Assistent für Befunde")
+    write(tmp_path / "a.json", {"solutions": [first]})
+    write(tmp_path / "b.json", {"solutions": [{**first, "title": "ÄRZTE-ASSISTENT FÜR BEFUNDE"}]})
+
+    imported(capsys, tmp_path / "a.json")
+    report = imported(capsys, tmp_path / "b.json")
+
+    assert (report["imported"], report["updated"]) == (0, 1)
+    assert [s.title for s in stored(engine).values()] == ["ÄRZTE-ASSISTENT FÜR BEFUNDE"]

@@ -186,3 +186,27 @@ def test_the_file_check_names_problems_by_zod_path_and_counts_records():
 
 def test_the_file_check_holds_rows_to_zod_too():
     assert check_file_record(marketplace_row(1)).problems()[0] == "sourceCodeUrl: must be a string, not null"
+
+
+# What Node 20's `new URL()` (the marketplace's zod) said of each, checked once with node on this machine.
+NODE_SAYS = {
+    "https://xn--a.com": False,
+    "https://XN--A.com": False,
+    "https://a.xn--a": False,
+    "http://xn--/": False,
+    "https://xn--1.com": False,
+    "https://xn--abc-.com": True,
+    "https://xn--ls8h.la": True,
+    "https://xn--bcher-kva.example": True,
+    "https://b%C3%BCcher.example": True,
+    "mailto:someone@example.com": True,
+    "http://localhost:5678": True,
+    "https://a b.com": False,
+}
+
+
+@pytest.mark.parametrize(("url", "accepted"), NODE_SAYS.items(), ids=list(NODE_SAYS))
+def test_a_url_is_a_url_exactly_when_node_says_so(url, accepted):
+    from aixchange_images.zod import is_url
+
+    assert is_url(url) is accepted

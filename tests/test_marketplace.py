@@ -507,16 +507,18 @@ def test_a_request_made_while_the_marketplace_was_down_never_replaces_an_authors
 
     sid = own_marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
     own_marketplace.server.stop()
-    with running(load_settings()) as (client, _):
+    with running(load_settings()) as (client, intake):
         reply = client.post({"description": "Our take on it.", "title": "Ticket Triage Assistant", "solutionId": sid})
-    assert reply.status == 200 and get_solution(engine, sid).origin == SolutionOrigin.request
+        assert intake.drain(120)
+    assert (reply.status, reply.body["imageUrl"]) == (200, PLACEHOLDER_URL)  # an unverified id: review, not publish
     own_marketplace.server.start()
 
     pulled(capsys)
 
     assert own_marketplace.image_url(sid) == "https://cdn.example.com/author.png"
-    (conflict,) = deliveries.conflicts(session=Session(engine))
-    assert (conflict["ours"], conflict["theirs"]) == (reply.body["imageUrl"], "https://cdn.example.com/author.png")
+    solution = get_solution(engine, sid)
+    assert (solution.origin, solution.image_status) == (SolutionOrigin.marketplace, ImageStatus.pending)
+    assert deliveries.conflicts(session=Session(engine)) == []
 
 
 def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):
@@ -528,3 +530,271 @@ def test_serve_pulls_on_its_schedule(engine, marketplace, monkeypatch):
         assert client.app.state.schedule.first_round.wait(60)
 
     assert all(get_solution(engine, sid).origin == SolutionOrigin.marketplace for sid in ids)
+
+
+def test_status_reads_as_sentences_for_people(capsys, marketplace):
+    marketplace.add_solution()
+    pulled(capsys)
+
+    text, _ = run(capsys, "marketplace", "status")
+
+    assert f"marketplace database: 127.0.0.1:{marketplace.server.port}/{marketplace.database} (answering)" in text
+    assert "last pull: 20" in text and "UTC by cli" in text
+    assert "datetime" not in text and "{" not in text
+
+
+# -- recovery and the marketplace ----------------------------------------------------------------------
+KILLED_APPROVAL = """
+import os, sys
+from aixchange_images import review
+from aixchange_images.auth import CLI_ACTOR
+from aixchange_images.config import load_settings
+from aixchange_images.db import get_engine, session_scope
+settings = load_settings()
+session = session_scope(get_engine(settings), write=True).__enter__()
+review.approve(session=session, settings=settings, candidate_id=int(sys.argv[1]), actor=CLI_ACTOR)
+os._exit(9)  # dies between the link and the commit
+"""
+
+
+def test_a_half_done_approval_is_not_finished_over_an_image_the_marketplace_set_meanwhile(capsys, engine, marketplace):
+    from aixchange_images import recovery
+
+    settings = load_settings()
+    sid = marketplace.add_solution(imageUrl=None)
+    pulled(capsys)
+    candidate = _candidate(capsys, sid)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", KILLED_APPROVAL, str(candidate)], env=env, timeout=120)
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+
+    done = recovery.recover(engine, settings)
+
+    assert [d.outcome for d in done] == ["removed"]
+    deliveries.push(engine, settings)
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    assert get_solution(engine, sid).image_status == ImageStatus.pending  # the candidate still waits for a person
+
+
+def _frozen(server: PostgresServer):
+    """SIGSTOP the server's processes: the kernel still acknowledges TCP, nothing answers (a paused container)."""
+    import signal
+
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()
+    pids = [main, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return lambda: [os.kill(pid, signal.SIGCONT) for pid in pids]
+
+
+def test_a_frozen_marketplace_costs_an_action_seconds_and_never_holds_our_database(
+    capsys, engine, own_marketplace, monkeypatch
+):
+    import threading
+
+    from aixchange_images import review
+
+    monkeypatch.setenv("MARKETPLACE_TIMEOUT_SECONDS", "1")
+    settings = load_settings()
+    sid = own_marketplace.add_solution(imageUrl=None)
+    pull.pull(engine, settings, actor=CLI_ACTOR)
+    candidate = _candidate(capsys, sid)
+    thaw = _frozen(own_marketplace.server)
+    try:
+        with Session(engine) as session:
+            review.approve(session=session, settings=settings, candidate_id=candidate, actor=CLI_ACTOR)
+            session.commit()
+        done = threading.Event()
+        threading.Thread(target=lambda: (deliveries.deliver_waiting(engine, settings), done.set()), daemon=True).start()
+        assert done.wait(30), "an action waited on a frozen marketplace"
+        probe = (
+            subprocess.run(  # another process may write our database meanwhile
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=5); "
+                    "c.execute('BEGIN IMMEDIATE'); c.rollback(); print('ok')",
+                    settings.database_url.removeprefix("sqlite:///"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        assert probe is None or probe.stdout.strip() == "ok", probe and probe.stderr
+    finally:
+        thaw()
+    report = deliveries.push(engine, settings)
+    assert (report.written, report.pending) == (1, 0)
+    assert own_marketplace.image_url(sid) == get_solution(engine, sid).image_url
+
+
+def test_the_first_pull_never_sends_ours_over_an_image_the_author_set_after_our_import(
+    capsys, engine, marketplace, tmp_path
+):
+    sid = marketplace.add_solution(imageUrl=None)
+    (tmp_path / "bulk.json").write_text(json.dumps({"solutions": [{**_record(), "id": sid}]}))
+    run(capsys, "import", str(tmp_path / "bulk.json"), "--json")
+    ours = approve_new_image(capsys, sid)["image_url"]
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")  # meanwhile, in the marketplace
+
+    pulled(capsys)
+
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+    with Session(engine) as session:
+        (conflict,) = deliveries.conflicts(session=session)
+    assert (conflict["ours"], conflict["theirs"]) == (ours, "https://cdn.example.com/author.png")
+
+
+def _request_solution(engine, title: str) -> str:
+    with Session(engine, expire_on_commit=False) as session:
+        request = Solution(title=title, description="Made by the image service.", category="Other", origin="request")
+        session.add(request)
+        session.commit()
+    return request.id
+
+
+def test_a_request_solution_with_a_call_in_flight_waits_for_the_next_pull(capsys, engine, settings, marketplace):
+    from aixchange_images.models import Attempt, AttemptStatus
+
+    request = _request_solution(engine, "Fleet Planner")
+    with Session(engine) as session:  # its image is being made right now
+        running = Attempt(
+            solution_id=request,
+            provider="local",
+            model="local-card",
+            size="256x256",
+            quality="medium",
+            prompt="p",
+            request_key="k",
+            status=AttemptStatus.running,
+        )
+        session.add(running)
+        session.commit()
+        running_id = running.id
+    row = marketplace.add_solution(title="Fleet Planner", imageUrl=PLACEHOLDER_URL)
+
+    assert (pulled(capsys)["adopted"], get_solution(engine, request).origin) == (0, SolutionOrigin.request)
+
+    with Session(engine) as session:
+        session.get(Attempt, running_id).status = AttemptStatus.succeeded
+        session.commit()
+    marketplace.set_image(row, PLACEHOLDER_URL)  # the form saves the row again
+    assert pulled(capsys)["adopted"] == 1
+    assert get_solution(engine, request) is None
+
+
+def test_a_row_we_know_adopts_the_image_the_service_published_for_it(capsys, engine, settings, marketplace):
+    from aixchange_images import batch, pipeline
+
+    row = marketplace.add_solution(title="Route Optimizer", imageUrl=None)
+    pulled(capsys)
+    request = _request_solution(engine, "Route Optimizer")  # the marketplace's edit dialog asked the service
+    batch.run_batch(engine, settings, [request], pipeline.GenerateOptions(size="256x256", auto_approve=True))
+    url = get_solution(engine, request).image_url
+    marketplace.set_image(row, url)  # and saved the row with the image it got
+
+    assert pulled(capsys)["adopted"] == 1
+
+    solution = get_solution(engine, row)
+    assert (solution.image_url, solution.image_status) == (url, ImageStatus.approved)
+    assert get_solution(engine, request) is None
+    run(capsys, "rollback", row, "--json")  # ours now: rollback works on it and reaches the row
+    assert marketplace.image_url(row) is None
+
+
+def test_a_row_we_know_adopts_review_candidates_made_under_its_title(capsys, engine, settings, marketplace):
+    from aixchange_images import batch, pipeline
+
+    row = marketplace.add_solution(title="Claims Sorter", imageUrl=PLACEHOLDER_URL)
+    pulled(capsys)
+    request = _request_solution(engine, "Claims Sorter")
+    (result,), _ = batch.run_batch(engine, settings, [request], pipeline.GenerateOptions(size="256x256"))
+    marketplace.set_image(row, PLACEHOLDER_URL)  # the edit dialog saved the row with the placeholder
+
+    assert pulled(capsys)["adopted"] == 1
+
+    run(capsys, "approve", str(result.candidate_id), "--json")
+    assert marketplace.image_url(row) == get_solution(engine, row).image_url != PLACEHOLDER_URL
+
+
+def test_a_pull_waits_for_an_approval_being_committed_and_keeps_it(capsys, engine, marketplace):
+    """PostgreSQL only: SQLite's write lock already serialises a pull with every other writer."""
+    import threading
+
+    from test_browser import _wait_until
+
+    from aixchange_images import review
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL lets a pull's reads interleave with an approval's transaction")
+    settings = load_settings()
+    sid = marketplace.add_solution(imageUrl=None)
+    pulled(capsys)
+    candidate = _candidate(capsys, sid)
+    marketplace.set_image(sid, "https://cdn.example.com/author.png")
+    approving = Session(engine, expire_on_commit=False)
+    try:
+        publication = review.approve(session=approving, settings=settings, candidate_id=candidate, actor=CLI_ACTOR)
+        puller = threading.Thread(target=pull.pull, args=(engine, settings), kwargs={"actor": CLI_ACTOR}, daemon=True)
+        puller.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with engine.connect() as probe:  # until the pull waits on the approval's solution lock
+            _wait_until(
+                lambda: probe.exec_driver_sql(waiting).scalar() or not puller.is_alive(), 60, "the pull to wait"
+            )
+        assert puller.is_alive(), "the pull finished without waiting for the approval"
+        approving.commit()
+    finally:
+        approving.close()  # a failed check must not leave the pull waiting on an open transaction
+    puller.join(60)
+    assert not puller.is_alive()
+
+    solution = get_solution(engine, sid)
+    assert solution.image_url == publication.image_url  # our approval stands
+    report = deliveries.push(engine, settings)
+    assert [c["theirs"] for c in report.conflicts] == ["https://cdn.example.com/author.png"]
+    assert marketplace.image_url(sid) == "https://cdn.example.com/author.png"
+
+
+def test_importing_an_older_download_never_undoes_an_approval(capsys, engine, marketplace, tmp_path):
+    sid = marketplace.add_solution(imageUrl="https://cdn.example.com/author.png")
+    pulled(capsys)
+    download = {"solutions": [marketplace.row(sid) | {"createdAt": "2026-01-01T00:00:00.000Z"}]}
+    (tmp_path / "download.json").write_text(json.dumps(download, default=str))
+    ours = approve_new_image(capsys, sid)["image_url"]
+
+    run(capsys, "import", str(tmp_path / "download.json"), "--json")
+
+    solution = get_solution(engine, sid)
+    assert (solution.image_url, solution.image_status) == (ours, ImageStatus.approved)
+    assert marketplace.image_url(sid) == ours
+
+
+def test_a_raw_at_sign_in_the_password_is_one_sentence_and_never_shown(capsys, monkeypatch, marketplace):
+    monkeypatch.setenv(
+        "MARKETPLACE_DATABASE_URL", f"postgresql://aixchange_images:Zr7@Lw2Vb@127.0.0.1:{marketplace.server.port}/x"
+    )
+
+    out, err = run(capsys, "marketplace", "status", expect=2)
+
+    assert "password holds an '@'" in err and "Lw2Vb" not in out + err
+
+
+def test_an_encoded_password_is_hidden_in_both_forms(capsys, monkeypatch, marketplace):
+    secret = "Wrong/Pass#word9"
+    encoded = "Wrong%2FPass%23word9"
+    monkeypatch.setenv("MARKETPLACE_DATABASE_URL", marketplace.url.replace(ROLE_PASSWORD, encoded))
+    assert set(load_settings().secrets) >= {secret, encoded}
+
+    _, err = run(capsys, "marketplace", "pull", "--json", expect=2)
+
+    assert "password authentication failed" in err
+    for piece in (text[i : i + 8] for text in (secret, encoded) for i in range(len(text) - 7)):
+        assert piece not in err

@@ -24,7 +24,17 @@ def shown(markdown: str) -> str:
 
 
 APP = str(ROOT / "app.py")
-ALL_PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "marketplace", "settings"]
+ALL_PAGES = [
+    "overview",
+    "solutions",
+    "solution",
+    "generate",
+    "review",
+    "metrics",
+    "prompt_studio",
+    "marketplace",
+    "settings",
+]
 
 
 def add_user(engine, username="alice", password="correct horse", role="admin"):

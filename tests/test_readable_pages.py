@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import open_page
 from sqlmodel import Session
+from streamlit.proto.Dataframe_pb2 import Dataframe
 from streamlit.testing.v1 import AppTest
 
 from aixchange_images import admin, auth, demo, metrics, templates
@@ -95,11 +96,18 @@ def test_solutions_table_has_plain_column_names_and_no_none_cells(engine, make_s
     assert set(table["Image status"]) == {"No image"}
 
 
-def test_a_manager_gets_no_selection_checkboxes_on_solutions(engine, make_solutions):
+def test_a_managers_selection_only_opens_the_solutions_page(engine, make_solutions):
     make_solutions(2)
     at = open_page("solutions", MIA)
-    assert not at.dataframe[0].proto.selection_mode
-    assert not any("Select rows" in c.value for c in at.caption)
+    assert list(at.dataframe[0].proto.selection_mode) == [Dataframe.SelectionMode.SINGLE_ROW]
+    assert [c.value for c in at.caption if "Select" in c.value] == ["Select a row to open its page: its image history."]
+
+    at.session_state["solutions-table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+
+    assert not at.exception
+    assert [link.label for link in at.get("page_link")] == ["Open its page: its image history"]
+    assert not [b for b in at.button if "Generate" in b.label]
 
 
 def test_a_product_person_is_not_told_they_can_edit_solutions(engine, make_solutions):

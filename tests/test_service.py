@@ -19,10 +19,9 @@ from PIL import Image
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
-from aixchange_images import cli, intake, service
+from aixchange_images import cli, intake, queue, service
 from aixchange_images.config import Settings
 from aixchange_images.models import Attempt, AuditEvent, Candidate, Publication, Solution
-from aixchange_images.review import review_queue
 
 FAILURE_KEYS = ["error", "status", "details", "useDefaultImage", "defaultImagePath"]
 DESCRIPTION = "Summarises support tickets and routes each one to the right team."
@@ -64,9 +63,11 @@ class Client:
 
 
 @contextmanager
-def running(settings: Settings, *, rate: str = "1000/minute", **options: Any) -> Iterator[tuple[Client, intake.Intake]]:
+def running(
+    settings: Settings, *, rate: str = "1000/minute", total: str = "1000/minute", **options: Any
+) -> Iterator[tuple[Client, intake.Intake]]:
     """The real app on uvicorn on a free port, in a thread; stopped (and its pool closed) on exit."""
-    settings = settings.model_copy(update={"service_rate_limit": rate})
+    settings = settings.model_copy(update={"service_rate_limit": rate, "service_total_rate_limit": total})
     server = service.make_server(settings, port=0, log_level="warning", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -155,16 +156,19 @@ def test_a_known_solution_is_drawn_from_our_catalogue_and_never_replaced_by_a_re
     assert len(published_files(tmp_path)) == 1
 
 
-def test_an_unknown_solution_id_becomes_a_request_solution_with_that_id(settings, engine):
-    marketplace_id = "cm1abcdefghijklmnopqrstuv"
-    with running(settings) as (client, _):
+def test_an_unknown_solution_id_gets_candidates_for_review_never_a_published_image(settings, engine, tmp_path):
+    marketplace_id = "cm1abcdefghijklmnopqrstuv"  # anyone can send any id: what it draws waits for a person
+    with running(settings) as (client, intake):
         reply = client.post({"description": DESCRIPTION, "title": "Routing", "solutionId": marketplace_id})
         refused = client.post({"description": DESCRIPTION, "solutionId": "../../etc/passwd"})
+        assert intake.drain(120)
 
-    assert reply.status == 200, reply.raw
+    assert (reply.status, reply.body["imageUrl"]) == (200, "/placeholder-image.jpg"), reply.raw
     with Session(engine) as session:
         solution = session.get(Solution, marketplace_id)
-    assert (solution.origin, solution.title, solution.image_url) == ("request", "Routing", reply.body["imageUrl"])
+        waiting = session.exec(select(Candidate).where(Candidate.solution_id == marketplace_id)).all()
+    assert (solution.origin, solution.title, solution.image_status) == ("request", "Routing", "pending")
+    assert len(waiting) == 1 and published_files(tmp_path) == []
     assert refused.status == 400 and "solutionId" in refused.body["error"]
     assert count(engine, Solution) == 1
 
@@ -310,13 +314,49 @@ def test_an_exhausted_budget_answers_500_before_any_image_call(openai_settings, 
         assert session.exec(select(Attempt.error_kind)).one() == "budget_exceeded"
 
 
-def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(openai_settings, standin, caplog):
+@pytest.fixture
+def paid(openai_settings: Settings) -> Settings:
+    """The openai provider (at the stand-in) under a daily cap: the service spends only with one."""
+    return openai_settings.model_copy(update={"image_budget_daily_usd": 100.0})
+
+
+def test_a_paid_provider_without_a_daily_cap_spends_nothing(openai_settings, standin, engine, capsys, monkeypatch):
+    with running(openai_settings) as (client, _):
+        reply = client.post({"description": DESCRIPTION, "title": "Uncapped"})
+
+    assert reply.status == 500 and reply.body["details"] == intake.NO_DAILY_CAP
+    assert standin.image_calls == 0 and count(engine, Attempt) == 0
+    monkeypatch.setenv("IMAGE_PROVIDER", "openai")
+    assert cli.main(["serve", "--port", "0"]) == 2
+    assert "spends money only under a daily budget" in capsys.readouterr().err
+
+
+def test_all_clients_together_are_bounded_too(settings):
+    with running(settings, total="2/minute") as (client, _):
+        replies = [
+            client.post({"description": DESCRIPTION, "title": f"T{i}"}, forwarded_for=f"10.0.0.{i}") for i in range(3)
+        ]
+
+    assert [r.status for r in replies] == [200, 200, 429]
+    assert "too many requests" in replies[2].body["error"] and replies[2].headers["retry-after"]
+
+
+def test_an_ipv6_client_is_its_whole_64(settings):
+    from aixchange_images.service import ClientLimiter
+
+    limiter = ClientLimiter("1/minute")
+    assert limiter.check("2001:db8:1:2::1") is None
+    assert limiter.check("2001:db8:1:2:ffff::9") is not None  # the same /64: the same client
+    assert limiter.check("2001:db8:1:3::1") is None
+
+
+def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(paid, standin, caplog):
     caplog.set_level(logging.DEBUG)
     standin.enqueue("invalid_api_key", message=f"Incorrect API key provided: {TEST_KEY}.")
     for _ in range(3):  # the first try and both retries
         standin.enqueue("server_error", retry_after="0.01", message=f"Backend crashed serving {TEST_KEY}.")
     standin.enqueue("invalid_request", param="prompt", message=f"Bad prompt for key {TEST_KEY}.")
-    with running(openai_settings) as (client, _):
+    with running(paid) as (client, _):
         replies = [client.post({"description": f"{DESCRIPTION} Case {i}.", "title": f"Case {i}"}) for i in range(3)]
         healthy = client.post({"description": f"{DESCRIPTION} Fine.", "title": "Fine"})
 
@@ -331,12 +371,12 @@ def test_upstream_errors_become_a_useful_sentence_and_never_show_the_key(openai_
     assert all(TEST_KEY not in record.getMessage() for record in caplog.records)
 
 
-def test_an_unexpected_error_answers_the_500_shape_and_logs_a_redacted_traceback(openai_settings, monkeypatch, caplog):
+def test_an_unexpected_error_answers_the_500_shape_and_logs_a_redacted_traceback(paid, monkeypatch, caplog):
     def broken(self, session, ask):  # type: ignore[no-untyped-def]
         raise RuntimeError(f"the database said {TEST_KEY}")
 
     monkeypatch.setattr(intake.Intake, "_solution_for", broken)
-    with running(openai_settings) as (client, _):
+    with running(paid) as (client, _):
         reply = client.post({"description": DESCRIPTION})
 
     assert reply.status == 500 and list(reply.body) == FAILURE_KEYS
@@ -366,9 +406,11 @@ def test_review_mode_answers_the_placeholder_and_leaves_the_candidates_for_revie
     }
     assert again.body["imageUrl"] == "/placeholder-image.jpg"
     with Session(engine) as session:
-        queue = review_queue(session=session)
+        waiting = queue.page(session=session)
         states = session.exec(select(Candidate.state)).all()
-    assert [(s.title, s.origin, s.image_status, n) for s, n in queue] == [("Later", "request", "pending", 2)]
+    assert [(r.solution.title, r.solution.origin, r.solution.image_status, r.candidates) for r in waiting] == [
+        ("Later", "request", "pending", 2)
+    ]
     assert states == ["pending", "pending"]
     assert published_files(tmp_path) == [] and count(engine, Publication) == 0
 
@@ -420,4 +462,6 @@ def test_serve_refuses_a_bad_rate_limit_and_candidates_without_review(monkeypatc
 
 @pytest.mark.parametrize(("text", "length"), [("abc", 3), ("\U0001f600", 2), ("é", 1)])
 def test_js_length_counts_utf16_code_units(text, length):
-    assert intake.js_length(text) == length
+    from aixchange_images.zod import js_length
+
+    assert js_length(text) == length

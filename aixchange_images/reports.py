@@ -1,0 +1,71 @@
+"""Figures written for people: money, shares, durations and sizes, and the `stats` command's lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LABEL = 17  # width of the label column
+
+
+def money(usd: float | None) -> str:
+    return "—" if usd is None else f"${usd:,.2f}"
+
+
+def share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def seconds(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def size(count: int) -> str:
+    """Bytes in decimal units (kB, MB, GB), as file managers show them."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+def stats_text(figures: dict[str, Any]) -> str:
+    """`stats` for a person: one line per subject, money in dollars, times in seconds."""
+    lines = [
+        ("Attempts", _attempts(figures)),
+        ("Generation time", _times(figures)),
+        ("Spend", _spend(figures)),
+        ("Cache", f"{figures['cache_hits']:,} hit(s), saving {money(figures['cache_saved_usd'])}"),
+        ("Approved images", _approved(figures)),
+        ("Storage", f"{size(figures['storage_bytes'])} ({figures['storage_bytes']:,} bytes)"),
+    ]
+    if "budget" in figures:
+        lines.append(("Budget", _budget(figures["budget"])))
+    return "\n".join(f"{label:<{LABEL}}{text}" for label, text in lines)
+
+
+def _attempts(f: dict[str, Any]) -> str:
+    if not f["attempts"]:
+        return "none yet"
+    return f"{f['attempts']:,} ({f['succeeded']:,} succeeded, {f['failed']:,} failed: {share(f['success_rate'])} succeeded)"
+
+
+def _times(f: dict[str, Any]) -> str:
+    if f["p50_ms"] is None:
+        return "— (no image made by a provider yet)"
+    return f"p50 {seconds(f['p50_ms'])}, p95 {seconds(f['p95_ms'])}"
+
+
+def _spend(f: dict[str, Any]) -> str:
+    rejected = f.get("rejected_spend_usd") or 0.0
+    return money(f["spend_usd"]) + (f", {money(rejected)} of it on images later rejected" if rejected else "")
+
+
+def _approved(f: dict[str, Any]) -> str:
+    each = f["cost_per_approved_usd"]
+    return f"{f['approved']:,}" + (f", {money(each)} each" if each is not None else "")
+
+
+def _budget(b: dict[str, Any]) -> str:
+    def part(spent: float, cap: float | None) -> str:
+        return f"{money(spent)} of {money(cap)}" if cap is not None else f"{money(spent)} (no cap)"
+
+    return f"today {part(b['spent_today_usd'], b['daily_cap_usd'])}, this month {part(b['spent_month_usd'], b['monthly_cap_usd'])}"
