@@ -137,10 +137,10 @@ def budget_banner(actor: Actor) -> None:
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark, and then reads as itself:
 # no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]`, `:material/...:` or
-# emoji. Streamlit still turns bare URLs, www. names and e-mail addresses into links after that, so an
-# invisible word joiner (U+2060) goes where they would start.
+# emoji. Streamlit still turns URLs, www. names and e-mail addresses whose domain has a dot into links
+# after that (GFM's autolinks), so an invisible word joiner (U+2060) goes where such a link would start.
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-_AUTOLINK_STARTS = re.compile(r"(?i)(?<=://)|(?<=www)(?=\.)|(?=@)")
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=://)(?=[\w-]+\.)|(?<=www)(?=\.)|(?=@[\w-]+\.)")
 WORD_JOINER = "\u2060"
 
 

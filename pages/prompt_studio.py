@@ -145,7 +145,9 @@ def preview(draft: prompts.Template) -> None:
     st.text_area("Rendered prompt", text, height=220, disabled=True)
     limit = prompts.prompt_limit(settings.image_model)
     st.caption(ui.md("{} of the {} characters {} takes.", f"{len(text):,}", f"{limit:,}", settings.image_model))
-    st.caption(ui.literal(style_cues.sentence(text, ignore=variables.values())))  # what "Try it" means offline
+    st.caption(
+        style_cues.sentence(text, ignore=variables.values())
+    )  # known cue words only: what "Try it" means offline
     check(text, solution)
 
 
