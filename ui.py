@@ -19,14 +19,14 @@ import streamlit as st
 from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget, deliveries, recovery, wording
+from aixchange_images import admin, auth, budget, deliveries, recovery, sessions, wording
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
@@ -38,20 +38,6 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/marketplace.py", "Marketplace", ":material/storefront:", "manage"),
     ("pages/settings.py", "Settings", ":material/settings:", "manage"),
 ]
-
-
-# Streamlit runs its old `pages/` discovery (no app.py, so no gate) for a server's first run when a
-# pages/ folder exists, until some run calls st.navigation. We route with st.navigation only: turn
-# the old mode off for good, and rerun the one run that may already have started in it.
-_started_in_pages_mode = bool(PagesManager.uses_pages_directory)
-PagesManager.uses_pages_directory = False
-
-
-def leave_pages_directory_mode() -> None:
-    global _started_in_pages_mode
-    if _started_in_pages_mode:
-        _started_in_pages_mode = False
-        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -91,30 +77,45 @@ def db(write: bool = False) -> Iterator[Session]:
         deliveries.deliver_waiting(engine(), settings())
 
 
-SIGNED_OUT_NOTICE = "Your account was disabled or removed, so you were signed out."
+SIGNED_OUT_NOTICE = "You were signed out (elsewhere, after a while away, or because your account changed)."
 
 
 def current_actor() -> Actor | None:
-    """The signed-in user as the database has them now, so a role change or a disable applies at once.
+    """The signed-in user as the database has them now, from this tab's session or the browser's cookie.
 
-    One primary-key lookup per call; a disabled or deleted user is signed out here.
+    Checked on every run: a session signed out in another tab, idle or past its end, or whose user was
+    disabled or given another role, signs this tab out here.
     """
-    actor: Actor | None = st.session_state.get("actor")
-    if actor is None:
+    remembered: Actor | None = st.session_state.get("actor")
+    token = None if remembered or st.session_state.get("signed_out") else browser_cookie(sessions.SESSION_COOKIE)
+    if remembered is None and token is None:
         return None
-    with Session(engine()) as session:  # sign-in always records the id: an actor without one is nobody
-        fresh = auth.load_actor(session=session, actor=actor)
+    session_id = remembered.session_id if remembered else None
+    fresh = sessions.resume(engine(), base_settings(), session_id=session_id, token=token)
     if fresh is None:
         st.session_state.pop("actor", None)
-        st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
-    elif fresh != actor:
+        st.session_state["signed_out"] = True  # the cookie this tab was opened with is spent too
+        st.session_state["clear_cookie"] = token is not None  # a spent cookie is cleared (see gate.cookie_script)
+        if remembered is not None:
+            st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
+    elif fresh != remembered:
         st.session_state["actor"] = fresh
     return fresh
 
 
+def browser_cookie(name: str) -> str | None:
+    """A cookie the browser sent when this tab connected (HttpOnly ones too: the server reads them)."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) else None
+
+
+def page_path(path: str) -> str:
+    """A page file as Streamlit wants it: absolute, since the main script lives in dashboard/."""
+    return str(ROOT / path)
+
+
 def guard(permission: str = "view") -> Actor:
     """A page's first line: stop with a clear message unless the user may be here."""
-    leave_pages_directory_mode()
     actor = current_actor()
     if actor is None:
         st.warning("Sign in to use AIXchange Images.")
@@ -247,7 +248,7 @@ def page_link(path: str, label: str, icon: str | None = None, query_params: dict
     actor: Actor | None = st.session_state.get("actor")  # the page's guard has just reloaded it
     permission = next((p for f, _, _, p in PAGES if f == path), "view")
     if actor is not None and actor.can(permission):
-        st.page_link(path, label=label, icon=icon, query_params=query_params)
+        st.page_link(page_path(path), label=label, icon=icon, query_params=query_params)
 
 
 def pager(key: str, total: int, size: int, narrow: bool = True) -> int:

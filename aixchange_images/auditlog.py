@@ -111,6 +111,8 @@ def image(s: _Said, verb: str) -> str | None:
     if verb == "rollback":
         to = "its previous image" if s.get("restored") else "no image"
         return f"{s.who} rolled {s.title} back to {to}"
+    if verb == "undo":
+        return f"{s.who} undid the approval of a new image for {s.title}{candidate}: it waits for review again"
     if verb == "upload":
         return f"{s.who} uploaded the author's own image for {s.title} ({megabytes(s.get('bytes'))})"
     if verb == "recovered":
@@ -174,6 +176,18 @@ def price(s: _Said, verb: str) -> str | None:
 
 
 def user(s: _Said, verb: str) -> str | None:
+    if verb == "email":
+        new = s.get("new")
+        return (
+            f"{s.who} set {s.target}'s single sign-on email to {new}"
+            if new
+            else (f"{s.who} removed {s.target}'s single sign-on email")
+        )
+    if verb == "throttled":
+        return (
+            f"Failed sign-ins as {s.target} from {s.get('client') or 'an unknown address'}: "
+            f"a new browser now waits {s.get('wait', 0):,} s before trying again"
+        )
     said = {
         "add": f"{s.who} added the user {s.target} as {ROLE_WORDS.get(s.get('role'), s.get('role'))}",
         "role": f"{s.who} changed {s.target}'s role from {s.get('old')} to {s.get('new')}",

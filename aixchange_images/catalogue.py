@@ -24,22 +24,22 @@ UPLOADED_SOURCE = "uploaded"  # Candidate.source of an image an admin uploaded (
 
 
 def status_for_url(image_url: str | None) -> ImageStatus:
-    """The status an imageUrl implies on its own; `settled_status` also knows our uploads."""
+    """The status an imageUrl implies when we did not publish it: none, the placeholder, or the
+    author's (also a file of the folder someone else wrote: the old route, the marketplace's forms).
+    `settled_status` knows ours; a pull also checks that such a file is still there (`deliveries.url_status`)."""
     if not image_url:
         return ImageStatus.none
     if image_url == PLACEHOLDER_URL:
         return ImageStatus.placeholder
-    if image_url.startswith(PUBLIC_PREFIX):
-        return ImageStatus.approved
     return ImageStatus.uploaded
 
 
 def settled_status(*, session: Session, solution: Solution) -> ImageStatus:
     """The status of the image a solution shows now, apart from candidates awaiting review.
 
-    An author's image uploaded here is published under our own `/api/external-images/` prefix,
-    so the URL alone would call it approved (and `generate --all` would paint over it): the
-    publication that put the URL there says whether it came from an upload.
+    Our own images and the authors' share the `/api/external-images/` prefix, so the URL alone cannot
+    tell them apart: the publication that put the URL there says whether it is ours, and whether it
+    came from an upload (which `generate --all` must leave alone).
     """
     url = solution.image_url
     if url and url.startswith(PUBLIC_PREFIX):
@@ -49,8 +49,8 @@ def settled_status(*, session: Session, solution: Solution) -> ImageStatus:
             .where(Publication.solution_id == solution.id, Publication.image_url == url)
             .order_by(col(Publication.active).desc(), col(Publication.id).desc())
         ).first()
-        if source == UPLOADED_SOURCE:
-            return ImageStatus.uploaded
+        if source is not None:  # ours: a generated image, or an author's we uploaded
+            return ImageStatus.uploaded if source == UPLOADED_SOURCE else ImageStatus.approved
     return status_for_url(url)
 
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     service_total_rate_limit: str = "60/minute"  # all clients together: no address rotation spends more
     service_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     service_forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
+    # Dashboard sign-in: a browser session ends after this long without a run, and this long after sign-in.
+    session_idle_hours: float = Field(default=8, gt=0)
+    session_max_days: float = Field(default=7, gt=0)
     quality_notice: str | None = None
     # Tests only: a FIFO at which publishing waits between linking a file and the commit, so a test
     # can kill the process exactly there (tests/test_publish_journal.py). Never set in production.

@@ -1,7 +1,7 @@
 """Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -55,35 +55,47 @@ def change_user(users: list[User]) -> None:
         )
         if done is not None:
             st.rerun()
+    email = st.text_input("Email for single sign-on", user.email or "", key=f"email-of-{who}")
+    if st.button("Save email", disabled=email.strip().lower() == (user.email or ""), key=f"save-email-{who}"):
+        done = ui.write(
+            lambda s: auth.set_email(session=s, actor=actor, username=who, email=email), f"Saved {who}'s email."
+        )
+        if done is not None:
+            st.rerun()
+    # Failed sign-ins make new browsers wait before trying this name again; this forgets them.
+    if st.button("Unlock sign-in", icon=":material/lock_open:", key=f"unlock-{who}"):
+        done = ui.write(lambda s: auth.unlock(session=s, actor=actor, username=who), f"{who} may sign in again now.")
+        if done is not None:
+            st.rerun()
 
 
 def when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
 
 
-def user_status(user: User) -> str:
+def user_status(user: User, wait: int) -> str:
     if user.disabled:
         return "disabled"
-    if user.locked_until and user.locked_until.replace(tzinfo=UTC) > datetime.now(UTC):
-        return f"locked until {when(user.locked_until)}"
-    return "active"
+    return f"a new browser waits {wait:,} s to sign in" if wait else "active"
 
 
 def users_tab() -> None:
     with ui.db() as session:
         users = auth.list_users(session=session)
+        waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "Username": u.username,
                     "Role": u.role,
-                    "Status": user_status(u),
+                    "Email": u.email or "",
+                    "Status": user_status(u, waits[u.username]),
                     "Last sign-in": when(u.last_login_at) or "never",
                 }
                 for u in users
             ],
-            columns=["Username", "Role", "Status", "Last sign-in"],
+            columns=["Username", "Role", "Email", "Status", "Last sign-in"],
         ),
         hide_index=True,
     )
@@ -93,9 +105,12 @@ def users_tab() -> None:
         name = st.text_input("New username")
         role = st.selectbox("Role", ROLES, index=2)
         password = st.text_input("Initial password", type="password", help="At least 8 characters.")
+        email = st.text_input("Email for single sign-on (optional)")
         if st.form_submit_button("Add user", type="primary"):
             ui.write(
-                lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
+                lambda s: auth.add_user(
+                    session=s, actor=actor, username=name, password=password, role=role, email=email
+                ),
                 f"Added {name}.",
             )
     with c2:

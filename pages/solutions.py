@@ -83,7 +83,7 @@ def browse_tab() -> None:
     if chosen and actor.can("generate"):
         if st.button(f"Generate for {len(chosen)} selected", type="primary", icon=":material/auto_awesome:"):
             st.session_state["generate_ids"] = chosen
-            st.switch_page("pages/generate.py")
+            st.switch_page(ui.page_path("pages/generate.py"))
     elif not chosen:
         st.caption(SELECT_HINTS[actor.role])
     if len(chosen) == 1:

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from aixchange_images.config import load_settings
 from aixchange_images.db import get_engine
+from aixchange_images.launch import DASHBOARD
 from aixchange_images.models import Attempt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +83,9 @@ def server(tmp_path: Path):
 
 
 @contextmanager
-def streamlit_server(cwd: Path, env: dict[str, str], script: Path = ROOT / "app.py"):
-    """`streamlit run app.py` (or `script`) on a free port of 127.0.0.1, in `cwd`; yields its URL once it is healthy."""
+def streamlit_server(cwd: Path, env: dict[str, str], script: Path = DASHBOARD):
+    """The dashboard's server (as `up` starts it), or `script`, on a free port of 127.0.0.1, in `cwd`; yields
+    its URL once healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = cwd / "streamlit.log"
@@ -135,7 +137,7 @@ def test_admin_signs_in_generates_approves_and_the_file_is_published(server, tmp
         page.get_by_role("textbox", name="Username").fill("admin")
         page.get_by_role("textbox", name="Password").fill("browser-pass-123")
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        expect(page.get_by_role("heading", name="Review")).to_be_visible()  # the link's page, once signed in
 
         page.get_by_role("link", name="Generate").first.click()
         expect(page.get_by_role("heading", name="Generate")).to_be_visible()

@@ -72,7 +72,7 @@ def test_the_marketplace_download_json_imports_with_its_ids_nulls_and_casing(eng
         40,
         4.5,
     )
-    assert (second.image_status, second.metadata_["rating"]) == (ImageStatus.approved, 4)
+    assert (second.image_status, second.metadata_["rating"]) == (ImageStatus.uploaded, 4)  # not one of ours
     assert (third.status, third.event_id, third.source_code_url) == (
         "Inactive",
         "cm7evt0000abcdefghijklmn",

@@ -160,14 +160,14 @@ def test_reimporting_a_record_without_an_image_keeps_the_published_one(engine, m
     (sid,) = make_solutions(1)
     published = PUBLIC_PREFIX + "solution_number_0-1740153503444.png"
     run_cli(capsys, "import", str(write_json(tmp_path / "with.json", [solution_record(0, imageUrl=published)])))
-    assert get_solution(engine, sid).image_status == ImageStatus.approved
+    assert get_solution(engine, sid).image_status == ImageStatus.uploaded  # in the folder, but not published by us
 
     code, _, _ = run_cli(capsys, "import", str(write_json(tmp_path / "without.json", [solution_record(0)])))
 
     assert code == 0
     assert (get_solution(engine, sid).image_url, get_solution(engine, sid).image_status) == (
         published,
-        ImageStatus.approved,
+        ImageStatus.uploaded,
     )
 
 
@@ -235,7 +235,7 @@ def test_export_round_trips_with_the_current_image_urls(engine, make_solutions, 
     assert json.loads((tmp_path / "again.json").read_text(encoding="utf-8")) == exported
 
 
-def test_reimporting_the_url_of_an_uploaded_image_keeps_it_uploaded(engine, make_solutions, tmp_path, capsys):
+def test_reimporting_an_older_export_never_undoes_an_approval(engine, make_solutions, tmp_path, capsys):
     settings = load_settings(dalle_image_size="256x256")
     (sid,) = make_solutions(1)
     out = io.BytesIO()
@@ -251,13 +251,15 @@ def test_reimporting_the_url_of_an_uploaded_image_keeps_it_uploaded(engine, make
         session.commit()
     assert get_solution(engine, sid).image_status == ImageStatus.approved
 
-    # An older export puts the author's image back: it is theirs, not one of our generated ones.
+    approved = get_solution(engine, sid).image_url
+
+    # An older export names the author's image: a file never undoes an approval (it would tell nobody).
     old_export = write_json(tmp_path / "old.json", [solution_record(0, id=sid, imageUrl=authors.image_url)])
     code, _, _ = run_cli(capsys, "import", str(old_export))
 
     assert code == 0
     solution = get_solution(engine, sid)
-    assert (solution.image_url, solution.image_status) == (authors.image_url, ImageStatus.uploaded)
+    assert (solution.image_url, solution.image_status) == (approved, ImageStatus.approved)
 
 
 @pytest.mark.parametrize("role", [Role.manager, Role.product])

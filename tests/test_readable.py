@@ -213,6 +213,18 @@ TITLES = {"s1": "Forge Churn Analyzer"}
         ),
         (event("user.add", "mia", role="manager"), "alice added the user mia as a manager"),
         (event("user.role", "mia", old="manager", new="product"), "alice changed mia's role from manager to product"),
+        (
+            event("user.email", "mia", old=None, new="mia@example.com"),
+            "alice set mia's single sign-on email to mia@example.com",
+        ),
+        (
+            event("user.throttled", "mia", actor="sign-in", client="10.0.0.7", wait=30),
+            "Failed sign-ins as mia from 10.0.0.7: a new browser now waits 30 s before trying again",
+        ),
+        (
+            event("image.undo", "s1", candidate_id=9),
+            "alice undid the approval of a new image for Forge Churn Analyzer (candidate 9): it waits for review again",
+        ),
         (event("template.save", "default@3", note="bolder"), "alice saved the template version default@3: bolder"),
         (
             event("template.label", "default", label="production", from_version=1, to_version=2, note=""),
