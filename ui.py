@@ -9,7 +9,6 @@ import base64
 import html
 import io
 import re
-import string
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from aixchange_images import admin, auth, budget, deliveries, recovery, sessions
+from aixchange_images import admin, auth, budget, deliveries, recovery, sessions, wording
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
@@ -134,19 +133,59 @@ def budget_banner(actor: Actor) -> None:
     with Session(engine()) as session:
         state = budget.budget_state(session=session, settings=settings())
     for alert in state.alerts:
-        st.warning(alert, icon=":material/savings:")
+        st.warning(literal(alert), icon=":material/savings:")
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and then reads as itself:
+# no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]`, `:material/...:` or
+# emoji. Streamlit still turns URLs, www. names and e-mail addresses whose domain has a dot into links
+# after that (GFM's autolinks), so an invisible word joiner (U+2060) goes where such a link would start.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=://)(?=[\w-]+\.)|(?<=www)(?=\.)|(?=@[\w-]+\.)")
+WORD_JOINER = "\u2060"
+
+
+def literal(text: object) -> str:
+    """`text` exactly as written (on one line), for any Streamlit element that reads Markdown
+    (st.markdown, st.caption, st.error, st.toast, labels...): what people typed never becomes a link
+    or an image. Titles, categories, reasons, notes and URLs come from people and other systems."""
+    one_line = " ".join(str(text if text is not None else "").split())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _AUTOLINK_STARTS.sub(WORD_JOINER, one_line))
+
+
+def md(template: str, *values: object) -> str:
+    """Markdown `template` with each `{}` filled by a value shown literally: `md("Editing **{}**", title)`."""
+    return template.format(*(literal(v) for v in values))
+
+
+def read(action: Callable[[], T]) -> T | None:
+    """A read that may refuse (a template that does not render, a check that cannot run): its user
+    error is one sentence on the page, shown literally; nothing is cleared or toasted."""
+    try:
+        return action()
+    except UserError as exc:
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
+        return None
+
+
+def failure_line(title: str, kind: str | None, error: str | None) -> None:
+    """One failed generation while a batch runs: the solution's title and why, in words."""
+    why = f"{wording.error_kind(kind)}: {wording.plain_error(error)}"
+    st.markdown(":red[✗] " + md("{} — {}", title, why))
 
 
 def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
-    """Run a library action; a user error becomes one sentence on the page, nothing else."""
+    """Run a library action; a user error becomes one sentence on the page, nothing else.
+
+    Both sentences are shown literally: an error may quote a title or a file name."""
     try:
         result = action()
     except UserError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
         return None
     st.cache_data.clear()
     if success:
-        st.toast(success, icon=":material/check_circle:")
+        st.toast(literal(success), icon=":material/check_circle:")
     return result
 
 
@@ -200,10 +239,7 @@ def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> 
     )
 
 
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+money = wording.money  # one way to write an amount everywhere: $0, <$0.01, $0.04, $12.50, $1,234
 
 
 def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
@@ -266,19 +302,6 @@ def conflict_panel(conflict: dict, actor: Actor) -> None:
             done = write(lambda s: deliveries.use_ours(session=s, delivery_id=key, actor=actor), "Sent ours.")
             if done is not None:
                 st.rerun()
-
-
-# -- user text, literally ---------------------------------------------------------------------------
-# Titles, categories, reasons, notes and URLs come from people and other systems. Streamlit renders
-# labels, captions, toasts and radio options as markdown, so `[x](http://…)` would become a live
-# link and `![x](http://…)` an image every admin's browser fetches. Escaping every ASCII punctuation
-# character (CommonMark allows it) also breaks autolinks, :material/…: icons and $…$ maths.
-_MARKDOWN = re.compile("([" + re.escape(string.punctuation) + "])")
-
-
-def literal(text: object) -> str:
-    """User text for a place Streamlit renders as markdown, shown exactly as written (on one line)."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text if text is not None else "").split()))
 
 
 # -- a message that outlives the rerun an action ends with -----------------------------------------

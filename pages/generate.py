@@ -4,7 +4,6 @@ import threading
 from dataclasses import replace
 from datetime import date
 
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -12,6 +11,7 @@ from aixchange_images import admin, batch, catalogue, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.providers import model_notice
 
+LAST_RUN_ROWS = 500  # a table of thumbnails; the summary above it counts everything
 actor = ui.guard("generate")
 settings = ui.settings()
 st.title("Generate")
@@ -20,117 +20,119 @@ if actor.role == "product":
         "As product team you generate **trials**: candidates go to the review queue, never straight to the marketplace."
     )
 
-with ui.db() as session:
-    missing = catalogue.missing_ids(session=session)
-    everything = catalogue.regenerable_ids(session=session)
-    models = [p.model for p in admin.prices(session=session)]
-    template_refs = templates.version_refs(session=session)
-    template_labels = templates.all_labels(session=session)
-selected = st.session_state.get("generate_ids") or []
 
-choices = {f"Missing an image ({len(missing):,})": missing, f"All except uploaded ({len(everything):,})": everything}
-if selected:
-    choices = {f"Selected on Solutions ({len(selected)})": selected, **choices}
-which = st.radio("Solutions", list(choices), horizontal=True)
-ids = choices[which]
+def choose_solutions() -> list[str]:
+    with ui.db() as session:
+        missing = catalogue.missing_ids(session=session)
+        everything = catalogue.regenerable_ids(session=session)
+    selected = st.session_state.get("generate_ids") or []
+    choices = {
+        f"Missing an image ({len(missing):,})": missing,
+        f"All except uploaded ({len(everything):,})": everything,
+    }
+    if selected:
+        choices = {f"Selected on Solutions ({len(selected)})": selected, **choices}
+    return choices[st.radio("Solutions", list(choices), horizontal=True)]
 
-c1, c2, c3, c4 = st.columns(4)
-has_key = settings.openai_api_key is not None
-providers = ["local", "openai"]
-provider = c1.selectbox(
-    "Provider",
-    providers,
-    index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
-    help=None if has_key else "openai needs OPENAI_API_KEY on the server.",
-)
-model_options = sorted(set(models) | {settings.image_model})
-model = c2.selectbox(
-    "Model",
-    model_options,
-    index=model_options.index(settings.image_model),
-    disabled=provider == "local",
-    help="The local provider draws its own cards.",
-)
-sizes = list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES[:3]]))
-size = c3.selectbox("Size", sizes)
-qualities = ["low", "medium", "high"]
-quality = c4.selectbox(
-    "Quality",
-    qualities,
-    index=qualities.index(settings.dalle_image_quality) if settings.dalle_image_quality in qualities else 1,
-)
-template = st.selectbox(
-    "Prompt template",
-    [None, *template_refs],
-    format_func=lambda r: (
-        " · ".join([r, *template_labels.get(r, [])])
-        if r
-        else "production (per category, as configured in Prompt Studio)"
-    ),
-)
-c5, c6, c7 = st.columns([1, 1, 2])
-candidates = c5.number_input("Candidates per solution", 1, 10, 1)
-use_cache = c6.toggle("Reuse identical results", value=True, help="An identical earlier request is reused at $0.")
-auto = c7.toggle(
-    "Publish the first good image (no review)",
-    value=False,
-    disabled=not actor.can("review"),
-    help="The old marketplace behaviour. Admins only.",
-)
 
-options = pipeline.GenerateOptions(
-    provider=provider,
-    model=model,
-    size=size,
-    quality=quality,
-    candidates=int(candidates),
-    use_cache=use_cache,
-    auto_approve=auto,
-    actor=actor,
-    template=template,
-)
-notice = model_notice(model, date.today()) if provider != "local" else None
-if notice:
-    st.warning(notice, icon=":material/schedule:")
-if settings.quality_notice:
-    st.info(settings.quality_notice)
-if provider == "openai" and not has_key:
-    st.error(
-        "The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
-        "use the local provider meanwhile.",
-        icon=":material/key_off:",
+def choose_options() -> pipeline.GenerateOptions:
+    with ui.db() as session:
+        models = [p.model for p in admin.prices(session=session)]
+        template_refs = templates.version_refs(session=session)
+        template_labels = templates.all_labels(session=session)
+    c1, c2, c3, c4 = st.columns(4)
+    providers = ["local", "openai"]
+    provider = c1.selectbox(
+        "Provider",
+        providers,
+        index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
+        help=None if settings.openai_api_key is not None else "openai needs OPENAI_API_KEY on the server.",
     )
-    st.stop()
-if not ids:
-    st.success(
-        "Nothing to do here: every solution in this choice has an image. Pick another choice above.",
-        icon=":material/task_alt:",
+    model_options = sorted(set(models) | {settings.image_model})
+    model = c2.selectbox(
+        "Model",
+        model_options,
+        index=model_options.index(settings.image_model),
+        disabled=provider == "local",
+        help="The local provider draws its own cards.",
     )
-    st.stop()
+    size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES[:3]])))
+    qualities = ["low", "medium", "high"]
+    quality = c4.selectbox(
+        "Quality",
+        qualities,
+        index=qualities.index(settings.dalle_image_quality) if settings.dalle_image_quality in qualities else 1,
+    )
+    template = st.selectbox(
+        "Prompt template",
+        [None, *template_refs],
+        format_func=lambda r: (
+            " · ".join([r, *template_labels.get(r, [])])
+            if r
+            else "production (per category, as configured in Prompt Studio)"
+        ),
+    )
+    c5, c6, c7 = st.columns([1, 1, 2])
+    candidates = c5.number_input("Candidates per solution", 1, 10, 1)
+    use_cache = c6.toggle("Reuse identical results", value=True, help="An identical earlier request is reused at $0.")
+    auto = c7.toggle(
+        "Publish the first good image (no review)",
+        value=False,
+        disabled=not actor.can("review"),
+        help="The old marketplace behaviour. Admins only.",
+    )
+    return pipeline.GenerateOptions(
+        provider=provider,
+        model=model,
+        size=size,
+        quality=quality,
+        candidates=int(candidates),
+        use_cache=use_cache,
+        auto_approve=auto,
+        actor=actor,
+        template=template,
+    )
 
-estimate = ui.attempt(lambda: batch.estimate_batch(ui.engine(), settings, ids, options))
-if estimate is None:
-    st.stop()
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Images", f"{len(ids) * int(candidates):,}")
-m2.metric(
-    "Paid calls",
-    f"{estimate['calls'] if estimate['paid'] else 0:,}",
-    help=f"{estimate['expected_cache_hits']} expected from cache at $0",
-)
-m3.metric(
-    "Estimated cost",
-    ui.money(estimate["estimated_cost_usd"]),
-    help="With size or quality auto the service chooses, so this is the most it can cost."
-    if "auto" in (size, quality)
-    else "Expected output tokens for this size and quality, plus the prompt's tokens.",
-)
-m4.metric("Budget left", "no cap" if estimate["budget_left_usd"] is None else ui.money(estimate["budget_left_usd"]))
-if not estimate["fits_budget"]:
-    st.warning("The estimate is more than the budget has left: calls past the cap will fail as budget_exceeded.")
 
-go, stop = st.columns([1, 5])
-run = go.button("Generate", type="primary", icon=":material/auto_awesome:")
+def notices(options: pipeline.GenerateOptions) -> None:
+    """What the chosen settings need to know before anything runs; stops the page when it cannot run."""
+    notice = model_notice(options.model, date.today()) if options.provider != "local" else None
+    if notice:
+        st.warning(ui.literal(notice), icon=":material/schedule:")
+    if settings.quality_notice:
+        st.info(ui.literal(settings.quality_notice))
+    if options.provider == "openai" and settings.openai_api_key is None:
+        st.error(
+            "The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
+            "use the local provider meanwhile.",
+            icon=":material/key_off:",
+        )
+        st.stop()
+
+
+def show_estimate(ids: list[str], options: pipeline.GenerateOptions) -> None:
+    estimate = ui.attempt(lambda: batch.estimate_batch(ui.engine(), settings, ids, options))
+    if estimate is None:
+        st.stop()
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Images", f"{len(ids) * options.candidates:,}")
+    m2.metric(
+        "Paid calls",
+        f"{estimate['calls'] if estimate['paid'] else 0:,}",
+        help=f"{estimate['expected_cache_hits']:,} expected from the cache, free",
+    )
+    auto = "auto" in (options.size, options.quality)
+    m3.metric(
+        "Estimated cost",
+        ui.money(estimate["estimated_cost_usd"]),
+        help="With size or quality auto the service chooses, so this is the most it can cost."
+        if auto
+        else "Expected output tokens for this size and quality, plus the prompt's tokens.",
+    )
+    left = estimate["budget_left_usd"]
+    m4.metric("Budget left", "no cap" if left is None else ui.money(left))
+    if not estimate["fits_budget"]:
+        st.warning("The estimate is more than the budget has left: calls past the cap will fail as over budget.")
 
 
 def stop_batch() -> None:
@@ -140,55 +142,95 @@ def stop_batch() -> None:
         event.set()  # the workers start nothing new from now on
 
 
-stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
-if run:
+def run(ids: list[str], options: pipeline.GenerateOptions) -> None:
     options = replace(options, batch_id=pipeline.new_batch_id())  # Review's "?batch=" finds this run's candidates
     st.session_state["last_batch_id"] = options.batch_id
     bar = st.progress(0.0, text="Starting…")
+    total = len(ids) * options.candidates
     # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
     # shows what was done.
     kept: list[pipeline.GenerationResult] = []  # filled by the workers, also after a Stop
     halt = threading.Event()
-    st.session_state.update(
-        last_batch=kept, last_batch_total=len(ids) * int(candidates), last_batch_done=False, batch_stop=halt
-    )
-    with st.status(f"Generating {len(ids) * int(candidates)} image(s) with {provider}…", expanded=True) as status:
+    st.session_state.update(last_batch=kept, last_batch_total=total, last_batch_done=False, batch_stop=halt)
+    with st.status(f"Generating {total} image(s) with {options.provider}…", expanded=True) as status:
+        named: dict[str, str] = {}
 
         def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
             bar.progress(done / total, text=f"{done} of {total} done")
             if result.status == "failed":
-                st.write(f":red[✗] `{result.solution_id}` — {result.error}")
+                failed_line(result, named)
 
         results, summary = ui.attempt(
             lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress, stop=halt, kept=kept)
         ) or ([], None)
         if summary:
+            spent = ui.literal(ui.money(summary["cost_usd"]))
             status.update(
-                label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, "
-                f"{ui.money(summary['cost_usd'])} spent",
+                label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, {spent} spent",
                 state="complete",
                 expanded=False,
             )
     if summary:
         st.session_state.update(generate_ids=[], last_batch_done=True)
 
-if st.session_state.get("last_batch") is not None and "last_batch_total" in st.session_state:
+
+def failed_line(result: pipeline.GenerationResult, named: dict[str, str]) -> None:
+    """One line per failure while the batch runs (titles looked up as failures come, not for the whole batch)."""
+    if result.solution_id not in named:
+        with ui.db() as session:
+            named.update(catalogue.titles(session=session, ids=[result.solution_id]))
+    ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
+
+
+def last_run() -> None:
+    if st.session_state.get("last_batch") is None or "last_batch_total" not in st.session_state:
+        return
     st.subheader("Last run")
-    done, total = len(st.session_state["last_batch"]), st.session_state["last_batch_total"]
+    results = st.session_state["last_batch"]
+    done, total = len(results), st.session_state["last_batch_total"]
     if not st.session_state.get("last_batch_done"):
         st.warning(
             f"Stopped after {done} of {total} (counting the calls that were in flight, which finished "
             "and were kept): the rest were not started. See Review and Metrics.",
             icon=":material/stop_circle:",
         )
-if st.session_state.get("last_batch"):
-    frame = pd.DataFrame([r.as_dict() for r in st.session_state["last_batch"]])[
-        ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]
-    ]
+    if not results:
+        return
+    with ui.db() as session:
+        table = batch.results_table(session=session, results=results[:LAST_RUN_ROWS])
+    data_dir = str(ui.base_settings().data_dir)
+    table.insert(0, "Image", [ui.thumb_uri(data_dir, path) for path in table.pop("thumb_path")])
+    if done > LAST_RUN_ROWS:
+        st.caption(f"The first {LAST_RUN_ROWS:,} of {done:,} results; every one is on Review and Metrics.")
     st.dataframe(
-        frame, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")}
+        table,
+        hide_index=True,
+        row_height=56,
+        column_config={
+            "Image": st.column_config.ImageColumn("Image", width="small"),
+            "Solution": st.column_config.TextColumn("Solution", width="medium"),
+            "Details": st.column_config.TextColumn("Details", width="large"),
+        },
     )
     run_id = st.session_state.get("last_batch_id")
     ui.page_link(
         "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None
     )
+
+
+ids = choose_solutions()
+options = choose_options()
+notices(options)
+if not ids:
+    st.success(
+        "Nothing to do here: every solution in this choice has an image. Pick another choice above.",
+        icon=":material/task_alt:",
+    )
+    st.stop()
+show_estimate(ids, options)
+go, stop = st.columns([1, 5])
+start = go.button("Generate", type="primary", icon=":material/auto_awesome:")
+stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
+if start:
+    run(ids, options)
+last_run()

@@ -83,8 +83,9 @@ def server(tmp_path: Path):
 
 
 @contextmanager
-def streamlit_server(cwd: Path, env: dict[str, str]):
-    """The dashboard's server (as `up` starts it) on a free port of 127.0.0.1, in `cwd`; yields its URL once healthy."""
+def streamlit_server(cwd: Path, env: dict[str, str], script: Path = DASHBOARD):
+    """The dashboard's server (as `up` starts it), or `script`, on a free port of 127.0.0.1, in `cwd`; yields
+    its URL once healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = cwd / "streamlit.log"
@@ -95,7 +96,7 @@ def streamlit_server(cwd: Path, env: dict[str, str]):
                 "-m",
                 "streamlit",
                 "run",
-                str(DASHBOARD),
+                str(script),
                 "--server.port",
                 str(port),
                 "--server.address",
