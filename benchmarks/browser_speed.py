@@ -22,11 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from test_browser import CHROMIUM, CHROMIUM_ARGS, SCRIPT_IDLE, idle, streamlit_server  # noqa: E402
 
 PAGES = ["Overview", "Solutions", "Generate", "Review", "Metrics", "Prompt Studio", "Marketplace", "Settings"]
 PASSWORD = "benchmark-pass-123"
-IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
 
 
 def prepare(work: Path, env: dict[str, str], solutions: int, generations: int) -> None:
@@ -52,7 +51,7 @@ def prepare(work: Path, env: dict[str, str], solutions: int, generations: int) -
 def settled(page, heading: str) -> None:  # type: ignore[no-untyped-def]
     """The page's heading is shown and Streamlit has finished the run that drew it."""
     page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=60_000)
-    page.wait_for_function(IDLE, timeout=60_000)
+    idle(page)
 
 
 def one_round(url: str) -> dict[str, float]:
@@ -75,8 +74,8 @@ def one_round(url: str) -> dict[str, float]:
         timed_click(page, "Metrics")
         started = time.perf_counter()
         page.get_by_text("Last 90 days", exact=True).click()
-        page.wait_for_function(f"!({IDLE})", timeout=5_000, polling="raf")  # the rerun has begun
-        page.wait_for_function(IDLE, timeout=60_000)
+        page.wait_for_function(f"!({SCRIPT_IDLE})", timeout=5_000, polling="raf")  # the rerun has begun
+        idle(page)
         figures["Metrics, last 90 days"] = time.perf_counter() - started
         browser.close()
     return figures

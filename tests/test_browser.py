@@ -53,6 +53,16 @@ def _wait_until(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+SCRIPT_IDLE = (
+    "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
+)
+
+
+def idle(page) -> None:  # type: ignore[no-untyped-def]
+    """Streamlit has finished its run, so no faded copy of an element from the run before is left to match."""
+    page.wait_for_function(SCRIPT_IDLE, timeout=60_000)
+
+
 def _healthy(url: str, path: str = "/_stcore/health") -> bool:
     try:
         with urllib.request.urlopen(f"{url}{path}", timeout=1) as response:
