@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -353,12 +353,33 @@ def review_counts(*, session: Session) -> dict[str, int]:
     return counts
 
 
-def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> dict[str, Any]:
-    """Everything the Metrics page draws, its independent queries run side by side (each on its own
-    connection: the database works on several while Python waits)."""
+def dashboard(
+    engine: Engine, scope: Scope, *, parts: Iterable[str] | None = None, workers: int | None = None
+) -> dict[str, Any]:
+    """Everything the Metrics page draws, or only the `parts` named (a page shows a few at a time): the
+    independent queries run side by side, each on its own connection (the database works while Python waits)."""
+    every = _dashboard_parts(scope)
+    unknown = set(parts or ()) - every.keys()
+    if unknown:
+        raise ValueError(f"No dashboard part named {', '.join(sorted(unknown))}; the parts: {', '.join(every)}.")
+    chosen = {name: part for name, part in every.items() if parts is None or name in parts}
+
+    def run(part: Callable[[Session], Any]) -> Any:
+        with Session(engine) as session:
+            return part(session)
+
+    if len(chosen) == 1:  # no pool for a single query
+        return {name: run(part) for name, part in chosen.items()}
+    workers = workers or max(2, min(4, os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+        futures = {name: pool.submit(run, part) for name, part in chosen.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _dashboard_parts(scope: Scope) -> dict[str, Callable[[Session], Any]]:
     from . import spending  # it builds on this module
 
-    parts: dict[str, Callable[[Session], Any]] = {
+    return {
         "head": lambda s: headline(session=s, scope=scope),
         "daily": lambda s: daily(session=s, scope=scope),
         "times": lambda s: daily_percentiles(session=s, scope=scope),
@@ -370,15 +391,6 @@ def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> di
         "totals": lambda s: spending.totals(session=s, scope=scope),
         "month": lambda s: spending.month_outlook(session=s),
     }
-
-    def run(part: Callable[[Session], Any]) -> Any:
-        with Session(engine) as session:
-            return part(session)
-
-    workers = workers or max(2, min(4, os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
-        futures = {name: pool.submit(run, part) for name, part in parts.items()}
-        return {name: future.result() for name, future in futures.items()}
 
 
 def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def warm() -> None:
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a reason to fail
-            print(f"  warm-up: {step.__name__} failed ({type(exc).__name__}); pages do it on first use", file=sys.stderr)
+            print(
+                f"  warm-up: {step.__name__} failed ({type(exc).__name__}); pages do it on first use", file=sys.stderr
+            )
     print(f"  warm-up: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
 

@@ -430,6 +430,21 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
     assert not together["largest"].empty
 
 
+def test_the_dashboard_runs_only_the_parts_asked_for(engine, history):
+    scope = Scope(model="local-card")
+    everything = metrics.dashboard(engine, scope)
+
+    some = metrics.dashboard(engine, scope, parts=("head", "by_model"))
+    alone = metrics.dashboard(engine, scope, parts=["totals"])
+
+    assert some.keys() == {"head", "by_model"} and alone.keys() == {"totals"}
+    assert some["head"] == everything["head"]
+    pd.testing.assert_frame_equal(some["by_model"], everything["by_model"])
+    pd.testing.assert_frame_equal(alone["totals"], everything["totals"])
+    with pytest.raises(ValueError, match="No dashboard part named weather"):
+        metrics.dashboard(engine, scope, parts=("head", "weather"))
+
+
 def stats(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
     assert cli.main(["stats", "--json", *argv]) == 0
     return json.loads(capsys.readouterr().out)

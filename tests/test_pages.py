@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from conftest import app_test as app
-from conftest import open_page, stored_actor
+from conftest import open_page, open_tab, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
@@ -232,7 +233,31 @@ def test_metrics_page_shows_headline_figures_and_charts(engine, demo_data):
     assert labels[:4] == ["Spent", "Approved and published", "Per approved image", "Spent on rejected images"]
     assert {"Attempts", "Success rate", "Typical time", "Slowest 5% take", "Saved by the cache"} <= set(labels)
     assert int(next(m.value for m in at.metric if m.label == "Attempts").replace(",", "")) > 0
-    assert len(at.get("plotly_chart")) == 8
+    titles = chart_titles(at)
+    for tab in ("Attempts and time", "Totals", "Storage"):
+        titles |= chart_titles(open_tab(at, "metrics-tab", tab))
+    assert titles == {
+        "Spend so far this month, the forecast to its end, and the monthly budget",
+        "Spend per day by model",
+        "Spend per day by template version",
+        "Money the cache saved",
+        "Attempts and success rate",
+        "Why attempts failed",
+        "Generation time (paid calls that succeeded)",
+        "Space on disk",
+    }
+
+
+def chart_titles(at) -> set[str]:  # type: ignore[no-untyped-def]
+    return {json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")}
+
+
+def test_metrics_page_queries_and_draws_only_the_open_tab(engine, demo_data):
+    at = open_page("metrics", Actor("mia", "manager"))
+    assert [t.label for t in at.tabs][:4] == ["Spend per day", "Attempts and time", "Totals", "Storage"]
+    assert len(at.get("plotly_chart")) == 4 and not at.dataframe  # this month's chart and the first tab's three
+    open_tab(at, "metrics-tab", "Totals")
+    assert not at.get("plotly_chart")[1:] and len(at.dataframe) == 2
 
 
 def test_prompt_studio_previews_the_rendered_prompt(engine, make_solutions):
