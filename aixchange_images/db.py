@@ -299,6 +299,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
     (11, "browser sessions, sign-in throttles, known browsers", _m011_browser_sessions),
     (12, "users' emails for single sign-on", _m012_single_sign_on),
+    (13, "an index for where each solution's next variant starts", _create_indexes),
 ]
 
 

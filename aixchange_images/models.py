@@ -137,6 +137,8 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_attempt_started_status", "started_at", "status"),
         Index("ix_attempt_request_key_status", "request_key", "status"),
+        # where each solution's next variant starts (batch._tasks), read from the index alone
+        Index("ix_attempt_solution_candidate_variant", "solution_id", "candidate_id", "variant"),
         # Covering indexes: the figures on Metrics, `stats` and every budget check read only these.
         Index("ix_attempt_template_status_cost", "template_ref", "status", "cost_usd"),
         Index(

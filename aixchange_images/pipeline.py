@@ -37,7 +37,15 @@ from .models import (
     utcnow,
 )
 from .process import HOST, RUNNER
-from .prompts import PromptError, Template, check_prompt, render_template, resolve_template, solution_variables
+from .prompts import (
+    PromptError,
+    Subject,
+    Template,
+    check_prompt,
+    render_template,
+    resolve_template,
+    solution_variables,
+)
 from .providers import (
     CURRENT_MODEL,
     SHUTDOWN_DATES,
@@ -280,7 +288,7 @@ class Generator:
             with _in_flight_lock:
                 _in_flight.discard(attempt.id)
 
-    def _render(self, session: Session, solution: Solution) -> tuple[Template, str]:
+    def _render(self, session: Session, solution: Subject) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""
         key = (self.plan.options.template, solution.category)
         template = self._templates.get(key)
@@ -288,7 +296,7 @@ class Generator:
             template = self._templates[key] = resolve_template(session=session, ref=key[0], category=key[1])
         return template, render_template(template, solution_variables(solution))
 
-    def prepare(self, session: Session, solution: Solution, variant: int) -> Request:
+    def prepare(self, session: Session, solution: Subject, variant: int) -> Request:
         """The prompt and cache key one attempt would use, or why it cannot be made (cheap: no row)."""
         try:
             template, prompt = self._render(session, solution)

@@ -22,7 +22,7 @@ from sqlalchemy import event, inspect, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review
+from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review, templates
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -332,6 +332,47 @@ def test_an_estimate_counts_paid_calls_cache_hits_and_dollars_without_calling(
     assert two["estimated_cost_usd"] == pytest.approx(sum(each.values()) + each[fresh] + each[other], abs=1e-6)
     assert (uncached["calls"], uncached["expected_cache_hits"]) == (3, 0)
     assert len(standin.requests) == requests_before
+
+
+def test_an_estimate_from_prompt_columns_matches_one_from_whole_solutions(engine, openai_settings, make_solutions):
+    ids = make_solutions(6, tags=["support", "nlp", "déjà vu"])
+    with session_scope(engine, write=True) as session:
+        body = "{title} ({category}) by {provider}, tagged {tags}: {description}"
+        templates.save_version(session=session, actor=ALICE, name="every-field", body=body)
+        session.get(Solution, ids[-1]).description = "  "  # no prompt can be made: not counted
+        session.commit()
+    options = pipeline.GenerateOptions(template="every-field", candidates=2)
+    plan = pipeline.make_plan(openai_settings, options)
+    with Session(engine) as session:
+        generator = pipeline.Generator(engine, openai_settings, plan)
+        requests = [generator.prepare(session, session.get(Solution, sid), v) for sid in ids for v in (0, 1)]
+        each = [
+            budget.estimate_call(
+                session=session,
+                provider="openai",
+                model=plan.model,
+                size=plan.size,
+                quality=plan.quality,
+                prompt=r.prompt,
+            )
+            for r in requests
+            if r.problem is None
+        ]
+
+    estimate = batch.estimate_batch(engine, openai_settings, ids, options)
+
+    assert estimate["calls"] == len(each) == 10
+    assert estimate["estimated_cost_usd"] == pytest.approx(sum(each), abs=1e-6)
+
+
+def test_a_database_from_before_migration_13_gains_the_index_estimates_start_from(engine, make_solutions):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_attempt_solution_candidate_variant")
+        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 13")
+
+    assert db.migrate(engine) == [13]
+    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("attempt")}
+    assert indexes["ix_attempt_solution_candidate_variant"] == ["solution_id", "candidate_id", "variant"]
 
 
 def test_an_estimate_over_what_the_budget_has_left_does_not_fit(engine, openai_settings, standin, make_solutions):
