@@ -110,8 +110,16 @@ def notices(options: pipeline.GenerateOptions) -> None:
         st.stop()
 
 
+@st.cache_data(ttl=30, show_spinner=False, max_entries=20)
+def cached_estimate(database: str, ids: tuple[str, ...], options: pipeline.GenerateOptions) -> dict:
+    """The estimate for a selection and options, kept 30 s rather than redone on every rerun (another
+    selection is another key; an action through ui.attempt or ui.write clears it at once)."""
+    return batch.estimate_batch(ui.engine(), settings, list(ids), options)
+
+
 def show_estimate(ids: list[str], options: pipeline.GenerateOptions) -> None:
-    estimate = ui.attempt(lambda: batch.estimate_batch(ui.engine(), settings, ids, options))
+    database = str(ui.base_settings().database_url)
+    estimate = ui.read(lambda: cached_estimate(database, tuple(ids), options))
     if estimate is None:
         st.stop()
     m1, m2, m3, m4 = st.columns(4)

@@ -12,7 +12,7 @@ from conftest import open_page, open_tab, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from aixchange_images import auth, demo, throttle
+from aixchange_images import auth, batch, demo, throttle
 from aixchange_images.auth import Actor
 from aixchange_images.models import AuditEvent, Candidate, CandidateState, Solution, User, utcnow
 
@@ -195,6 +195,21 @@ def test_generate_with_the_local_provider_makes_candidates(engine, make_solution
         stored = session.exec(select(Candidate.solution_id)).all()
     assert sorted(stored) == sorted(ids)
     assert len(at.dataframe[0].value) == 3
+
+
+def test_generate_does_not_redo_its_estimate_on_every_rerun(engine, make_solutions, monkeypatch):
+    make_solutions(3)
+    made = []
+    estimate_batch = batch.estimate_batch
+    monkeypatch.setattr(batch, "estimate_batch", lambda *args: made.append(args) or estimate_batch(*args))
+    at = open_page("generate", Actor("alice", "admin"))
+
+    at.run()
+    next(s for s in at.selectbox if s.label == "Quality").select("high").run()
+
+    assert not at.exception
+    assert [m.value for m in at.metric][:3] == ["3", "0", "$0"]
+    assert [options.quality for _, _, _, options in made] == ["medium", "high"]  # once per choice of options
 
 
 def test_review_approve_publishes_the_candidate(engine, settings, make_solutions):
