@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from . import models
+from . import jobmodels, models  # noqa: F401 - jobmodels: its tables join the metadata migrations create
 from .config import ConfigError, Settings
 
 _engines: dict[str, Engine] = {}
@@ -258,6 +258,14 @@ def _m010_purpose(engine: Engine) -> None:
     _create_indexes(engine)
 
 
+def _m011_background_jobs(engine: Engine) -> None:
+    """Background jobs: jobs and their items, per-solution claims, live processes, schedules."""
+    for table in ("job", "jobitem", "solutionclaim", "runner", "jobschedule"):
+        SQLModel.metadata.tables[table].create(engine, checkfirst=True)
+        for index in SQLModel.metadata.tables[table].indexes:
+            index.create(engine, checkfirst=True)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -275,6 +283,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
     (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
+    (11, "background jobs: jobs, items, solution claims, runners, schedules", _m011_background_jobs),
 ]
 
 
