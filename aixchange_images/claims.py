@@ -41,14 +41,13 @@ class Claims:
         self._held: dict[str, int] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._presence = leases.presence(engine, kind=kind)
 
-    def __enter__(self) -> Claims:
-        self._presence.__enter__()
+    def __enter__(self) -> Claims:  # may be entered by several threads at once (a job's, in one worker)
+        leases.join(self.engine, kind=self.kind)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._presence.__exit__(kind, exc, tb)
+        leases.part(self.engine)
 
     @contextmanager
     def hold(self, solution_id: str) -> Iterator[bool]:

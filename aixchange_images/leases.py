@@ -68,14 +68,22 @@ _lock = threading.Lock()
 @contextmanager
 def presence(engine: Engine, *, kind: str = "cli", concurrency: int | None = None) -> Iterator[None]:
     """This process counts as alive (its heartbeat row stays fresh) while inside."""
-    with _lock:
-        here = _presences.setdefault(id(engine), _Presence(engine))
-        here.enter(kind, concurrency)
+    join(engine, kind=kind, concurrency=concurrency)
     try:
         yield
     finally:
-        with _lock:
-            here.leave()
+        part(engine)
+
+
+def join(engine: Engine, *, kind: str = "cli", concurrency: int | None = None) -> None:
+    """Count this process alive until the matching `part` (several holders may overlap)."""
+    with _lock:
+        _presences.setdefault(id(engine), _Presence(engine)).enter(kind, concurrency)
+
+
+def part(engine: Engine) -> None:
+    with _lock:
+        _presences[id(engine)].leave()
 
 
 def beat(engine: Engine, kind: str = "cli", concurrency: int | None = None) -> None:
