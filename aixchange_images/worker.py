@@ -46,6 +46,7 @@ class Ticker(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(TICK_SECONDS):
             self.tick()
+        log.info("Stopping: no new item starts; those in flight finish and are recorded first.")
 
     def tick(self) -> None:
         try:
