@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import jobs_panel
 import ui
 from aixchange_images import auth
 
@@ -69,6 +70,7 @@ def sidebar(actor: auth.Actor) -> None:
         if st.button("Sign out", icon=":material/logout:"):
             st.session_state.pop("actor", None)
             st.rerun()
+        jobs_panel.sidebar_panel()  # running jobs, live, on every page
 
 
 ui.leave_pages_directory_mode()

@@ -33,6 +33,7 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
     ("pages/solution.py", "Solution", ":material/history:", "view"),
     ("pages/generate.py", "Generate", ":material/auto_awesome:", "generate"),
+    ("pages/jobs.py", "Jobs", ":material/work_history:", "view"),
     ("pages/review.py", "Review", ":material/fact_check:", "review"),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
     ("pages/prompt_studio.py", "Prompt Studio", ":material/edit_note:", "edit_templates"),

@@ -89,7 +89,9 @@ class JobQueue:
 
     def _unreachable(self, exc: Exception) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = redact(first, *self.settings.secrets).rstrip(".").rsplit(". ", 1)[-1]  # "Error 111 ... Connection refused"
+        reason = (
+            redact(first, *self.settings.secrets).rstrip(".").rsplit(". ", 1)[-1]
+        )  # "Error 111 ... Connection refused"
         fix = "start it or unset REDIS_URL" if self.settings.redis_url else "check that the data folder can be written"
         return f"The job queue ({self.where}) cannot be reached: {reason}; {fix}."
 

@@ -120,6 +120,12 @@ def recent(*, session: Session, limit: int = 50, active: bool = False) -> list[J
     return list(session.exec(query).all())
 
 
+def failures(*, session: Session, job_id: int, limit: int = 100) -> list[JobItem]:
+    """The job's items that failed, with their one-sentence errors."""
+    query = select(JobItem).where(JobItem.job_id == job_id, JobItem.status == ItemStatus.failed)
+    return list(session.exec(query.order_by(col(JobItem.id)).limit(limit)).all())
+
+
 def cancel(engine: Engine, job_id: int, *, actor: Actor) -> Job:
     """Stop a job: nothing new starts; items in flight finish and are kept. It ends as cancelled once they have."""
     with session_scope(engine, write=True) as session:

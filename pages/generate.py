@@ -1,14 +1,12 @@
-"""Generate: choose solutions and settings, see the cost first, run with live progress."""
+"""Generate: choose solutions and settings, see the cost first, queue the job; live progress, Stop."""
 
-import threading
-from dataclasses import replace
 from datetime import date
 
-import pandas as pd
 import streamlit as st
 
+import jobs_panel
 import ui
-from aixchange_images import admin, batch, catalogue, pipeline, templates
+from aixchange_images import admin, batch, catalogue, jobs, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.providers import model_notice
 
@@ -129,65 +127,16 @@ m4.metric("Budget left", "no cap" if estimate["budget_left_usd"] is None else ui
 if not estimate["fits_budget"]:
     st.warning("The estimate is more than the budget has left: calls past the cap will fail as budget_exceeded.")
 
-go, stop = st.columns([1, 5])
-run = go.button("Generate", type="primary", icon=":material/auto_awesome:")
-
-
-def stop_batch() -> None:
-    """Runs first thing in the rerun a Stop click starts, while the batch may still be going."""
-    event = st.session_state.get("batch_stop")
-    if event is not None:
-        event.set()  # the workers start nothing new from now on
-
-
-stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
+run = st.button("Generate", type="primary", icon=":material/auto_awesome:", help="Queued as a job for the workers.")
 if run:
-    options = replace(options, batch_id=pipeline.new_batch_id())  # Review's "?batch=" finds this run's candidates
-    st.session_state["last_batch_id"] = options.batch_id
-    bar = st.progress(0.0, text="Starting…")
-    # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
-    # shows what was done.
-    kept: list[pipeline.GenerationResult] = []  # filled by the workers, also after a Stop
-    halt = threading.Event()
-    st.session_state.update(
-        last_batch=kept, last_batch_total=len(ids) * int(candidates), last_batch_done=False, batch_stop=halt
-    )
-    with st.status(f"Generating {len(ids) * int(candidates)} image(s) with {provider}…", expanded=True) as status:
+    job = ui.attempt(lambda: jobs.enqueue_generate(ui.engine(), settings, ids, options))
+    if job is not None:  # Review's "?batch=" finds this run's candidates
+        st.session_state.update(generate_ids=[], last_job_id=job.id, last_batch_id=job.batch_id)
 
-        def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
-            bar.progress(done / total, text=f"{done} of {total} done")
-            if result.status == "failed":
-                st.write(f":red[✗] `{result.solution_id}` — {result.error}")
-
-        results, summary = ui.attempt(
-            lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress, stop=halt, kept=kept)
-        ) or ([], None)
-        if summary:
-            status.update(
-                label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, "
-                f"{ui.money(summary['cost_usd'])} spent",
-                state="complete",
-                expanded=False,
-            )
-    if summary:
-        st.session_state.update(generate_ids=[], last_batch_done=True)
-
-if st.session_state.get("last_batch") is not None and "last_batch_total" in st.session_state:
+if st.session_state.get("last_job_id"):
     st.subheader("Last run")
-    done, total = len(st.session_state["last_batch"]), st.session_state["last_batch_total"]
-    if not st.session_state.get("last_batch_done"):
-        st.warning(
-            f"Stopped after {done} of {total} (counting the calls that were in flight, which finished "
-            "and were kept): the rest were not started. See Review and Metrics.",
-            icon=":material/stop_circle:",
-        )
-if st.session_state.get("last_batch"):
-    frame = pd.DataFrame([r.as_dict() for r in st.session_state["last_batch"]])[
-        ["solution_id", "status", "error_kind", "error", "cost_usd", "duration_ms", "cache_hit", "published_url"]
-    ]
-    st.dataframe(
-        frame, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")}
-    )
+    st.caption("A worker runs it: leave or close this page whenever you like; Jobs shows every job.")
+    jobs_panel.job_progress(st.session_state["last_job_id"], actor)
     run_id = st.session_state.get("last_batch_id")
     ui.page_link(
         "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None

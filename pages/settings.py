@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 import streamlit as st
 
+import jobs_panel
 import ui
 from aixchange_images import admin, auth, review
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
@@ -16,8 +17,8 @@ ROLES = [role.value for role in Role]
 actor = ui.guard("manage")
 settings = ui.settings()
 st.title("Settings")
-users_tab, defaults_tab, prices_tab, storage_tab, audit_tab = st.tabs(
-    ["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"]
+users_tab, defaults_tab, prices_tab, storage_tab, schedules_tab, audit_tab = st.tabs(
+    ["Users", "Defaults and budgets", "Prices", "Storage", "Schedules", "Audit log"]
 )
 
 
@@ -222,6 +223,9 @@ with storage_tab:
         report = write(clean(False), "Clean-up done.")
         if report:
             st.success(f"Deleted {report['files']:,} file(s), freed {report['freed_bytes'] / 1e6:,.1f} MB.")
+
+with schedules_tab:
+    jobs_panel.schedules_form(actor)
 
 with audit_tab:
     offset = st.number_input("Skip the newest", 0, 10_000_000, 0, step=100)

@@ -1,0 +1,181 @@
+"""Jobs in the dashboard: live progress from any page, the Jobs page's list, Stop and Retry, schedules.
+
+Streamlit glue only: the library (`aixchange_images.jobs`, `schedules`) does the work. Progress
+is read from the database every few seconds (`st.fragment(run_every=...)`), so every admin sees
+every job, whichever tab or browser started it, and closing a tab stops nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from aixchange_images import jobs, leases, schedules
+from aixchange_images.auth import Actor
+from aixchange_images.jobmodels import ACTIVE, Job, JobKind
+
+REFRESH_SECONDS = 2
+KINDS = {JobKind.generate: "Generate", JobKind.marketplace_pull: "Marketplace pull"}
+
+
+def _summary(job: Job) -> str:
+    what = f"{KINDS.get(job.kind, job.kind)} · job {job.id} · {job.actor}"
+    if job.cancel_requested and job.status in ACTIVE:
+        what += " · stopping"
+    figures = f"{job.done:,} of {job.total:,} done"
+    if job.failed:
+        figures += f", {job.failed:,} failed"
+    return f"{what}: {figures}, {ui.money(job.cost_usd)}"
+
+
+def _fraction(job: Job) -> float:
+    return min(1.0, job.done / job.total) if job.total else 0.0
+
+
+def _may_change(actor: Actor, job: Job) -> bool:
+    return actor.can("generate") and (actor.role == "admin" or actor.username == job.actor)
+
+
+def _stop_button(actor: Actor, job: Job, key: str) -> None:
+    if job.status in ACTIVE and not job.cancel_requested and _may_change(actor, job):
+        help_text = "Starts nothing new; calls already in flight finish and are kept."
+        if st.button("Stop", key=f"{key}-stop-{job.id}", icon=":material/stop_circle:", help=help_text):
+            ui.attempt(lambda: jobs.cancel(ui.engine(), job.id, actor=actor), f"Job {job.id} is stopping.")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def sidebar_panel() -> None:
+    """The running jobs, small, in the sidebar of every page."""
+    with ui.db() as session:
+        active = jobs.recent(session=session, limit=5, active=True)
+    st.caption("Jobs" if active else "No jobs running.")
+    for job in active:
+        st.progress(_fraction(job), text=ui.literal(_summary(job)))
+    ui.page_link("pages/jobs.py", "All jobs", ":material/work_history:")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def job_progress(job_id: int, actor: Actor) -> None:
+    """One job's live progress with its Stop button (the Generate page's last run)."""
+    with ui.db() as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        return
+    st.progress(_fraction(job), text=ui.literal(_summary(job)))
+    if job.status in ACTIVE:
+        _stop_button(actor, job, "progress")
+    elif job.status == "cancelled":
+        st.warning(
+            f"Stopped after {job.done:,} of {job.total:,}: calls in flight finished and were kept; the rest did "
+            "not start. See Review and Metrics.",
+            icon=":material/stop_circle:",
+        )
+    elif not job.failed:
+        st.success(f"Job {job.id} is done.", icon=":material/task_alt:")
+    if job.failed:
+        with ui.db() as session:
+            failed = jobs.failures(session=session, job_id=job.id)
+        st.dataframe(pd.DataFrame([{"solution": i.solution_id, "error": i.error} for i in failed]), hide_index=True)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def jobs_page(actor: Actor) -> None:
+    """Running jobs with their progress and Stop, then the recent ones, and Retry."""
+    with ui.db() as session:
+        recent = jobs.recent(session=session, limit=50)
+        workers = leases.live_workers(session)
+    _workers_line(workers)
+    active = [j for j in recent if j.status in ACTIVE]
+    st.subheader("Running")
+    if not active:
+        st.caption("Nothing is queued or running.")
+    for job in active:
+        with st.container(border=True):
+            st.progress(_fraction(job), text=ui.literal(_summary(job)))
+            _stop_button(actor, job, "page")
+    st.subheader("Recent")
+    ended = [j for j in recent if j.status not in ACTIVE]
+    if not ended:
+        st.caption("No job has ended yet.")
+        return
+    st.dataframe(_table(ended), hide_index=True, column_config={"cost": st.column_config.NumberColumn(format="$%.4f")})
+    _retry(actor, [j for j in ended if j.status in ("failed", "cancelled") and _may_change(actor, j)])
+
+
+def _workers_line(workers: list) -> None:
+    if workers:
+        threads = sum(w.concurrency or 0 for w in workers)
+        st.caption(f"{len(workers)} worker(s) running, {threads} thread(s) in all.")
+    else:
+        st.warning(
+            "No worker is running: queued jobs wait. Start one with `python -m aixchange_images worker` "
+            "(`make run` starts one).",
+            icon=":material/engineering:",
+        )
+
+
+def _table(ended: list[Job]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "job": j.id,
+                "kind": KINDS.get(j.kind, j.kind),
+                "status": j.status,
+                "done": f"{j.done} / {j.total}",
+                "failed": j.failed,
+                "cost": j.cost_usd,
+                "by": j.schedule or j.actor,
+                "ended": j.finished_at,
+                "note": j.error or "",
+            }
+            for j in ended
+        ]
+    )
+
+
+def _retry(actor: Actor, retriable: list[Job]) -> None:
+    if not retriable:
+        return
+    left, right = st.columns([2, 1])
+    choice = left.selectbox(
+        "Retry what a job did not get done", [j.id for j in retriable], format_func=lambda i: f"Job {i}"
+    )
+    if right.button("Retry", icon=":material/replay:"):
+        again = ui.attempt(lambda: jobs.retry(ui.engine(), ui.settings(), choice, actor=actor))
+        if again is not None:
+            st.toast(f"Job {again.id} queued: {again.total} image(s).", icon=":material/check_circle:")
+
+
+def schedules_form(actor: Actor) -> None:
+    """Settings' Schedules tab: the nightly generation and the marketplace pull (admins; audited)."""
+    st.caption(
+        "Periodic jobs, run by the workers (each run once, whichever worker gets there first; a run is skipped "
+        "while the previous one still runs). Times are UTC."
+    )
+    with ui.db() as session:
+        rows = schedules.read(session=session, settings=ui.settings())
+    for row in rows:
+        with st.form(f"schedule-{row.name}"):
+            st.markdown(f"**{schedules.TITLES[row.name]}**")
+            enabled = st.toggle("On", value=row.enabled)
+            if row.name == schedules.NIGHTLY:
+                when = st.time_input("At (UTC)", value=time(row.offset_minutes // 60, row.offset_minutes % 60))
+                every, offset = 1440, when.hour * 60 + when.minute
+            else:
+                every, offset = st.number_input("Every (minutes)", 1, 1440, row.every_minutes), 0
+            if st.form_submit_button("Save schedule", type="primary"):
+                ui.write(
+                    lambda s, name=row.name, on=enabled, e=int(every), o=offset: schedules.save(
+                        session=s,
+                        settings=ui.settings(),
+                        actor=actor,
+                        name=name,
+                        enabled=on,
+                        every_minutes=e,
+                        offset_minutes=o,
+                    ),
+                    "Schedule saved.",
+                )
