@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -23,6 +23,7 @@ from .config import Settings, UserError
 from .deliveries import deliver_waiting
 from .jobitems import Outcome
 from .jobmodels import ItemStatus, Job, JobItem, JobKind
+from .pipeline import GenerateOptions, Generator
 from .providers import redact
 from .pull import pull
 
@@ -38,7 +39,8 @@ class JobRun:
         self.engine, self.settings, self.job = engine, settings, job
         self.stop = threading.Event()
         self._checked = 0.0
-        self.generator = None
+        self.options: GenerateOptions | None = None
+        self.generator: Generator | None = None
         self.claims: Claims | None = None
         if job.kind == JobKind.generate:
             self.options = jobs.options_of(job)
@@ -66,7 +68,7 @@ class JobRun:
             return Outcome(ItemStatus.failed, failed=item.images, error=UNEXPECTED)
 
     def _generate(self, item: JobItem) -> Outcome:
-        assert self.claims is not None and self.generator is not None and item.solution_id is not None
+        assert self.claims and self.generator and self.options and item.solution_id is not None
         sid, results = item.solution_id, []
         with self.claims.hold(sid) as held:
             if not held:
@@ -110,10 +112,7 @@ def shared_run(engine: Engine, settings: Settings, job: Job) -> Iterator[JobRun]
         _runs[job.id] = (run, users + 1)
         worked_on.add(job.id)
     try:
-        if run.claims is not None:
-            with run.claims:
-                yield run
-        else:
+        with run.claims or nullcontext():
             yield run
     finally:
         with _runs_lock:

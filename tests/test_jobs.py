@@ -214,3 +214,15 @@ def test_a_job_run_by_a_process_that_finds_it_over_does_nothing(engine, settings
     with Session(engine) as session:
         assert session.exec(select(Attempt)).all() == []
     assert job_row(engine, job.id).status == JobStatus.cancelled
+
+
+def test_redis_url_is_checked_and_its_password_is_a_secret(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", f"redis://:{PASSWORD}@queue.internal:6380/2")
+    settings = load_settings()
+    assert PASSWORD in settings.secrets
+    assert jobqueue.JobQueue(settings).where == "Redis at redis://queue.internal:6380/2"
+
+    monkeypatch.setenv("REDIS_URL", f"http://user:{PASSWORD}@queue.internal")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "not a Redis URL" in str(refused.value) and PASSWORD not in str(refused.value)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_jobs
 from openai_standin import IMAGES_PATH
+from redis_server import PASSWORD
 from sqlmodel import Session, col, select
 
 from aixchange_images import cli, jobs
@@ -144,6 +145,7 @@ def test_sigterm_lets_the_call_in_flight_finish_and_leaves_the_rest_for_the_next
     wait_until(lambda: "Stopping: no new item starts" in log_of(worker), worker)
     standin.release()
     assert worker.wait(timeout=60) == 0, log_of(worker)
+    assert "Worker: 1 thread(s) on the job queue" in log_of(worker) and PASSWORD not in log_of(worker)
     worker.log.close()  # type: ignore[attr-defined]
 
     with Session(engine) as session:
