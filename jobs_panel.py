@@ -167,15 +167,9 @@ def schedules_form(actor: Actor) -> None:
             else:
                 every, offset = st.number_input("Every (minutes)", 1, 1440, row.every_minutes), 0
             if st.form_submit_button("Save schedule", type="primary"):
-                ui.write(
-                    lambda s, name=row.name, on=enabled, e=int(every), o=offset: schedules.save(
-                        session=s,
-                        settings=ui.settings(),
-                        actor=actor,
-                        name=name,
-                        enabled=on,
-                        every_minutes=e,
-                        offset_minutes=o,
-                    ),
-                    "Schedule saved.",
-                )
+                _save_schedule(actor, row.name, enabled, int(every), offset)
+
+
+def _save_schedule(actor: Actor, name: str, enabled: bool, every: int, offset: int) -> None:
+    values = {"name": name, "enabled": enabled, "every_minutes": every, "offset_minutes": offset}
+    ui.write(lambda s: schedules.save(session=s, settings=ui.settings(), actor=actor, **values), "Schedule saved.")
