@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import openai_standin  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
 
-from aixchange_images.config import parse_size  # noqa: E402
+from aixchange_images.config import parse_size, sqlalchemy_url  # noqa: E402
 
 WORKERS, CONCURRENCY, LATENCY = 2, 16, 1.0
 FAKE_KEY = "bench-key-not-real-0000000000"
@@ -83,17 +83,23 @@ def import_solutions(env: dict[str, str], folder: Path, count: int) -> None:
     assert cli(env, folder, "import", "bulk.json")["imported"] == count
 
 
-def job_times(env: dict[str, str], job_id: int) -> dict | None:
-    """The job as `jobs --json` lists it, once it has ended; None before."""
-    for job in cli(env, Path(env["AIXCHANGE_DATA_DIR"]).parent, "jobs", "--limit", "50")["jobs"]:
-        if job["id"] == job_id and job["status"] not in ("queued", "running"):
-            return job
-    return None
+def job_times(database: str, job_id: int) -> dict | None:
+    """The job's row once it has ended; None before. Read here, not with `jobs --json`: a command's start-up
+    several times a second would take a core from the workers being measured."""
+    from sqlalchemy import create_engine, text
+
+    engine = _engines.setdefault(database, create_engine(sqlalchemy_url(database)))
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM job WHERE id = :id"), {"id": job_id}).mappings().first()
+    return dict(row) if row is not None and row["status"] not in ("queued", "running") else None
 
 
-def wait_for(env: dict[str, str], job_id: int, timeout: float) -> dict:
+_engines: dict = {}
+
+
+def wait_for(database: str, job_id: int, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
-    while (job := job_times(env, job_id)) is None:
+    while (job := job_times(database, job_id)) is None:
         assert time.monotonic() < deadline, f"job {job_id} did not end within {timeout} s"
         time.sleep(0.2)
     return job
@@ -102,7 +108,8 @@ def wait_for(env: dict[str, str], job_id: int, timeout: float) -> dict:
 def seconds(job: dict, start: str, end: str) -> float:
     from datetime import datetime
 
-    return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
+    moments = [job[key] if isinstance(job[key], datetime) else datetime.fromisoformat(job[key]) for key in (start, end)]
+    return (moments[1] - moments[0]).total_seconds()
 
 
 def start_workers(env: dict[str, str], folder: Path, stack: ExitStack) -> list[subprocess.Popen]:
@@ -139,11 +146,11 @@ def measure(database: str, redis: str | None, images: int, size: str) -> dict[st
         workers = start_workers(env, folder, stack)
         latencies = []
         for sid in ids[:20]:  # one image each, the stand-in answering at once
-            job = wait_for(env, enqueue(env, folder, "--solution", sid, "--size", size), 60)
+            job = wait_for(env["DATABASE_URL"], enqueue(env, folder, "--solution", sid, "--size", size), 60)
             latencies.append(seconds(job, "created_at", "started_at"))
         standin.latency = LATENCY
         calls_before, cpu_before = standin.image_calls, cpu_seconds(workers)
-        job = wait_for(env, enqueue(env, folder, "--all", "--no-cache", "--size", size), 900)
+        job = wait_for(env["DATABASE_URL"], enqueue(env, folder, "--all", "--no-cache", "--size", size), 900)
         assert job["succeeded"] == images and standin.image_calls - calls_before == images, job
         wall = seconds(job, "created_at", "finished_at")
         cpu = (cpu_seconds(workers) - cpu_before) / images
