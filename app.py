@@ -1,12 +1,17 @@
-"""The dashboard's router: the sign-in gate, then the pages the user's role may see."""
+"""The dashboard's router: the sign-in gate, then the pages the user's role may see.
+
+Streamlit runs it through dashboard/main.py (`streamlit run dashboard/server.py`), whose folder has
+no pages/ beside it, so Streamlit never starts in its old pages/ discovery: every run routes here.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+import gate
 import jobs_panel
 import ui
-from aixchange_images import auth
+from aixchange_images import auth, sessions
 
 st.set_page_config(page_title="AIXchange Images", page_icon=":material/image:", layout="wide")
 
@@ -19,6 +24,8 @@ def sign_in_page() -> None:
         setup_form()
         return
     st.caption("Generate, review and publish solution images.")
+    if refused := gate.single_sign_on():
+        sso_refused(refused)
     if notice := st.session_state.pop("signed_out_notice", None):
         st.warning(notice, icon=":material/person_off:")
     with st.form("sign-in", border=True):
@@ -26,16 +33,17 @@ def sign_in_page() -> None:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        with ui.db(write=True) as session:
-            try:
-                actor = auth.authenticate(session=session, username=username, password=password)
-            except auth.AuthError as exc:
-                session.commit()  # the failed-attempt count must stick
-                st.error(str(exc))
-                return
-            session.commit()
-        st.session_state["actor"] = actor
-        st.rerun()
+        st.error(gate.password_sign_in(username, password))
+    if gate.sso_configured() and st.button("Sign in with single sign-on", icon=":material/badge:"):
+        st.login()
+    gate.cookie_script()
+
+
+def sso_refused(refusal: str) -> None:
+    st.error(refusal, icon=":material/person_off:")
+    st.text(f"Your provider signed you in as {gate.sso_identity().get('email') or 'someone with no email'}.")
+    if st.button("Sign out of single sign-on"):
+        st.logout()
 
 
 def setup_form() -> None:
@@ -52,38 +60,37 @@ def setup_form() -> None:
         submitted = st.form_submit_button("Create admin", type="primary")
     if submitted:
         with ui.db(write=True) as session:
-            actor = ui.attempt(
-                lambda: auth.claim_setup(
-                    session=session, settings=ui.base_settings(), token=token, username=username, password=password
+            started = ui.attempt(
+                lambda: sessions.start(
+                    session=session,
+                    settings=ui.base_settings(),
+                    actor=auth.claim_setup(
+                        session=session, settings=ui.base_settings(), token=token, username=username, password=password
+                    ),
+                    method="setup",
                 )
             )
-            if actor is None:
+            if started is None:
                 return
             session.commit()
-        st.session_state["actor"] = actor
-        st.rerun()
+        gate.signed_in(started)
 
 
 def sidebar(actor: auth.Actor) -> None:
     with st.sidebar:
         st.caption(f"Signed in as **{actor.username}** ({actor.role})")
         if st.button("Sign out", icon=":material/logout:"):
-            st.session_state.pop("actor", None)
-            st.rerun()
+            gate.sign_out(actor)
+        gate.cookie_script()
         jobs_panel.sidebar_panel()  # running jobs, live, on every page
 
 
-ui.leave_pages_directory_mode()
 ui.engine()  # build the engine (and announce a set-up token) once per server
-actor = ui.current_actor()  # reloaded from the database: a disabled user is signed out, a new role applies now
+actor = ui.current_actor()  # from the database on every run: a session ended anywhere signs this tab out
 if actor is None:
-    # st.navigation runs on every run, also signed out: without it Streamlit would fall back to
-    # serving pages/ directly, with no gate (style.md's trap).
-    navigation = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in")])
+    # Every page's URL is routed, to the sign-in form, so a link lands on its page once signed in.
+    navigation = st.navigation(gate.signed_out_pages(sign_in_page), position="hidden")
 else:
-    pages = [
-        st.Page(path, title=title, icon=icon) for path, title, icon, permission in ui.PAGES if actor.can(permission)
-    ]
-    navigation = st.navigation(pages)
+    navigation = st.navigation(gate.signed_in_pages(actor))
     sidebar(actor)
 navigation.run()

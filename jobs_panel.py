@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import jobs, leases, schedules
+from aixchange_images import catalogue, jobs, leases, schedules, wording
 from aixchange_images.auth import Actor
 from aixchange_images.jobmodels import ACTIVE, Job, JobKind
 
@@ -59,11 +59,17 @@ def sidebar_panel() -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def job_progress(job_id: int, actor: Actor) -> None:
-    """One job's live progress with its Stop button (the Generate page's last run)."""
+    """One job's live progress with its Stop button and its failures by title (the Generate page's last
+    run). When the job ends it reruns the whole page, which then lists what the job made."""
     with ui.db() as session:
         job = session.get(Job, job_id)
     if job is None:
         return
+    live = f"job-live-{job_id}"
+    if job.status in ACTIVE:
+        st.session_state[live] = True
+    elif st.session_state.pop(live, False):
+        st.rerun()  # the page around this fragment draws the ended job (Generate's results table)
     st.progress(_fraction(job), text=ui.literal(_summary(job)))
     if job.status in ACTIVE:
         _stop_button(actor, job, "progress")
@@ -73,12 +79,28 @@ def job_progress(job_id: int, actor: Actor) -> None:
             "not start. See Review and Metrics.",
             icon=":material/stop_circle:",
         )
-    elif not job.failed:
+    elif not job.failed and not job.error:
         st.success(f"Job {job.id} is done.", icon=":material/task_alt:")
+    if job.error:
+        st.error(ui.literal(wording.plain_error(job.error)), icon=":material/error:")
     if job.failed:
-        with ui.db() as session:
-            failed = jobs.failures(session=session, job_id=job.id)
-        st.dataframe(pd.DataFrame([{"solution": i.solution_id, "error": i.error} for i in failed]), hide_index=True)
+        _failure_lines(job)
+
+
+FAILURE_LINES = 20
+
+
+def _failure_lines(job: Job) -> None:
+    """The job's failures so far, one line each: the solution's title and why, in words."""
+    with ui.db() as session:
+        failed = jobs.results(session=session, job=job, failed=True, limit=FAILURE_LINES)
+        named = catalogue.titles(session=session, ids=[r.solution_id for r in failed])
+    for result in failed:
+        if result.attempt_id is None and result.error == job.error:
+            continue  # the job's own error, said once above
+        ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
+    if job.failed > len(failed):
+        st.caption(f"The first {len(failed):,} of {job.failed:,} failures.")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -101,7 +123,7 @@ def jobs_page(actor: Actor) -> None:
     if not ended:
         st.caption("No job has ended yet.")
         return
-    st.dataframe(_table(ended), hide_index=True, column_config={"cost": st.column_config.NumberColumn(format="$%.4f")})
+    st.dataframe(_table(ended), hide_index=True)
     _retry(actor, [j for j in ended if j.status in ("failed", "cancelled") and _may_change(actor, j)])
 
 
@@ -117,22 +139,27 @@ def _workers_line(workers: list) -> None:
         )
 
 
+STATUS_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed", "cancelled": "Stopped"}
+
+
 def _table(ended: list[Job]) -> pd.DataFrame:
+    """The ended jobs as people read them: words, money as money, times to the minute, no empty cells."""
     return pd.DataFrame(
         [
             {
-                "job": j.id,
-                "kind": KINDS.get(j.kind, j.kind),
-                "status": j.status,
-                "done": f"{j.done} / {j.total}",
-                "failed": j.failed,
-                "cost": j.cost_usd,
-                "by": j.schedule or j.actor,
-                "ended": j.finished_at,
-                "note": j.error or "",
+                "Job": j.id,
+                "Kind": KINDS.get(j.kind, j.kind),
+                "Status": STATUS_WORDS.get(j.status, j.status),
+                "Done": f"{j.done:,} of {j.total:,}",
+                "Failed": j.failed,
+                "Cost": ui.money(j.cost_usd),
+                "Started by": f"schedule {j.schedule}" if j.schedule else j.actor,
+                "Ended": f"{j.finished_at:%Y-%m-%d %H:%M} UTC" if j.finished_at else "",
+                "Note": wording.plain_error(j.error) if j.error else "",
             }
             for j in ended
-        ]
+        ],
+        columns=["Job", "Kind", "Status", "Done", "Failed", "Cost", "Started by", "Ended", "Note"],
     )
 
 

@@ -9,7 +9,6 @@ import base64
 import html
 import io
 import re
-import string
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,14 +19,14 @@ import streamlit as st
 from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from streamlit.runtime.pages_manager import PagesManager
 
-from aixchange_images import admin, auth, budget, deliveries, recovery
+from aixchange_images import admin, auth, budget, deliveries, recovery, sessions, wording
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
 from aixchange_images.db import get_engine, session_scope
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent
 PAGES = [  # (file, title, icon, permission to see it)
     ("pages/overview.py", "Overview", ":material/dashboard:", "view"),
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
@@ -40,20 +39,6 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/marketplace.py", "Marketplace", ":material/storefront:", "manage"),
     ("pages/settings.py", "Settings", ":material/settings:", "manage"),
 ]
-
-
-# Streamlit runs its old `pages/` discovery (no app.py, so no gate) for a server's first run when a
-# pages/ folder exists, until some run calls st.navigation. We route with st.navigation only: turn
-# the old mode off for good, and rerun the one run that may already have started in it.
-_started_in_pages_mode = bool(PagesManager.uses_pages_directory)
-PagesManager.uses_pages_directory = False
-
-
-def leave_pages_directory_mode() -> None:
-    global _started_in_pages_mode
-    if _started_in_pages_mode:
-        _started_in_pages_mode = False
-        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -93,30 +78,45 @@ def db(write: bool = False) -> Iterator[Session]:
         deliveries.deliver_waiting(engine(), settings())
 
 
-SIGNED_OUT_NOTICE = "Your account was disabled or removed, so you were signed out."
+SIGNED_OUT_NOTICE = "You were signed out (elsewhere, after a while away, or because your account changed)."
 
 
 def current_actor() -> Actor | None:
-    """The signed-in user as the database has them now, so a role change or a disable applies at once.
+    """The signed-in user as the database has them now, from this tab's session or the browser's cookie.
 
-    One primary-key lookup per call; a disabled or deleted user is signed out here.
+    Checked on every run: a session signed out in another tab, idle or past its end, or whose user was
+    disabled or given another role, signs this tab out here.
     """
-    actor: Actor | None = st.session_state.get("actor")
-    if actor is None:
+    remembered: Actor | None = st.session_state.get("actor")
+    token = None if remembered or st.session_state.get("signed_out") else browser_cookie(sessions.SESSION_COOKIE)
+    if remembered is None and token is None:
         return None
-    with Session(engine()) as session:  # sign-in always records the id: an actor without one is nobody
-        fresh = auth.load_actor(session=session, actor=actor)
+    session_id = remembered.session_id if remembered else None
+    fresh = sessions.resume(engine(), base_settings(), session_id=session_id, token=token)
     if fresh is None:
         st.session_state.pop("actor", None)
-        st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
-    elif fresh != actor:
+        st.session_state["signed_out"] = True  # the cookie this tab was opened with is spent too
+        st.session_state["clear_cookie"] = token is not None  # a spent cookie is cleared (see gate.cookie_script)
+        if remembered is not None:
+            st.session_state["signed_out_notice"] = SIGNED_OUT_NOTICE
+    elif fresh != remembered:
         st.session_state["actor"] = fresh
     return fresh
 
 
+def browser_cookie(name: str) -> str | None:
+    """A cookie the browser sent when this tab connected (HttpOnly ones too: the server reads them)."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) else None
+
+
+def page_path(path: str) -> str:
+    """A page file as Streamlit wants it: absolute, since the main script lives in dashboard/."""
+    return str(ROOT / path)
+
+
 def guard(permission: str = "view") -> Actor:
     """A page's first line: stop with a clear message unless the user may be here."""
-    leave_pages_directory_mode()
     actor = current_actor()
     if actor is None:
         st.warning("Sign in to use AIXchange Images.")
@@ -134,19 +134,59 @@ def budget_banner(actor: Actor) -> None:
     with Session(engine()) as session:
         state = budget.budget_state(session=session, settings=settings())
     for alert in state.alerts:
-        st.warning(alert, icon=":material/savings:")
+        st.warning(literal(alert), icon=":material/savings:")
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and then reads as itself:
+# no link, image, emphasis, code, heading, list, HTML, `$` maths, `:red[...]`, `:material/...:` or
+# emoji. Streamlit still turns URLs, www. names and e-mail addresses whose domain has a dot into links
+# after that (GFM's autolinks), so an invisible word joiner (U+2060) goes where such a link would start.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=://)(?=[\w-]+\.)|(?<=www)(?=\.)|(?=@[\w-]+\.)")
+WORD_JOINER = "\u2060"
+
+
+def literal(text: object) -> str:
+    """`text` exactly as written (on one line), for any Streamlit element that reads Markdown
+    (st.markdown, st.caption, st.error, st.toast, labels...): what people typed never becomes a link
+    or an image. Titles, categories, reasons, notes and URLs come from people and other systems."""
+    one_line = " ".join(str(text if text is not None else "").split())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _AUTOLINK_STARTS.sub(WORD_JOINER, one_line))
+
+
+def md(template: str, *values: object) -> str:
+    """Markdown `template` with each `{}` filled by a value shown literally: `md("Editing **{}**", title)`."""
+    return template.format(*(literal(v) for v in values))
+
+
+def read(action: Callable[[], T]) -> T | None:
+    """A read that may refuse (a template that does not render, a check that cannot run): its user
+    error is one sentence on the page, shown literally; nothing is cleared or toasted."""
+    try:
+        return action()
+    except UserError as exc:
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
+        return None
+
+
+def failure_line(title: str, kind: str | None, error: str | None) -> None:
+    """One failed generation while a batch runs: the solution's title and why, in words."""
+    why = ": ".join(part for part in (wording.error_kind(kind), wording.plain_error(error)) if part)
+    st.markdown(":red[✗] " + md("{} — {}", title, why))
 
 
 def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
-    """Run a library action; a user error becomes one sentence on the page, nothing else."""
+    """Run a library action; a user error becomes one sentence on the page, nothing else.
+
+    Both sentences are shown literally: an error may quote a title or a file name."""
     try:
         result = action()
     except UserError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(literal(wording.plain_error(str(exc))), icon=":material/error:")
         return None
     st.cache_data.clear()
     if success:
-        st.toast(success, icon=":material/check_circle:")
+        st.toast(literal(success), icon=":material/check_circle:")
     return result
 
 
@@ -200,10 +240,7 @@ def card(title: str, category: str, thumb_rel: str | None, footer: str = "") -> 
     )
 
 
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+money = wording.money  # one way to write an amount everywhere: $0, <$0.01, $0.04, $12.50, $1,234
 
 
 def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
@@ -212,7 +249,7 @@ def page_link(path: str, label: str, icon: str | None = None, query_params: dict
     actor: Actor | None = st.session_state.get("actor")  # the page's guard has just reloaded it
     permission = next((p for f, _, _, p in PAGES if f == path), "view")
     if actor is not None and actor.can(permission):
-        st.page_link(path, label=label, icon=icon, query_params=query_params)
+        st.page_link(page_path(path), label=label, icon=icon, query_params=query_params)
 
 
 def pager(key: str, total: int, size: int, narrow: bool = True) -> int:
@@ -266,19 +303,6 @@ def conflict_panel(conflict: dict, actor: Actor) -> None:
             done = write(lambda s: deliveries.use_ours(session=s, delivery_id=key, actor=actor), "Sent ours.")
             if done is not None:
                 st.rerun()
-
-
-# -- user text, literally ---------------------------------------------------------------------------
-# Titles, categories, reasons, notes and URLs come from people and other systems. Streamlit renders
-# labels, captions, toasts and radio options as markdown, so `[x](http://…)` would become a live
-# link and `![x](http://…)` an image every admin's browser fetches. Escaping every ASCII punctuation
-# character (CommonMark allows it) also breaks autolinks, :material/…: icons and $…$ maths.
-_MARKDOWN = re.compile("([" + re.escape(string.punctuation) + "])")
-
-
-def literal(text: object) -> str:
-    """User text for a place Streamlit renders as markdown, shown exactly as written (on one line)."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text if text is not None else "").split()))
 
 
 # -- a message that outlives the rerun an action ends with -----------------------------------------

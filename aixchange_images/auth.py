@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from . import throttle
+from .auth_models import BrowserSession, KnownBrowser
 from .config import Settings, UserError
 from .db import take_lock
 from .models import AuditEvent, Role, User, utcnow
 
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
 SETUP_TOKEN_FILE = "setup-token"
+_EMAIL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.@_+-")
 
 # What each role may do (product.md's table); every service function checks it.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -46,6 +48,7 @@ class Actor:
     username: str
     role: str
     user_id: int | None = None  # the User row behind a signed-in actor; None for the CLI and set-up
+    session_id: int | None = field(default=None, compare=False)  # the browser session that signed them in
 
     def can(self, permission: str) -> bool:
         return self.role in PERMISSIONS.get(permission, frozenset())
@@ -81,7 +84,10 @@ def _check_password(password: str) -> None:
         raise AuthError("The password must be at least 8 characters long.")
 
 
-def add_user(*, session: Session, actor: Actor, username: str, password: str, role: str) -> User:
+def add_user(
+    *, session: Session, actor: Actor, username: str, password: str, role: str, email: str | None = None
+) -> User:
+    """A new user; `email`, when given, is the identity single sign-on signs them in with."""
     require(actor, "manage")
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -91,11 +97,41 @@ def add_user(*, session: Session, actor: Actor, username: str, password: str, ro
     _check_password(password)
     if session.exec(select(User).where(func.lower(User.username) == username.lower())).first():
         raise AuthError(f"A user called {username} exists already.")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    user = User(username=username, password_hash=_hasher.hash(password), role=role, email=_email(session, email))
     session.add(user)
-    audit(session, actor, "user.add", username, role=role)
+    audit(session, actor, "user.add", username, role=role, email=user.email)
     session.flush()
     return user
+
+
+def set_email(*, session: Session, actor: Actor, username: str, email: str | None) -> User:
+    """The email single sign-on maps to this user (blank: none); a change ends their sessions."""
+    require(actor, "manage")
+    user = _get_user(session, username)
+    new = _email(session, email, owner=user.id)
+    if new != user.email:
+        audit(session, actor, "user.email", username, old=user.email, new=new)
+        end_sessions(session, user.id)
+        user.email = new
+        session.add(user)
+    return user
+
+
+def user_with_email(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def _email(session: Session, email: str | None, owner: int | None = None) -> str | None:
+    email = (email or "").strip().lower()
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    if len(email) > 254 or not (local and at and "." in domain) or "@" in domain or not _EMAIL_CHARS.issuperset(email):
+        raise AuthError("An email is name@domain.example (letters, digits and . _ + - only), at most 254 characters.")
+    holder = session.exec(select(User.id).where(User.email == email)).first()
+    if holder is not None and holder != owner:
+        raise AuthError("Another user has that email already.")
+    return email
 
 
 def list_users(*, session: Session) -> list[User]:
@@ -111,6 +147,8 @@ def set_role(*, session: Session, actor: Actor, username: str, role: str) -> Use
     if user.role == Role.admin and role != Role.admin and _admin_count(session) <= 1:
         raise AuthError("That is the last admin; make another user admin first.")
     audit(session, actor, "user.role", username, old=user.role, new=role)
+    if role != user.role:
+        end_sessions(session, user.id)  # they sign in again, into what the new role may see
     user.role = role
     session.add(user)
     return user
@@ -124,6 +162,8 @@ def set_disabled(*, session: Session, actor: Actor, username: str, disabled: boo
         raise AuthError("That is the last admin; make another user admin first.")
     user.disabled = disabled
     session.add(user)
+    if disabled:
+        end_sessions(session, user.id)
     audit(session, actor, "user.disable" if disabled else "user.enable", username)
     return user
 
@@ -140,31 +180,47 @@ def _admin_count(session: Session) -> int:
     return int(session.exec(query).one())
 
 
-def authenticate(*, session: Session, username: str, password: str) -> Actor:
-    """Check a sign-in; repeated failures lock the account for a while. The caller commits."""
-    user = session.exec(select(User).where(User.username == username.strip())).first()
-    now = utcnow()
-    if user is None or user.disabled:
-        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
-        raise AuthError("Wrong username or password.")
-    if user.locked_until and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise AuthError(f"Too many failed sign-ins; this account is locked for {minutes} more minute(s).")
+def check_password(user: User | None, password: str) -> bool:
+    """Whether `password` is this user's. With no user it spends the same time on a dummy hash, so
+    the time taken never tells whether a username exists."""
     try:
-        _hasher.verify(user.password_hash, password)
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_logins = 0
-            session.add(AuditEvent(actor=user.username, action="user.locked", target=user.username))
-        session.add(user)
-        raise AuthError("Wrong username or password.") from None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    session.add(user)
-    return Actor(user.username, user.role, user.id)
+        return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def user_named(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip())).first()
+
+
+def unlock(*, session: Session, actor: Actor, username: str) -> int:
+    """Forget a user's failed sign-ins (their name's and their known browsers' waits); audited.
+
+    Returns how many throttles were counting. Addresses that failed stay throttled."""
+    require(actor, "manage")
+    user = _get_user(session, username)
+    keys = [throttle.account_key(user.username)]
+    browsers = session.exec(select(KnownBrowser.token_hash).where(KnownBrowser.user_id == user.id)).all()
+    keys += [throttle.browser_key(b) for b in browsers]
+    cleared = throttle.clear(session=session, keys=keys)
+    audit(session, actor, "user.unlock", user.username, cleared=cleared)
+    return cleared
+
+
+def account_wait(*, session: Session, username: str, now: datetime | None = None) -> int:
+    """Seconds before a new browser may try this username again (0: now)."""
+    return throttle.wait_seconds(session=session, keys=[throttle.account_key(username)], now=now or utcnow())
+
+
+def end_sessions(session: Session, user_id: int | None) -> int:
+    """Sign a user out everywhere (their role changed, they were disabled or removed)."""
+    result = session.execute(delete(BrowserSession).where(col(BrowserSession.user_id) == user_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def load_actor(*, session: Session, actor: Actor) -> Actor | None:

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -15,12 +15,17 @@ from sqlmodel import Session, col, select
 
 from . import budget
 from .budget import Usage
+from .catalogue import titles
 from .claims import Claims
 from .config import Settings
 from .db import session_scope
 from .models import Attempt, Candidate, Solution
 from .pipeline import SPENT, GenerateOptions, GenerationResult, Generator, Plan, cached_sources, make_plan, reusable
 from .recovery import recover
+from .wording import error_kind, money, plain_error, seconds
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ProgressFn = Callable[[int, int, GenerationResult], None]
 
@@ -184,3 +189,40 @@ def summarise(results: list[GenerationResult], planned: int, seconds: float, pla
         "errors_by_kind": dict(kinds),
         "seconds": round(seconds, 3),
     }
+
+
+RESULT_COLUMNS = ["thumb_path", "Solution", "Result", "Cost", "Time", "Details"]
+
+
+def results_table(*, session: Session, results: list[GenerationResult]) -> pd.DataFrame:
+    """A run's results as people read them: the solution's title, the new image's thumbnail path,
+    what happened, what it cost and took, and the reason of a failure in words."""
+    import pandas as pd
+
+    named = titles(session=session, ids=[r.solution_id for r in results])
+    made = [r.candidate_id for r in results if r.candidate_id is not None]
+    thumbs: dict[int, str] = {}
+    for chunk in _chunks(made):
+        thumbs.update(
+            session.exec(select(Candidate.id, Candidate.thumb_path).where(col(Candidate.id).in_(chunk))).all()
+        )
+    rows = [
+        {
+            "thumb_path": thumbs.get(r.candidate_id or -1, ""),
+            "Solution": named.get(r.solution_id, r.solution_id),
+            "Result": _outcome(r),
+            "Cost": money(r.cost_usd, exact=True),
+            "Time": seconds(r.duration_ms),
+            "Details": plain_error(r.error) if r.status == "failed" else (r.published_url or ""),
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _outcome(result: GenerationResult) -> str:
+    if result.status == "failed":
+        return f"Failed: {error_kind(result.error_kind).lower() or 'unknown reason'}"
+    if result.published_url:
+        return "Published"
+    return "Reused an identical image" if result.cache_hit else "New candidate for review"

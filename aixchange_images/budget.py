@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from .config import Settings, parse_size
 from .db import take_lock
 from .models import Attempt, AttemptStatus, Price, utcnow
+from .wording import money
 
 # USD per 1M tokens (../shared/openai-images.md, late 2026). Seeded once; admins edit the table.
 DEFAULT_PRICES: dict[str, tuple[float, float, float, str | None]] = {
@@ -141,7 +142,7 @@ class BudgetState:
             if cap == 0:
                 out.append(f"The {name} image budget is $0: every paid call is refused until it is raised.")
             elif cap is not None and spent >= cap * self.alert_share:
-                out.append(f"The {name} image budget is {spent / cap:.0%} used (${spent:.2f} of ${cap:.2f}).")
+                out.append(f"The {name} image budget is {spent / cap:.0%} used ({money(spent)} of {money(cap)}).")
         return out
 
     def _pairs(self) -> list[tuple[float | None, float]]:
@@ -183,7 +184,8 @@ def open_attempt(*, session: Session, settings: Settings, attempt: Attempt, esti
             attempt.status = AttemptStatus.failed
             attempt.error_kind = "budget_exceeded"
             attempt.error_message = (
-                f"The image budget has ${left:.4f} left and this call is estimated at ${estimate:.4f}; "
+                f"The image budget has {money(left, exact=True)} left and this call is estimated at "
+                f"{money(estimate, exact=True)}; "
                 "raise the budget in Settings or wait for the next period."
             )
             attempt.finished_at = attempt.started_at

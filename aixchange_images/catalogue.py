@@ -135,6 +135,16 @@ def count_solutions(
     return int(session.exec(query).one())
 
 
+def titles(*, session: Session, ids: list[str]) -> dict[str, str]:
+    """Each solution's title by id (a few queries of 500 ids, whatever the number)."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        found.update(session.exec(select(Solution.id, Solution.title).where(col(Solution.id).in_(chunk))).all())
+    return found
+
+
 def categories(*, session: Session) -> list[str]:
     return list(session.exec(select(Solution.category).distinct().order_by(Solution.category)).all())
 

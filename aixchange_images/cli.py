@@ -93,9 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=["admin", "product", "manager"])
+    add.add_argument("--email", help="the identity single sign-on signs them in with")
     add.add_argument("--json", action="store_true")
     lst = users_sub.add_parser("list", help="list users")
     lst.add_argument("--json", action="store_true")
+    email = users_sub.add_parser("email", help="set the email single sign-on signs a user in with (none: clear it)")
+    email.add_argument("username")
+    email.add_argument("email", nargs="?")
+    email.add_argument("--json", action="store_true")
+    unlock = users_sub.add_parser("unlock", help="forget a user's failed sign-ins, so they may try again at once")
+    unlock.add_argument("username")
+    unlock.add_argument("--json", action="store_true")
     market = command("marketplace", "the marketplace's database: pull solutions, push image changes")
     market_sub = market.add_subparsers(dest="marketplace_command", required=True, parser_class=_Parser)
     for name, text in (
@@ -238,6 +246,12 @@ def _human(command: str, payload: Any) -> str:
         return "\n".join(lines)
     if command in ("import", "export"):
         return _human_bulk(command, payload)
+    if command == "users" and "users" in payload:
+        return _human_users(payload["users"])
+    if command == "users" and "cleared" in payload:
+        return f"{payload['username']} may sign in again now ({payload['cleared']} throttle(s) cleared)."
+    if command == "users" and "email" in payload:
+        return f"{payload['username']} signs in with single sign-on as {payload['email'] or 'nobody (cleared)'}."
     return "\n".join(f"{k}: {v}" for k, v in payload.items()) if isinstance(payload, dict) else str(payload)
 
 
@@ -256,6 +270,20 @@ def _human_link(status: dict[str, Any]) -> str:
         f"rows gone from the marketplace: {status['failed']}, delivered: {status['delivered']}",
     ]
     return "\n".join(lines)
+
+
+def _human_users(users: list[dict[str, Any]]) -> str:
+    """A table for people: dates in UTC to the minute, 'never' for no sign-in yet."""
+    rows = [("USERNAME", "ROLE", "EMAIL", "STATUS", "LAST SIGN-IN")]
+    for u in users:
+        status = "disabled" if u["disabled"] else "active"
+        if u["sign_in_wait_seconds"]:
+            status += f", waits {u['sign_in_wait_seconds']} s (users unlock)"
+        last = u["last_login_at"].strftime("%Y-%m-%d %H:%M UTC") if u["last_login_at"] else "never"
+        rows.append((u["username"], u["role"], u["email"] or "-", status, last))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]) for row in rows]
+    return "\n".join([*lines, f"{len(users)} user(s)"])
 
 
 def _human_push(payload: dict[str, Any]) -> str:
@@ -490,20 +518,43 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
     if args.users_command == "list":
         with Session(engine) as session:
             users = auth.list_users(session=session)
+            waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
         return {
             "users": [
-                {"username": u.username, "role": u.role, "disabled": u.disabled, "last_login_at": u.last_login_at}
+                {
+                    "username": u.username,
+                    "role": u.role,
+                    "disabled": u.disabled,
+                    "email": u.email,
+                    "last_login_at": u.last_login_at,
+                    "sign_in_wait_seconds": waits[u.username],
+                }
                 for u in users
             ]
         }, 0
+    if args.users_command == "unlock":
+        with session_scope(engine, write=True) as session:
+            cleared = auth.unlock(session=session, actor=auth.CLI_ACTOR, username=args.username)
+            session.commit()
+        return {"username": args.username, "cleared": cleared}, 0
+    if args.users_command == "email":
+        with session_scope(engine, write=True) as session:
+            user = auth.set_email(session=session, actor=auth.CLI_ACTOR, username=args.username, email=args.email)
+            session.commit()
+        return {"username": user.username, "email": user.email}, 0
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     with session_scope(engine, write=True) as session:
         user = auth.add_user(
-            session=session, actor=auth.CLI_ACTOR, username=args.username, password=password, role=args.role
+            session=session,
+            actor=auth.CLI_ACTOR,
+            username=args.username,
+            password=password,
+            role=args.role,
+            email=args.email,
         )
         session.commit()
     (settings.data_dir / auth.SETUP_TOKEN_FILE).unlink(missing_ok=True)
-    return {"username": user.username, "role": user.role}, 0
+    return {"username": user.username, "role": user.role, **({"email": user.email} if user.email else {})}, 0
 
 
 def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # The job queue: huey's SQLite storage in the data folder by default; Redis when set, so workers on
     # several machines share one queue (redis://[:password@]host:6379/0). Its password is never shown.
     redis_url: SecretStr | None = None
+    # Dashboard sign-in: a browser session ends after this long without a run, and this long after sign-in.
+    session_idle_hours: float = Field(default=8, gt=0)
+    session_max_days: float = Field(default=7, gt=0)
     quality_notice: str | None = None
     # Tests only: a FIFO at which publishing waits between linking a file and the commit, so a test
     # can kill the process exactly there (tests/test_publish_journal.py). Never set in production.

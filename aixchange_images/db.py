@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from . import jobmodels, models  # noqa: F401 - jobmodels: its tables join the metadata migrations create
+from . import auth_models, jobmodels, models  # noqa: F401 - jobmodels: its tables join the metadata migrations create
 from .config import ConfigError, Settings
 
 _engines: dict[str, Engine] = {}
@@ -258,7 +258,29 @@ def _m010_purpose(engine: Engine) -> None:
     _create_indexes(engine)
 
 
-def _m011_background_jobs(engine: Engine) -> None:
+def _m011_browser_sessions(engine: Engine) -> None:
+    """Server-side browser sessions, sign-in throttles with backoff, and the browsers users signed in from."""
+    for model in (auth_models.BrowserSession, auth_models.SignInThrottle, auth_models.KnownBrowser):
+        table = SQLModel.metadata.tables[model.__tablename__]
+        table.create(engine, checkfirst=True)
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def _m012_single_sign_on(engine: Engine) -> None:
+    """Each user's email, the identity single sign-on maps to them (unique when set)."""
+    user = SQLModel.metadata.tables["user"]
+    if "email" not in {c["name"] for c in inspect(engine).get_columns("user")}:
+        ddl = user.c["email"].type.compile(dialect=engine.dialect)
+        with engine.begin() as conn:  # "user" is a reserved word on PostgreSQL: quoted
+            conn.exec_driver_sql(
+                f"ALTER TABLE {engine.dialect.identifier_preparer.quote('user')} ADD COLUMN email {ddl}"
+            )
+    for index in user.indexes:
+        index.create(engine, checkfirst=True)
+
+
+def _m013_background_jobs(engine: Engine) -> None:
     """Background jobs: jobs and their items, per-solution claims, live processes, schedules."""
     for table in ("job", "jobitem", "solutionclaim", "runner", "jobschedule"):
         SQLModel.metadata.tables[table].create(engine, checkfirst=True)
@@ -283,7 +305,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (8, "each call's process token and deadline", _m008_call_runner_and_deadline),
     (9, "the marketplace connector: links, the delivery outbox", _m009_marketplace),
     (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
-    (11, "background jobs: jobs, items, solution claims, runners, schedules", _m011_background_jobs),
+    (11, "browser sessions, sign-in throttles, known browsers", _m011_browser_sessions),
+    (12, "users' emails for single sign-on", _m012_single_sign_on),
+    (13, "background jobs: jobs, items, solution claims, runners, schedules", _m013_background_jobs),
 ]
 
 

@@ -21,7 +21,8 @@ from .config import Settings, UserError
 from .db import db_now, session_scope
 from .jobmodels import ACTIVE, ItemStatus, Job, JobItem, JobKind, JobStatus
 from .jobqueue import QueueError, queue_for
-from .pipeline import GenerateOptions, make_plan, new_batch_id
+from .models import Attempt, AttemptStatus, Publication
+from .pipeline import GenerateOptions, GenerationResult, make_plan, new_batch_id
 from .prompts import resolve_template
 
 CONTRACT_KEYS = ("id", "kind", "status", "total", "done", "succeeded", "failed", "cost_usd")
@@ -124,6 +125,52 @@ def failures(*, session: Session, job_id: int, limit: int = 100) -> list[JobItem
     """The job's items that failed, with their one-sentence errors."""
     query = select(JobItem).where(JobItem.job_id == job_id, JobItem.status == ItemStatus.failed)
     return list(session.exec(query.order_by(col(JobItem.id)).limit(limit)).all())
+
+
+def results(*, session: Session, job: Job, limit: int | None = None, failed: bool = False) -> list[GenerationResult]:
+    """What a generation job has done so far, as a batch run in the page returns it (for
+    `batch.results_table`): one result per finished attempt of its batch, oldest first, then one
+    failure for each item that failed without making an attempt (its settings no longer worked, say).
+    Only the failures with `failed`; at most `limit` results."""
+    if job.kind != JobKind.generate or job.batch_id is None:
+        return []
+    query = select(Attempt).where(Attempt.batch_id == job.batch_id, Attempt.status != AttemptStatus.running)
+    if failed:
+        query = query.where(Attempt.status != AttemptStatus.succeeded)
+    attempts = list(session.exec(query.order_by(col(Attempt.id)).limit(limit)).all())
+    made = [a.candidate_id for a in attempts if a.candidate_id is not None]
+    urls: dict[int, str] = {}
+    if made:  # an auto-approved candidate's publication (its first one: a later rollback does not undo the run)
+        published = select(Publication.candidate_id, Publication.image_url).where(
+            col(Publication.candidate_id).in_(made)
+        )
+        for candidate_id, url in session.exec(published.order_by(col(Publication.id).desc())).all():
+            urls[candidate_id] = url
+    found = [
+        GenerationResult(
+            solution_id=a.solution_id,
+            status="succeeded" if a.status == AttemptStatus.succeeded else "failed",
+            error_kind=a.error_kind,
+            candidate_id=a.candidate_id,
+            cost_usd=round(a.cost_usd, 6),
+            duration_ms=a.duration_ms or 0,
+            cache_hit=a.cache_hit,
+            error=a.error_message,
+            attempt_id=a.id,
+            published_url=urls.get(a.candidate_id or -1),
+        )
+        for a in attempts
+    ]
+    if limit is not None and len(found) >= limit:
+        return found
+    tried = select(Attempt.solution_id).where(Attempt.batch_id == job.batch_id)
+    unattempted = select(JobItem).where(
+        JobItem.job_id == job.id, JobItem.status == ItemStatus.failed, col(JobItem.solution_id).not_in(tried)
+    )
+    rest = None if limit is None else limit - len(found)
+    for item in session.exec(unattempted.order_by(col(JobItem.id)).limit(rest)).all():
+        found.append(GenerationResult(item.solution_id or "", "failed", error=item.error))
+    return found
 
 
 def cancel(engine: Engine, job_id: int, *, actor: Actor) -> Job:

@@ -15,14 +15,15 @@ import sys
 import threading
 from pathlib import Path
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+# The dashboard's server: Streamlit plus its cookie routes (dashboard/server.py says why it is not app.py).
+DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard" / "server.py"
 WORKER_GRACE_SECONDS = 150
 
 
 def commands(*, port: int, service_port: int, host: str = "127.0.0.1") -> dict[str, list[str]]:
     python = sys.executable
     return {
-        "dashboard": [python, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
+        "dashboard": [python, "-m", "streamlit", "run", str(DASHBOARD), "--server.port", str(port)],
         "image service": [python, "-m", "aixchange_images", "serve", "--host", host, "--port", str(service_port)],
         "worker": [python, "-m", "aixchange_images", "worker"],
     }
@@ -55,7 +56,9 @@ def up(*, port: int, service_port: int) -> int:
             child.wait(timeout=WORKER_GRACE_SECONDS if name == "worker" else 30)
         except subprocess.TimeoutExpired:
             child.kill()
-    return children["dashboard"].returncode or 0
+    code = children["dashboard"].returncode
+    # uvicorn (under Streamlit's st.App) shuts down cleanly on SIGTERM, then ends itself by that signal.
+    return 0 if code == -signal.SIGTERM else code or 0
 
 
 def _wait_for_dashboard(dashboard: subprocess.Popen, stop: threading.Event) -> None:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
@@ -64,6 +64,32 @@ def last_days(days: int, **filters: str | None) -> Scope:
     return Scope(since=utcnow() - timedelta(days=days), **filters)
 
 
+PERIODS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "month": "This month", "custom": "Custom"}
+
+
+def period_scope(
+    period: str,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    now: datetime | None = None,
+    **filters: str | None,
+) -> Scope:
+    """The scope of a period the Metrics page offers: the last N days, this UTC month, or whole
+    UTC days from `start` to `end` (both included)."""
+    now = now or utcnow()
+    if period == "month":
+        return Scope(since=now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), **filters)
+    if period == "custom":
+        first, last = start or now.date(), end or start or now.date()
+        first, last = min(first, last), max(first, last)
+        since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        return Scope(
+            since=since, until=datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC), **filters
+        )
+    return Scope(since=now - timedelta(days=int(period)), **filters)
+
+
 def _paid_durations(scope: Scope):  # type: ignore[no-untyped-def]
     """Generation time of calls that reached a provider and succeeded (cache hits excluded)."""
     return select(Attempt.duration_ms).where(
@@ -88,12 +114,9 @@ _PAID_SUCCESS = and_(
 )
 
 
-def _review_figures(session: Session, scope: Scope) -> tuple[int, float]:
-    """Approved images and the money spent on rejected ones, from candidates made in the scope."""
-    query = select(
-        func.coalesce(func.sum(cast(col(Candidate.state).in_(APPROVED_STATES), Integer)), 0),
-        func.coalesce(func.sum(case((Candidate.state == CandidateState.rejected, Candidate.cost_usd), else_=0.0)), 0.0),
-    ).where(Candidate.source == "generated")
+def scoped_candidates(query: Any, scope: Scope) -> Any:
+    """`query` over Candidate narrowed to generated candidates made in the scope."""
+    query = query.where(Candidate.source == "generated")
     if scope.since is not None:
         query = query.where(Candidate.created_at >= scope.since)
     if scope.until is not None:
@@ -104,8 +127,22 @@ def _review_figures(session: Session, scope: Scope) -> tuple[int, float]:
         query = query.where(Candidate.template_ref == scope.template)
     if scope.provider:
         query = query.join(Attempt, Attempt.id == Candidate.attempt_id).where(Attempt.provider == scope.provider)
-    approved, rejected = session.exec(query).one()
-    return int(approved), float(rejected)
+    return query
+
+
+APPROVED = cast(col(Candidate.state).in_(APPROVED_STATES), Integer)
+
+
+def _review_figures(session: Session, scope: Scope) -> tuple[int, int, float]:
+    """Approved images (all, and those still live) and the money spent on rejected ones, from
+    candidates made in the scope."""
+    query = select(
+        func.coalesce(func.sum(APPROVED), 0),
+        func.coalesce(func.sum(cast(Candidate.state == CandidateState.approved, Integer)), 0),
+        func.coalesce(func.sum(case((Candidate.state == CandidateState.rejected, Candidate.cost_usd), else_=0.0)), 0.0),
+    )
+    approved, live, rejected = session.exec(scoped_candidates(query, scope)).one()
+    return int(approved), int(live), float(rejected)
 
 
 def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
@@ -129,7 +166,7 @@ def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
         float(row[4]),
         int(row[5]),
     )
-    approved, rejected_spend = _review_figures(session, scope)
+    approved, live, rejected_spend = _review_figures(session, scope)
     return {
         "attempts": attempts,
         "succeeded": ok,
@@ -141,6 +178,7 @@ def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
         "cache_hits": cache_hits,
         "cache_saved_usd": round(saved, 6),
         "approved": approved,
+        "approved_live": live,
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
         "rejected_spend_usd": round(rejected_spend, 6),
         "storage_bytes": storage_bytes(session=session),
@@ -318,6 +356,8 @@ def review_counts(*, session: Session) -> dict[str, int]:
 def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> dict[str, Any]:
     """Everything the Metrics page draws, its independent queries run side by side (each on its own
     connection: the database works on several while Python waits)."""
+    from . import spending  # it builds on this module
+
     parts: dict[str, Callable[[Session], Any]] = {
         "head": lambda s: headline(session=s, scope=scope),
         "daily": lambda s: daily(session=s, scope=scope),
@@ -327,6 +367,8 @@ def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> di
         "by_template": lambda s: spend_by(session=s, scope=scope, by="template"),
         "storage": lambda s: storage_over_time(session=s, since=scope.since),
         "largest": lambda s: largest_consumers(session=s),
+        "totals": lambda s: spending.totals(session=s, scope=scope),
+        "month": lambda s: spending.month_outlook(session=s),
     }
 
     def run(part: Callable[[Session], Any]) -> Any:

@@ -298,9 +298,10 @@ class User(SQLModel, table=True):
     role: str = Role.admin
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
-    failed_logins: int = 0
-    locked_until: datetime | None = None
+    failed_logins: int = 0  # unused since migration 10: sign-in throttles count failures (throttle.py)
+    locked_until: datetime | None = None  # unused since migration 10
     disabled: bool = False
+    email: str | None = Field(default=None, max_length=254, unique=True, index=True)  # single sign-on identity
 
 
 class AuditEvent(SQLModel, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import random
 import time
 from datetime import date
@@ -24,6 +25,7 @@ from .providers import (
     redact,
 )
 
+log = logging.getLogger(__name__)
 MODERATION_MODEL = "omni-moderation-latest"
 
 
@@ -163,7 +165,8 @@ def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:
         param = getattr(exc, "param", None)
         where = f" (parameter {param})" if param else ""
         return "invalid_request", f"The image service rejected the request{where}: {detail}".strip()
-    return "server_error", f"Unexpected reply from the image service: {type(exc).__name__}."
+    log.warning("Unclassified error from the image service: %s", type(exc).__name__)  # for whoever debugs it
+    return "server_error", "The image service gave a reply this version does not understand."
 
 
 def _detail(exc: openai.OpenAIError) -> str:

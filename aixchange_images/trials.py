@@ -26,6 +26,7 @@ from .metrics import APPROVED_STATES, FINISHED, frame
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Purpose, Solution
 from .prompts import PromptError, resolve_template
 from .templates import all_labels, version_refs
+from .wording import money
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,6 +85,33 @@ def yield_table(*, session: Session, since: datetime | None = None, until: datet
             }
         )
     return frame(rows, YIELD_COLUMNS)
+
+
+def yield_readable(table: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
+    """The yield table as people read it: plain column names, money as money, rates as percentages,
+    rejection reasons in words (`reasons` maps a reason key to its words)."""
+    import pandas as pd
+
+    def percent(value: float | None) -> str:
+        return "—" if value is None or value != value else f"{value:.0%}"
+
+    return pd.DataFrame(
+        {
+            "Template version": table["template"],
+            "Labels": table["labels"],
+            "Attempts": table["attempts"],
+            "Success rate": table["success_rate"].map(percent),
+            "Approval rate": table["approval_rate"].map(percent),
+            "Per approved image": table["cost_per_approved_usd"].map(money),
+            "Reviewed": table["reviewed"],
+            "Approved": table["approved"],
+            "Awaiting review": table["pending"],
+            "Spent": table["spend_usd"].map(money),
+            "Rejection reasons": table["rejections"].map(
+                lambda found: ", ".join(f"{reasons.get(k, k)} {n}" for k, n in found.items())
+            ),
+        }
+    )
 
 
 def _attempt_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, tuple]:

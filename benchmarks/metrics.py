@@ -78,23 +78,24 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from aixchange_images import auth
+    from aixchange_images import auth, sessions
     from aixchange_images.auth import CLI_ACTOR, add_user
 
     with Session(engine) as session:  # signed in as a real user, as the browser would be
         user = session.exec(select(User).where(User.username == "bench")).first() or add_user(
             session=session, actor=CLI_ACTOR, username="bench", password="bench password 1", role="admin"
         )
+        actor = auth.Actor(user.username, user.role, user.id)
+        bench = sessions.start(session=session, settings=load_settings(), actor=actor)
         session.commit()
-        bench = auth.Actor(user.username, user.role, user.id)
     for page in PAGES:
         st.cache_data.clear()  # cold: nothing cached from the previous page's run
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["actor"] = bench
+        at = AppTest.from_file(str(ROOT / "dashboard" / "main.py"), default_timeout=120)  # as the server runs it
+        at.session_state["actor"] = bench.actor
         at.run()
         st.cache_data.clear()
         started = time.perf_counter()
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(str(ROOT / "pages" / f"{page}.py")).run()
         cold = time.perf_counter() - started
         assert not at.exception, at.exception
         started = time.perf_counter()

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from aixchange_images import deliveries, marketplace, pull
+from aixchange_images import deliveries, marketplace, pull, wording
 
 actor = ui.guard("manage")
 settings = ui.settings()
@@ -30,13 +30,13 @@ cols = st.columns(4)
 cols[0].metric(
     "Connection",
     "answering" if status["reachable"] else ("down" if status["configured"] else "not set"),
-    help=f"The marketplace's database: {status['connection']} (host and database only).",
+    help=ui.md("The marketplace's database: {} (host and database only).", status["connection"]),
 )
 cols[1].metric("Solutions linked", f"{status['linked_solutions']:,}")
 cols[2].metric("Changes waiting", f"{status['pending']:,}", help="Image changes not yet written to the marketplace.")
 cols[3].metric("Conflicts", f"{status['conflicts']:,}", help="Rows changed in the marketplace since we saw them.")
 if status["problem"]:
-    st.error(status["problem"], icon=":material/cloud_off:")
+    st.error(ui.literal(wording.plain_error(status["problem"])), icon=":material/cloud_off:")
 st.text(f"Marketplace database: {status['connection']}")
 last = status["last_pull"]
 if last:
@@ -82,7 +82,7 @@ if report := st.session_state.pop("last_pull_report", None):
 if pushed := st.session_state.pop("last_push_report", None):
     st.success(f"Pushed: {pushed['written']} written, {pushed['pending']} still waiting.")
     for error in pushed["errors"]:
-        st.error(error["error"], icon=":material/error:")
+        st.error(ui.literal(wording.plain_error(error["error"])), icon=":material/error:")
 
 st.subheader("Conflicts")
 with ui.db() as session:

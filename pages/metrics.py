@@ -1,22 +1,15 @@
-"""Metrics: what we spent, on what, and what it bought us (every aggregate runs in SQL)."""
+"""Metrics: what we spent, what it bought, how the month stands against the budget, and how well
+generation runs. Every aggregate runs in SQL and every figure is built in the library."""
 
-import plotly.express as px
+from datetime import date, timedelta
+
 import streamlit as st
-from plotly.subplots import make_subplots
 
 import ui
-from aixchange_images import bulkfiles, metrics, templates
+from aixchange_images import bulkfiles, charts, metrics, spending, templates, wording
 
 actor = ui.guard("view")
 st.title("Metrics")
-
-
-def show(fig, **layout) -> None:
-    fig.update_layout(**{**LAYOUT, **layout})
-    st.plotly_chart(fig, width="stretch")
-
-
-LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -29,143 +22,149 @@ def filter_choices() -> dict:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def figures(days: int, model: str | None, template: str | None, provider: str | None) -> dict:
-    scope = metrics.last_days(days, model=model, template=template, provider=provider)
-    return metrics.dashboard(ui.engine(), scope)
+def figures(period: str, start: date | None, end: date | None, filters: tuple) -> dict:
+    return metrics.dashboard(ui.engine(), scope_of(period, start, end, filters))
 
 
-choices = filter_choices()
-c1, c2, c3, c4 = st.columns([1.4, 1, 1, 1])
-days = c1.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days") or 30
-model = c2.selectbox("Model", [None, *choices["model"]], format_func=lambda v: v or "all models")
-template = c3.selectbox(
-    "Template version",
-    [None, *choices["template"]],
-    format_func=lambda v: " · ".join([v, *choices["labels"].get(v, [])]) if v else "all versions",
-)
-provider = c4.selectbox("Provider", [None, *choices["provider"]], format_func=lambda v: v or "all providers")
-data = figures(days, model, template, provider)
-head, daily = data["head"], data["daily"]
-if not head["attempts"]:
-    st.info(
-        "No generations match this period and filters. Widen them, run some on Generate, or load demo "
-        "data from Overview.",
-        icon=":material/query_stats:",
+def scope_of(period: str, start: date | None, end: date | None, filters: tuple) -> metrics.Scope:
+    model, template, provider = filters
+    return metrics.period_scope(period, start=start, end=end, model=model, template=template, provider=provider)
+
+
+def choose_period() -> tuple[str, date | None, date | None]:
+    """7/30/90 days, this month, or a custom range of whole UTC days."""
+    period = st.segmented_control(
+        "Period", list(metrics.PERIODS), default="30", format_func=metrics.PERIODS.get, key="metrics-period"
     )
-    st.stop()
+    period = period or "30"
+    if period != "custom":
+        return period, None, None
+    today = date.today()
+    picked = st.date_input("From – to (UTC days, both included)", (today - timedelta(days=30), today), max_value=today)
+    first, last = (tuple(picked) + (None, None))[:2] if isinstance(picked, tuple | list) else (picked, None)
+    return period, first, last or first
 
-row = st.columns(4)
-row[0].metric("Attempts", f"{head['attempts']:,}")
-row[1].metric("Success rate", f"{head['success_rate']:.1%}")
-row[2].metric(
-    "p50 time", f"{(head['p50_ms'] or 0) / 1000:.1f} s", help="Paid calls that succeeded; cache hits excluded."
-)
-row[3].metric("p95 time", f"{(head['p95_ms'] or 0) / 1000:.1f} s")
-row = st.columns(4)
-row[0].metric("Spend", ui.money(head["spend_usd"]))
-row[1].metric(
-    "Per approved image",
-    ui.money(head["cost_per_approved_usd"]),
-    help=f"{head['approved']:,} images approved from this period's attempts.",
-)
-row[2].metric("Spent on rejected", ui.money(head["rejected_spend_usd"]))
-row[3].metric("Saved by the cache", ui.money(head["cache_saved_usd"]), help=f"{head['cache_hits']:,} cache hits.")
 
-left, right = st.columns(2)
-with left:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=daily["day"], y=daily["attempts"], name="attempts")
-    fig.add_scatter(x=daily["day"], y=daily["success_rate"], mode="lines", name="success rate", secondary_y=True)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], secondary_y=True)
-    show(fig, title="Attempts and success rate")
-with right:
-    fig = px.bar(
-        data["failures"],
-        x="n",
-        y="error_kind",
-        orientation="h",
-        title="Failures by kind",
-        labels={"n": "attempts", "error_kind": ""},
+def choose_filters(choices: dict) -> tuple:
+    c1, c2, c3 = st.columns(3)
+    model = c1.selectbox("Model", [None, *choices["model"]], format_func=lambda v: v or "all models")
+    template = c2.selectbox(
+        "Template version",
+        [None, *choices["template"]],
+        format_func=lambda v: " · ".join([v, *choices["labels"].get(v, [])]) if v else "all versions",
     )
-    show(fig)
+    provider = c3.selectbox("Provider", [None, *choices["provider"]], format_func=lambda v: v or "all providers")
+    return model, template, provider
 
-left, right = st.columns(2)
-with left:
-    fig = px.line(
-        data["times"],
-        x="day",
-        y=["p50_ms", "p95_ms"],
-        title="Generation time (ms)",
-        labels={"day": "", "value": "ms", "variable": ""},
-    )
-    show(fig)
-with right:
-    fig = px.bar(
-        data["by_model"],
-        x="day",
-        y="spend_usd",
-        color="model",
-        title="Spend per day by model (USD)",
-        labels={"day": "", "spend_usd": "USD"},
-    )
-    cap = ui.settings().image_budget_daily_usd
-    if cap:
-        fig.add_hline(y=cap, line_dash="dash", line_color="#dc2626", annotation_text="daily budget")
-    show(fig)
 
-left, right = st.columns(2)
-with left:
-    fig = px.bar(
-        data["by_template"],
-        x="day",
-        y="spend_usd",
-        color="template",
-        title="Spend per day by template version (USD)",
-        labels={"day": "", "spend_usd": "USD"},
+def what_it_bought(head: dict) -> None:
+    st.subheader("What we spent and what it bought")
+    row = st.columns(4)
+    row[0].metric("Spent", ui.money(head["spend_usd"]), help="Every finished call in this period and filter.")
+    row[1].metric(
+        "Approved and published",
+        f"{head['approved']:,}",
+        help=f"Images made in this period that an admin approved (each approval publishes); "
+        f"{head['approved_live']:,} of them are live on the marketplace now.",
     )
-    show(fig)
-with right:
-    fig = px.bar(
-        daily, x="day", y="saved_usd", title="Money the cache saved (USD)", labels={"day": "", "saved_usd": "USD"}
-    )
-    show(fig)
+    row[2].metric("Per approved image", ui.money(head["cost_per_approved_usd"]), help="Spent ÷ approved images.")
+    row[3].metric("Spent on rejected images", ui.money(head["rejected_spend_usd"]))
 
-st.subheader("Storage")
-left, right = st.columns([3, 2])
-with left:
-    storage = data["storage"].assign(GB=lambda f: f["bytes"] / 1e9)
-    fig = px.area(storage, x="day", y="GB", color="kind", title="Bytes on disk", labels={"day": ""})
-    show(fig)
-with right:
-    st.caption("Largest consumers")
-    st.dataframe(
-        data["largest"].assign(MB=lambda f: (f["bytes"] / 1e6).round(1))[["title", "MB", "files"]],
+
+def this_month(outlook: spending.MonthOutlook) -> None:
+    st.subheader("This month against the budget")
+    cap = ui.settings().image_budget_monthly_usd
+    row = st.columns(4)
+    row[0].metric("Spent this month", ui.money(outlook.spent), help="Every call this UTC month, whatever the filters.")
+    row[1].metric("Monthly budget", "not set" if cap is None else ui.money(cap))
+    row[2].metric("Forecast to month end", ui.money(outlook.forecast), help=ui.literal(outlook.method()))
+    row[3].metric("Days elapsed", f"{outlook.days_elapsed} of {outlook.days_in_month}")
+    st.caption(ui.literal(f"{outlook.against(cap)} {outlook.method()}"))
+    st.plotly_chart(charts.month_against_budget(outlook, cap), width="stretch")
+
+
+def totals(data: dict) -> None:
+    st.subheader("Totals")
+    by_model, by_template = st.tabs(["By model", "By template version"])
+    with by_model:
+        st.dataframe(spending.totals_table(data["totals"], "model"), hide_index=True, width="stretch")
+    with by_template:
+        st.dataframe(spending.totals_table(data["totals"], "template"), hide_index=True, width="stretch")
+
+
+def how_it_runs(head: dict, data: dict) -> None:
+    st.subheader("How generation runs")
+    row = st.columns(5)
+    row[0].metric("Attempts", f"{head['attempts']:,}")
+    row[1].metric("Success rate", f"{head['success_rate']:.1%}")
+    paid = "Paid calls that succeeded; cache hits excluded."
+    row[2].metric("Typical time", wording.seconds(head["p50_ms"]), help=f"The median. {paid}")
+    row[3].metric(
+        "Slowest 5% take", wording.seconds(head["p95_ms"]), help=f"At least this long (95th percentile). {paid}"
+    )
+    row[4].metric("Saved by the cache", ui.money(head["cache_saved_usd"]), help=f"{head['cache_hits']:,} cache hits.")
+    daily_cap = ui.settings().image_budget_daily_usd
+    pairs = [
+        (charts.attempts_and_success(data["daily"]), charts.failures_by_kind(data["failures"])),
+        (charts.generation_times(data["times"]), charts.spend_per_day(data["by_model"], "model", daily_cap)),
+        (charts.spend_per_day(data["by_template"], "template"), charts.cache_savings(data["daily"])),
+    ]
+    for left_fig, right_fig in pairs:
+        left, right = st.columns(2)
+        left.plotly_chart(left_fig, width="stretch")
+        right.plotly_chart(right_fig, width="stretch")
+
+
+def storage(data: dict) -> None:
+    st.subheader("Storage")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.storage(data["storage"]), width="stretch")
+    largest = data["largest"]
+    right.caption("The solutions holding the most space")
+    right.dataframe(
+        largest.assign(Size=largest["bytes"].map(wording.megabytes))[["title", "Size", "files"]].rename(
+            columns={"title": "Solution", "files": "Files"}
+        ),
         hide_index=True,
         height=280,
     )
     if actor.can("manage"):
-        ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
+        with right:
+            ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
 
 
-def attempts_csv() -> str:
-    scope = metrics.last_days(days, model=model, template=template, provider=provider)
-    with ui.db() as session:
-        return bulkfiles.safe_csv(metrics.attempts_table(session=session, scope=scope))
-
-
-# Built on request: up to 50,000 rows is too much to prepare on every visit.
-key = ("attempts_csv", days, model, template, provider)
-if st.session_state.get("csv_key") != key:
-    if st.button("Prepare the attempts behind these charts (CSV)", icon=":material/table:"):
-        with st.spinner("Preparing the CSV…"):
-            st.session_state["csv"], st.session_state["csv_key"] = attempts_csv(), key
-        st.rerun()
-else:
+def attempts_download(period: str, start: date | None, end: date | None, filters: tuple) -> None:
+    """The attempt rows behind the charts as CSV, prepared on request (up to 50,000 rows)."""
+    key = ("attempts_csv", period, start, end, filters)
+    if st.session_state.get("csv_key") != key:
+        if st.button("Prepare the attempts behind these charts (CSV)", icon=":material/table:"):
+            with st.spinner("Preparing the CSV…"), ui.db() as session:
+                table = metrics.attempts_table(session=session, scope=scope_of(period, start, end, filters))
+                st.session_state["csv"], st.session_state["csv_key"] = bulkfiles.safe_csv(table), key
+            st.rerun()
+        return
     st.download_button(
         "Download the attempts (CSV)",
         st.session_state["csv"],
-        file_name=f"aixchange-attempts-{days}d.csv",
+        file_name=f"aixchange-attempts-{period}.csv",
         mime="text/csv",
         icon=":material/download:",
         on_click="ignore",
     )
+
+
+period, start, end = choose_period()
+filters = choose_filters(filter_choices())
+data = figures(period, start, end, filters)
+head = data["head"]
+if not head["attempts"]:
+    more = " or run some on Generate" if actor.can("generate") else ""
+    st.info(f"No generations match this period and filters. Widen them{more}.", icon=":material/query_stats:")
+    this_month(data["month"])
+    st.stop()
+what_it_bought(head)
+this_month(data["month"])
+totals(data)
+how_it_runs(head, data)
+storage(data)
+attempts_download(period, start, end, filters)

@@ -1,10 +1,9 @@
 """Overview: what needs doing today, each number leading to where it is handled."""
 
-import plotly.express as px
 import streamlit as st
 
 import ui
-from aixchange_images import budget, deliveries, demo, metrics
+from aixchange_images import budget, charts, deliveries, demo, metrics
 
 actor = ui.guard("view")
 st.title("Overview")
@@ -21,13 +20,16 @@ def figures(_marker: str) -> dict:
 
 data = figures(str(ui.base_settings().database_url))
 if data["solutions"] == 0:
+    if not actor.can("edit_catalogue"):
+        st.info("No solutions yet: an admin imports the catalogue on **Solutions**.", icon=":material/inbox:")
+        st.stop()
     st.info(
         "No solutions yet. Import AIXchange bulk JSON or CSV on **Solutions**, or load a demo catalogue "
         "to look around (`python -m aixchange_images demo-data` does the same from a shell).",
         icon=":material/inbox:",
     )
     ui.page_link("pages/solutions.py", "Import solutions", ":material/upload:")
-    if actor.can("edit_catalogue") and st.button("Load demo data", type="primary", icon=":material/magic_button:"):
+    if st.button("Load demo data", type="primary", icon=":material/magic_button:"):
         with st.spinner("Drawing demo images and writing a history…"):
             ui.attempt(
                 lambda: demo.load(ui.engine(), ui.settings(), solutions=120, generations=600, actor=actor),
@@ -53,7 +55,7 @@ with cols[3]:
         "Spent this month", ui.money(money["spent_month_usd"]), help="Month to date, UTC, including calls in flight."
     )
     if cap:
-        st.progress(min(1.0, money["spent_month_usd"] / cap), text=f"of {ui.money(cap)} monthly budget")
+        st.progress(min(1.0, money["spent_month_usd"] / cap), text=ui.md("of {} monthly budget", ui.money(cap)))
     else:
         st.caption("No monthly budget set" + (" — set one in Settings." if actor.can("manage") else "."))
     ui.page_link("pages/metrics.py", "See the metrics", ":material/monitoring:")
@@ -71,21 +73,9 @@ if open_conflicts:
     ui.page_link("pages/marketplace.py", "All marketplace conflicts", ":material/storefront:")
 
 st.subheader("Images by status")
-counts = {k: v for k, v in data["status_counts"].items()}
-chart = px.bar(
-    x=list(counts.keys()),
-    y=list(counts.values()),
-    labels={"x": "image status", "y": "solutions"},
-    color=list(counts.keys()),
-    color_discrete_sequence=px.colors.qualitative.Set2,
-)
-chart.update_layout(showlegend=False, height=280, margin=dict(l=10, r=10, t=10, b=10))
-st.plotly_chart(chart, width="stretch")
+st.plotly_chart(charts.status_counts(data["status_counts"]), width="stretch")
 
 daily = data["daily"]
 if not daily.empty:
     st.subheader("Generations this month")
-    fig = px.bar(daily, x="day", y=["succeeded"], labels={"value": "images", "day": ""})
-    fig.add_scatter(x=daily["day"], y=daily["attempts"], mode="lines+markers", name="attempts")
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="")
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(charts.generations(daily), width="stretch")

@@ -1,41 +1,32 @@
-"""Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
+"""Settings (admins): users and roles, generation defaults and budgets, prices, storage, schedules, the audit log."""
 
-import json
+from collections.abc import Callable
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 import jobs_panel
 import ui
-from aixchange_images import admin, auth, review
+from aixchange_images import admin, auditlog, auth, review, wording
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
 from aixchange_images.models import Role, User
 
 ROLES = [role.value for role in Role]
 
+AUDIT_PAGE = 100
 actor = ui.guard("manage")
 settings = ui.settings()
 st.title("Settings")
-users_tab, defaults_tab, prices_tab, storage_tab, schedules_tab, audit_tab = st.tabs(
-    ["Users", "Defaults and budgets", "Prices", "Storage", "Schedules", "Audit log"]
-)
 
 
 def base_url_shown(url: str) -> str:
-    """The base URL without any user:password part (a proxy's URL may carry one)."""
+    """The base URL without any user:password part (a proxy's URL may carry one), safe in a code span."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
-
-
-def write(fn, message: str):
-    def run():
-        with ui.db(write=True) as session:
-            out = fn(session)
-            session.commit()
-            return out
-
-    return ui.attempt(run, message)
+    shown = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
+    return shown.replace("`", "%60")
 
 
 def change_user(users: list[User]) -> None:
@@ -51,7 +42,7 @@ def change_user(users: list[User]) -> None:
     new_role = st.selectbox("Role", ROLES, index=ROLES.index(user.role), key=f"role-of-{who}")
     c1, c2 = st.columns(2)
     if c1.button("Save role", disabled=new_role == user.role, width="stretch"):
-        done = write(
+        done = ui.write(
             lambda s: auth.set_role(session=s, actor=actor, username=who, role=new_role),
             f"{who} is now {new_role}.",
         )
@@ -59,29 +50,53 @@ def change_user(users: list[User]) -> None:
             st.rerun()
     label = "Enable user" if user.disabled else "Disable user"
     if c2.button(label, icon=":material/person_off:" if not user.disabled else ":material/person:", width="stretch"):
-        done = write(
+        done = ui.write(
             lambda s: auth.set_disabled(session=s, actor=actor, username=who, disabled=not user.disabled),
             f"{who} is {'enabled' if user.disabled else 'disabled'}.",
         )
         if done is not None:
             st.rerun()
+    email = st.text_input("Email for single sign-on", user.email or "", key=f"email-of-{who}")
+    if st.button("Save email", disabled=email.strip().lower() == (user.email or ""), key=f"save-email-{who}"):
+        done = ui.write(
+            lambda s: auth.set_email(session=s, actor=actor, username=who, email=email), f"Saved {who}'s email."
+        )
+        if done is not None:
+            st.rerun()
+    # Failed sign-ins make new browsers wait before trying this name again; this forgets them.
+    if st.button("Unlock sign-in", icon=":material/lock_open:", key=f"unlock-{who}"):
+        done = ui.write(lambda s: auth.unlock(session=s, actor=actor, username=who), f"{who} may sign in again now.")
+        if done is not None:
+            st.rerun()
 
 
-with users_tab:
+def when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+
+
+def user_status(user: User, wait: int) -> str:
+    if user.disabled:
+        return "disabled"
+    return f"a new browser waits {wait:,} s to sign in" if wait else "active"
+
+
+def users_tab() -> None:
     with ui.db() as session:
         users = auth.list_users(session=session)
+        waits = {u.username: auth.account_wait(session=session, username=u.username) for u in users}
     st.dataframe(
         pd.DataFrame(
             [
                 {
-                    "username": u.username,
-                    "role": u.role,
-                    "disabled": u.disabled,
-                    "last sign-in": u.last_login_at,
-                    "locked until": u.locked_until,
+                    "Username": u.username,
+                    "Role": u.role,
+                    "Email": u.email or "",
+                    "Status": user_status(u, waits[u.username]),
+                    "Last sign-in": when(u.last_login_at) or "never",
                 }
                 for u in users
-            ]
+            ],
+            columns=["Username", "Role", "Email", "Status", "Last sign-in"],
         ),
         hide_index=True,
     )
@@ -91,76 +106,82 @@ with users_tab:
         name = st.text_input("New username")
         role = st.selectbox("Role", ROLES, index=2)
         password = st.text_input("Initial password", type="password", help="At least 8 characters.")
+        email = st.text_input("Email for single sign-on (optional)")
         if st.form_submit_button("Add user", type="primary"):
-            write(
-                lambda s: auth.add_user(session=s, actor=actor, username=name, password=password, role=role),
+            ui.write(
+                lambda s: auth.add_user(
+                    session=s, actor=actor, username=name, password=password, role=role, email=email
+                ),
                 f"Added {name}.",
             )
     with c2:
         change_user(users)
 
-with defaults_tab:
+
+def defaults_tab() -> None:
     key_state = "configured" if settings.openai_api_key else "not configured"
     st.markdown(
         f"OpenAI API key: **{key_state}** (set `OPENAI_API_KEY` on the server; it is never shown or stored)."
         + (f" Base URL: `{base_url_shown(settings.openai_base_url)}`." if settings.openai_base_url else "")
     )
     if settings.quality_notice:
-        st.info(settings.quality_notice)
+        st.info(ui.literal(settings.quality_notice))
     with st.form("defaults"):
-        c1, c2, c3 = st.columns(3)
-        provider = c1.selectbox(
-            "Provider",
-            ["local", "openai"],
-            index=["local", "openai"].index(settings.provider_name)
-            if settings.provider_name in ("local", "openai")
-            else 0,
-        )
-        model = c2.text_input("Model", settings.image_model)
-        size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES])))
-        quality = c1.selectbox(
-            "Quality",
-            QUALITIES[:4],
-            index=QUALITIES.index(settings.dalle_image_quality) if settings.dalle_image_quality in QUALITIES[:4] else 1,
-        )
-        fmt = c2.selectbox(
-            "Published format", ["png", "jpeg"], index=["png", "jpeg"].index(settings.dalle_image_format)
-        )
-        concurrency = c3.number_input("Parallel calls", 1, 64, settings.image_concurrency)
-        rate = c1.number_input("Calls per minute (0 = no cap)", 0, 10000, settings.image_rate_limit_per_minute or 0)
-        daily = c2.number_input(
-            "Daily budget USD (empty = the server's setting)", 0.0, 1e6, settings.image_budget_daily_usd
-        )
-        monthly = c3.number_input(
-            "Monthly budget USD (empty = the server's setting)", 0.0, 1e7, settings.image_budget_monthly_usd
-        )
-        share = c1.slider("Alert at share of a budget", 0.1, 1.0, settings.image_budget_alert_share, 0.05)
-        if st.form_submit_button("Save defaults", type="primary"):
-            values = {
-                "image_provider": provider,
-                "image_model": model.strip(),
-                "dalle_image_size": size,
-                "dalle_image_quality": quality,
-                "dalle_image_format": fmt,
-                "image_concurrency": int(concurrency),
-                "image_rate_limit_per_minute": int(rate) or None,
-                "image_budget_daily_usd": daily,
-                "image_budget_monthly_usd": monthly,
-                "image_budget_alert_share": share,
-            }
-            # Only what the admin changed becomes an override; the rest keeps following the server.
-            changes = admin.changed_settings(settings=settings, values=values)
-            if not changes:
-                st.info("Nothing changed.")
-            else:
-                write(
-                    lambda s: admin.save_overrides(
-                        session=s, settings=ui.base_settings(), actor=actor, changes=changes
-                    ),
-                    f"Saved {len(changes)} setting(s).",
-                )
+        values = defaults_form()
+        submitted = st.form_submit_button("Save defaults", type="primary")
+    if not submitted:
+        return
+    # Only what the admin changed becomes an override; the rest keeps following the server.
+    changes = admin.changed_settings(settings=settings, values=values)
+    if not changes:
+        st.info("Nothing changed.")
+        return
+    ui.write(
+        lambda s: admin.save_overrides(session=s, settings=ui.base_settings(), actor=actor, changes=changes),
+        f"Saved {len(changes)} setting(s).",
+    )
 
-with prices_tab:
+
+def defaults_form() -> dict:
+    c1, c2, c3 = st.columns(3)
+    providers = ["local", "openai"]
+    provider = c1.selectbox(
+        "Provider",
+        providers,
+        index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
+    )
+    model = c2.text_input("Model", settings.image_model)
+    size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES])))
+    quality = c1.selectbox(
+        "Quality",
+        QUALITIES[:4],
+        index=QUALITIES.index(settings.dalle_image_quality) if settings.dalle_image_quality in QUALITIES[:4] else 1,
+    )
+    fmt = c2.selectbox("Published format", ["png", "jpeg"], index=["png", "jpeg"].index(settings.dalle_image_format))
+    concurrency = c3.number_input("Parallel calls", 1, 64, settings.image_concurrency)
+    rate = c1.number_input("Calls per minute (0 = no cap)", 0, 10000, settings.image_rate_limit_per_minute or 0)
+    daily = c2.number_input(
+        "Daily budget USD (empty = the server's setting)", 0.0, 1e6, settings.image_budget_daily_usd
+    )
+    monthly = c3.number_input(
+        "Monthly budget USD (empty = the server's setting)", 0.0, 1e7, settings.image_budget_monthly_usd
+    )
+    share = c1.slider("Alert at share of a budget", 0.1, 1.0, settings.image_budget_alert_share, 0.05)
+    return {
+        "image_provider": provider,
+        "image_model": model.strip(),
+        "dalle_image_size": size,
+        "dalle_image_quality": quality,
+        "dalle_image_format": fmt,
+        "image_concurrency": int(concurrency),
+        "image_rate_limit_per_minute": int(rate) or None,
+        "image_budget_daily_usd": daily,
+        "image_budget_monthly_usd": monthly,
+        "image_budget_alert_share": share,
+    }
+
+
+def prices_tab() -> None:
     st.caption("USD per 1M tokens. A change applies to calls from now on; past attempts keep what they cost.")
     with ui.db() as session:
         rows = admin.prices(session=session)
@@ -171,7 +192,7 @@ with prices_tab:
                 "text in": p.text_input_per_m,
                 "image in": p.image_input_per_m,
                 "image out": p.image_output_per_m,
-                "updated by": p.updated_by,
+                "updated by": p.updated_by or "the published price",
             }
             for p in rows
         ]
@@ -180,72 +201,77 @@ with prices_tab:
     if st.button("Save prices", type="primary"):
         before = {r["model"]: r for r in frame.to_dict("records")}
         changed = [r for r in edited.to_dict("records") if r.get("model") and before.get(r["model"]) != r]
+        ui.write(lambda s: save_prices(s, changed), f"Saved {len(changed)} price(s).")
 
-        def cell(value):
-            return None if pd.isna(value) else value
 
-        def save(s):
-            for r in changed:
-                admin.set_price(
-                    session=s,
-                    actor=actor,
-                    model=str(r["model"]),
-                    # An empty cell goes on as None, and set_price refuses it with one sentence.
-                    text_input=cell(r["text in"]),
-                    image_input=cell(r["image in"]),
-                    image_output=cell(r["image out"]),
-                )
-            return len(changed)
+def save_prices(session: Session, changed: list[dict]) -> int:
+    def cell(value: object) -> object:
+        return None if pd.isna(value) else value
 
-        write(save, f"Saved {len(changed)} price(s).")
+    for r in changed:
+        admin.set_price(
+            session=session,
+            actor=actor,
+            model=str(r["model"]),
+            # An empty cell goes on as None, and set_price refuses it with one sentence.
+            text_input=cell(r["text in"]),
+            image_input=cell(r["image in"]),
+            image_output=cell(r["image out"]),
+        )
+    return len(changed)
 
-with storage_tab:
+
+def storage_tab() -> None:
     st.caption(
         "Delete the files of rejected and superseded candidates older than some days. Published files "
         "(and so every rollback target) are never touched."
     )
     days = st.number_input("Older than (days)", 0, 3650, settings.cleanup_after_days)
 
-    def clean(dry_run: bool):
+    def clean(dry_run: bool) -> Callable[[Session], dict | None]:
         return lambda s: review.clean_up(
             session=s, settings=settings, actor=actor, older_than_days=int(days), dry_run=dry_run
         )
 
     c1, c2 = st.columns([1, 4])
     if c1.button("Preview"):
-        report = write(clean(True), None)
+        report = ui.write(clean(True), None)
         if report:
             st.info(
                 f"Would delete {report['files']:,} file(s) of {report['candidates']:,} candidate(s), "
-                f"freeing {report['freed_bytes'] / 1e6:,.1f} MB."
+                f"freeing {wording.megabytes(report['freed_bytes'])}."
             )
     if c2.button("Delete old files", type="primary"):
-        report = write(clean(False), "Clean-up done.")
+        report = ui.write(clean(False), "Clean-up done.")
         if report:
-            st.success(f"Deleted {report['files']:,} file(s), freed {report['freed_bytes'] / 1e6:,.1f} MB.")
+            st.success(f"Deleted {report['files']:,} file(s), freed {wording.megabytes(report['freed_bytes'])}.")
 
-with schedules_tab:
-    jobs_panel.schedules_form(actor)
 
-with audit_tab:
-    offset = st.number_input("Skip the newest", 0, 10_000_000, 0, step=100)
+def schedules_tab() -> None:
+    jobs_panel.schedules_form(actor)  # the nightly generation and the marketplace pull, written through ui.write
+
+
+def audit_tab() -> None:
     with ui.db() as session:
-        events = admin.audit_log(session=session, actor=actor, offset=int(offset), limit=100)
-    if not events:
+        total = auditlog.count(session=session, actor=actor)
+        offset = ui.pager("audit-page", total, AUDIT_PAGE)
+        entries = auditlog.entries(session=session, actor=actor, offset=offset, limit=AUDIT_PAGE)
+    if not entries:
         st.caption("Nothing recorded yet.")
-    else:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "when": e.at,
-                        "who": e.actor,
-                        "action": e.action,
-                        "target": e.target,
-                        "detail": json.dumps(e.detail, default=str),
-                    }
-                    for e in events
-                ]
-            ),
-            hide_index=True,
-        )
+        return
+    st.caption(f"{total:,} event(s), newest first.")
+    st.dataframe(
+        pd.DataFrame([{"When": e.at, "What happened": e.sentence} for e in entries], columns=["When", "What happened"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "When": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss", width="small"),
+            "What happened": st.column_config.TextColumn("What happened", width="large"),
+        },
+    )
+
+
+tabs = st.tabs(["Users", "Defaults and budgets", "Prices", "Storage", "Schedules", "Audit log"])
+for tab, show in zip(tabs, (users_tab, defaults_tab, prices_tab, storage_tab, schedules_tab, audit_tab), strict=True):
+    with tab:
+        show()

@@ -153,6 +153,19 @@ def openai_settings(standin: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch) -> 
     return load_settings(image_max_retry_wait_seconds=2.0, image_timeout_seconds=5.0)
 
 
+@pytest.fixture
+def browser():
+    """A headless Debian Chromium (tests/test_browser.py says how it is started)."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (make test does it)"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
 def solution_record(i: int, **overrides) -> dict:
     """A valid AIXchange bulk-import record."""
     record = {
@@ -188,34 +201,55 @@ def get_solution(engine, solution_id: str) -> Solution:
         return session.get(Solution, solution_id)
 
 
+MAIN_SCRIPT = ROOT / "dashboard" / "main.py"  # what the server runs: it routes every run through app.py
+
+
 def app_test(actor=None):
     """The dashboard in Streamlit's AppTest, signed in as `actor` (an auth.Actor) when given."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = DashboardTest(MAIN_SCRIPT, default_timeout=60)
     if actor is not None:
         at.session_state["actor"] = stored_actor(actor)
     return at
 
 
+def _dashboard_test_class():  # type: ignore[no-untyped-def]
+    from streamlit.testing.v1 import AppTest
+
+    class DashboardTest(AppTest):
+        """AppTest of the server's main script; `switch_page("pages/x.py")` names page files from the repository root."""
+
+        def switch_page(self, page_path: str) -> AppTest:
+            return super().switch_page(str(ROOT / page_path))
+
+    return DashboardTest
+
+
+DashboardTest = _dashboard_test_class()
+
+
 def stored_actor(actor):  # type: ignore[no-untyped-def]
-    """`actor` as sign-in leaves it: backed by a user row (made here if missing), so the app's
-    every-run reload sees a real user, as it does in the browser."""
+    """`actor` as sign-in leaves it: backed by a user row (made here if missing) and a browser session,
+    so the app's every-run check sees a real user signed in, as it does in the browser."""
     from dataclasses import replace
 
     from sqlmodel import select
 
+    from aixchange_images import sessions
     from aixchange_images.models import User
 
-    if actor.user_id is not None:
-        return actor
-    with Session(db.get_engine(load_settings())) as session:
-        user = session.exec(select(User).where(User.username == actor.username)).first()
+    settings = load_settings()
+    with Session(db.get_engine(settings)) as session:
+        user = session.get(User, actor.user_id) if actor.user_id is not None else None
+        user = user or session.exec(select(User).where(User.username == actor.username)).first()
         if user is None:
             user = User(username=actor.username, password_hash="not-a-hash: signed in by the test", role=actor.role)
             session.add(user)
-            session.commit()
-        return replace(actor, user_id=user.id, role=user.role)
+            session.flush()
+        signed = sessions.start(
+            session=session, settings=settings, actor=replace(actor, user_id=user.id, role=user.role)
+        )
+        session.commit()
+        return signed.actor
 
 
 def open_page(name: str, actor=None):

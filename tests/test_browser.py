@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from aixchange_images.config import load_settings
 from aixchange_images.db import get_engine
+from aixchange_images.launch import DASHBOARD
 from aixchange_images.models import Attempt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,16 @@ def _wait_until(check, timeout: float, what: str):
             return result
         time.sleep(0.1)  # polling a condition under a deadline, not standing in for one
     raise AssertionError(f"timed out waiting for {what}")
+
+
+SCRIPT_IDLE = (
+    "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
+)
+
+
+def idle(page) -> None:  # type: ignore[no-untyped-def]
+    """Streamlit has finished its run, so no faded copy of an element from the run before is left to match."""
+    page.wait_for_function(SCRIPT_IDLE, timeout=60_000)
 
 
 def _healthy(url: str, path: str = "/_stcore/health") -> bool:
@@ -100,8 +111,9 @@ def worker(cwd: Path, env: dict[str, str]):
 
 
 @contextmanager
-def streamlit_server(cwd: Path, env: dict[str, str]):
-    """`streamlit run app.py` on a free port of 127.0.0.1, in `cwd`; yields its URL once it is healthy."""
+def streamlit_server(cwd: Path, env: dict[str, str], script: Path = DASHBOARD):
+    """The dashboard's server (as `up` starts it), or `script`, on a free port of 127.0.0.1, in `cwd`; yields
+    its URL once healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = cwd / "streamlit.log"
@@ -112,7 +124,7 @@ def streamlit_server(cwd: Path, env: dict[str, str]):
                 "-m",
                 "streamlit",
                 "run",
-                str(ROOT / "app.py"),
+                str(script),
                 "--server.port",
                 str(port),
                 "--server.address",
@@ -153,12 +165,15 @@ def test_admin_signs_in_generates_approves_and_the_file_is_published(server, tmp
         page.get_by_role("textbox", name="Username").fill("admin")
         page.get_by_role("textbox", name="Password").fill("browser-pass-123")
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        expect(page.get_by_role("heading", name="Review")).to_be_visible()  # the link's page, once signed in
 
         page.get_by_role("link", name="Generate").first.click()
         expect(page.get_by_role("heading", name="Generate")).to_be_visible()
         page.get_by_role("button", name="Generate").click()  # queued; the worker runs it, the page follows it
         expect(page.get_by_text("Job 1 is done.")).to_be_visible(timeout=60_000)
+        # the job's end reran the page: its Last run table, built from the job's attempts, took the note's place
+        expect(page.get_by_text("Its results are listed here when it ends")).to_have_count(0)
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible()
 
         page.get_by_role("link", name="Review").first.click()
         expect(page.get_by_role("heading", name="Vision Quality Inspector")).to_be_visible()

@@ -10,10 +10,11 @@ import pytest
 from conftest import run_jobs
 from openai_standin import IMAGES_PATH
 from redis_server import PASSWORD
+from sqlalchemy import inspect
 from sqlmodel import Session, select
 from test_claims import gone_pid
 
-from aixchange_images import cli, jobitems, jobqueue, jobs, leases, runs
+from aixchange_images import batch, cli, db, jobitems, jobqueue, jobs, leases, runs
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.config import ConfigError, load_settings
 from aixchange_images.db import session_scope
@@ -214,6 +215,44 @@ def test_a_job_run_by_a_process_that_finds_it_over_does_nothing(engine, settings
     with Session(engine) as session:
         assert session.exec(select(Attempt)).all() == []
     assert job_row(engine, job.id).status == JobStatus.cancelled
+
+
+def test_a_jobs_results_read_as_a_batch_run_in_the_page_returns_them(engine, settings, make_solutions):
+    ids = make_solutions(2)
+    job = jobs.enqueue_generate(engine, settings, ids, GenerateOptions(size="256x256", candidates=2, auto_approve=True))
+    run_jobs(engine, settings)
+    with Session(engine) as session:
+        results = jobs.results(session=session, job=job)
+        table = batch.results_table(session=session, results=results)
+        assert jobs.results(session=session, job=job, failed=True) == []
+        assert len(jobs.results(session=session, job=job, limit=3)) == 3
+    assert sorted(r.solution_id for r in results) == sorted(ids * 2)
+    assert all(r.status == "succeeded" and r.candidate_id and r.attempt_id for r in results)
+    assert sum(r.published_url is not None for r in results) == 2  # each solution's first image, auto-approved
+    assert sorted(table["Result"]) == ["New candidate for review"] * 2 + ["Published"] * 2
+    assert sorted(set(table["Solution"])) == ["Solution number 0", "Solution number 1"]
+
+
+def test_a_jobs_items_that_failed_without_an_attempt_are_its_failures(engine, settings, make_solutions):
+    job = jobs.enqueue_generate(engine, settings, make_solutions(2), SMALL)
+    jobitems.fail(engine, job.id, "The template default@9 is gone.")
+    jobitems.finalize(engine, job.id)
+    with Session(engine) as session:
+        failed = jobs.results(session=session, job=job, failed=True)
+    assert [(r.status, r.attempt_id, r.error) for r in failed] == [
+        ("failed", None, "The template default@9 is gone.")
+    ] * 2
+
+
+def test_a_database_from_before_background_jobs_gains_their_tables(engine):
+    tables = ("jobitem", "job", "solutionclaim", "runner", "jobschedule")
+    with engine.begin() as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 13")
+    assert db.migrate(engine) == [13]
+    assert db.migrate(engine) == []
+    assert set(tables) <= set(inspect(engine).get_table_names())
 
 
 def test_redis_url_is_checked_and_its_password_is_a_secret(monkeypatch):

@@ -722,6 +722,12 @@ def test_a_row_we_know_adopts_review_candidates_made_under_its_title(capsys, eng
     assert marketplace.image_url(row) == get_solution(engine, row).image_url != PLACEHOLDER_URL
 
 
+def _count(engine, query: str) -> int:
+    """A fresh transaction each time: PostgreSQL keeps pg_stat_activity as it first read it within one."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(query).scalar()
+
+
 def test_a_pull_waits_for_an_approval_being_committed_and_keeps_it(capsys, engine, marketplace):
     """PostgreSQL only: SQLite's write lock already serialises a pull with every other writer."""
     import threading
@@ -745,10 +751,8 @@ def test_a_pull_waits_for_an_approval_being_committed_and_keeps_it(capsys, engin
         waiting = (
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
         )
-        with engine.connect() as probe:  # until the pull waits on the approval's solution lock
-            _wait_until(
-                lambda: probe.exec_driver_sql(waiting).scalar() or not puller.is_alive(), 60, "the pull to wait"
-            )
+        # until the pull waits on the approval's solution lock
+        _wait_until(lambda: _count(engine, waiting) or not puller.is_alive(), 60, "the pull to wait")
         assert puller.is_alive(), "the pull finished without waiting for the approval"
         approving.commit()
     finally:

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 from test_cli import STATS_KEYS
 
-from aixchange_images import batch, cli, demo, metrics, pipeline, review
+from aixchange_images import batch, cli, demo, metrics, pipeline, review, spending
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -416,13 +416,16 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "by_template": metrics.spend_by(session=session, scope=scope, by="template"),
             "storage": metrics.storage_over_time(session=session, since=scope.since),
             "largest": metrics.largest_consumers(session=session),
+            "totals": spending.totals(session=session, scope=scope),
+            "month": spending.month_outlook(session=session),
         }
 
     together = metrics.dashboard(engine, scope, workers=4)
 
     assert together.keys() == one_by_one.keys()
     assert together["head"] == one_by_one["head"] and together["head"]["attempts"] == 2
-    for name in one_by_one.keys() - {"head"}:
+    assert together["month"].spent == one_by_one["month"].spent
+    for name in one_by_one.keys() - {"head", "month"}:
         pd.testing.assert_frame_equal(together[name], one_by_one[name])
     assert not together["largest"].empty
 
@@ -658,14 +661,14 @@ def test_metrics_page_filters_change_the_headline_figures(engine, demo_data, lab
 
 def test_metrics_page_shows_no_spend_for_the_free_provider(engine, demo_data):
     at = open_page("metrics", MIA)
-    assert metric(at, "Spend") != "$0.0000"
+    assert metric(at, "Spent") != "$0"
 
     next(s for s in at.selectbox if s.label == "Provider").select("local").run()
 
     with Session(engine) as session:
         local = metrics.headline(session=session, scope=metrics.last_days(30, provider="local"))
-    assert metric(at, "Spend") == "$0.0000"
-    assert metric(at, "Per approved image") == ("—" if local["cost_per_approved_usd"] is None else "$0.0000")
+    assert metric(at, "Spent") == "$0"
+    assert metric(at, "Per approved image") == ("—" if local["cost_per_approved_usd"] is None else "$0")
 
 
 def test_settings_clean_up_preview_reports_without_deleting(engine, local_settings, reviewed):
@@ -692,5 +695,5 @@ def test_settings_clean_up_deletes_and_the_audit_log_shows_it(engine, local_sett
         for c in candidates(engine).values()
         if c.id in (reviewed["superseded"], reviewed["rejected"])
     )
-    log = next(d.value for d in at.dataframe if "action" in d.value.columns)
-    assert "storage.cleanup" in list(log["action"])
+    log = next(d.value for d in at.dataframe if "What happened" in d.value.columns)
+    assert log["What happened"][0].startswith("alice deleted 4 file(s) of candidates older than 30 days, freeing ")

@@ -223,7 +223,7 @@ def test_a_failed_regeneration_keeps_a_published_image(engine, openai_settings, 
 
     assert result.error_kind == "server_error"
     solution = get_solution(engine, sid)
-    assert (solution.image_url, solution.image_status) == (published, ImageStatus.approved)
+    assert (solution.image_url, solution.image_status) == (published, ImageStatus.uploaded)  # the file's, kept
 
 
 @pytest.mark.parametrize("description", ["", "   \n  "])

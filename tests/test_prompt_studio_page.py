@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from conftest import open_page, stored_actor
@@ -18,6 +19,11 @@ PAT = Actor("pat", "product")
 
 def studio(actor: Actor = PAT) -> AppTest:
     return open_page("prompt_studio", actor)
+
+
+def shown(markdown: str) -> str:
+    """Text the page escaped with ui.literal, as a reader sees it."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def button(at: AppTest, label: str):
@@ -52,7 +58,7 @@ def test_the_page_shows_the_production_version_and_its_preview(engine, make_solu
     assert at.selectbox(key="ps_view").value == 1
     preview = text_area(at, "Rendered prompt").value
     assert preview.startswith('Create a professional, modern visualization for an AI solution called "Solution number')
-    assert any("of the 32,000 characters gpt-image-2 takes" in c.value for c in at.caption)
+    assert any("of the 32,000 characters gpt-image-2 takes" in shown(c.value) for c in at.caption)
 
 
 def test_editing_previews_live_and_saves_a_new_version(engine, make_solutions):
@@ -81,7 +87,7 @@ def test_an_unknown_variable_is_one_sentence_and_nothing_is_saved(engine, make_s
     button(at, "Edit as a new version").click().run()
     text_area(at, "Template text").input("A card for {title} by {author}.").run()
 
-    assert any("unknown variable {author}" in e.value for e in at.error)
+    assert any("unknown variable {author}" in shown(e.value) for e in at.error)
     button(at, "Save as new version").click().run()
     assert not at.exception
     assert len(stored(engine, TemplateVersion)) == 1
@@ -93,7 +99,7 @@ def test_the_check_reports_a_prompt_that_moderation_would_block(engine, make_sol
 
     button(at, "Check length and moderation").click().run()
 
-    assert any("Moderation flags this prompt (gore)" in e.value for e in at.error)
+    assert any("Moderation flags this prompt (gore)" in shown(e.value) for e in at.error)
     assert stored(engine, Attempt) == []  # a check is not a generation
 
 
@@ -148,10 +154,10 @@ def test_the_yield_table_has_a_row_per_version_with_its_figures(engine, make_sol
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
     button(at, "Run both versions").click().run()
 
-    table = at.dataframe[-1].value.set_index("template")  # the yield table is the last on the page
+    table = at.dataframe[-1].value.set_index("Template version")  # the yield table is the last on the page
 
-    assert list(table.loc[["default@2", "default@1"], "attempts"]) == [2, 2]
-    assert list(table.loc[["default@2", "default@1"], "pending"]) == [2, 2]
+    assert list(table.loc[["default@2", "default@1"], "Attempts"]) == [2, 2]
+    assert list(table.loc[["default@2", "default@1"], "Awaiting review"]) == [2, 2]
 
 
 def test_a_category_can_be_pointed_at_another_template(engine, make_solutions):

@@ -13,7 +13,7 @@ import pytest
 from conftest import solution_record
 from PIL import Image
 from sqlmodel import Session, select
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _wait_until, streamlit_server
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _wait_until, idle, streamlit_server
 from test_review_routine import EVIL_TITLE, EVIL_URL
 
 from aixchange_images import queue
@@ -100,6 +100,7 @@ def showing(page, title: str) -> None:
     from playwright.sync_api import expect
 
     expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    idle(page)
     page.get_by_role("heading", name="Review", exact=True).click()  # keys go to the page, not a box
 
 
