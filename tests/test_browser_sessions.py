@@ -156,7 +156,12 @@ def test_the_browser_holds_only_httponly_strict_cookies_that_scripts_cannot_read
     page = new_tab(context, server)
     sign_in(page)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-    cookies = _wait_until(lambda: {c["name"]: c for c in context.cookies()} or None, 30, "the cookies")
+
+    def both_cookies() -> dict | None:  # Streamlit's own XSRF cookie may come first: wait for ours
+        cookies = {c["name"]: c for c in context.cookies()}
+        return cookies if {sessions.SESSION_COOKIE, sessions.BROWSER_COOKIE} <= set(cookies) else None
+
+    cookies = _wait_until(both_cookies, 30, "the session's cookies")
     session_cookie = cookies[sessions.SESSION_COOKIE]
     for cookie in (session_cookie, cookies[sessions.BROWSER_COOKIE]):
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
