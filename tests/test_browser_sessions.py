@@ -50,6 +50,17 @@ def sign_in(page, username: str = "admin", password: str = PASSWORD) -> None:
     page.get_by_role("button", name="Sign in", exact=True).click()
 
 
+def cookies_handed_over(context) -> dict:
+    """Wait until the browser holds both of our cookies: the page trades its ticket for them in a fetch that
+    may finish after the first page has drawn, and a reload or a new tab before then would not be signed in."""
+
+    def both() -> dict | None:  # Streamlit's own XSRF cookie may come first: wait for ours
+        cookies = {c["name"]: c for c in context.cookies()}
+        return cookies if {sessions.SESSION_COOKIE, sessions.BROWSER_COOKIE} <= set(cookies) else None
+
+    return _wait_until(both, 30, "the session's cookies")
+
+
 def expect_sign_in_form(page) -> None:
     from playwright.sync_api import expect
 
@@ -60,9 +71,11 @@ def expect_sign_in_form(page) -> None:
 def test_a_reload_keeps_the_user_signed_in(server, browser):
     from playwright.sync_api import expect
 
-    page = new_tab(browser.new_context(), server)
+    context = browser.new_context()
+    page = new_tab(context, server)
     sign_in(page)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    cookies_handed_over(context)
     page.reload()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
@@ -76,6 +89,7 @@ def test_a_new_tab_of_the_same_browser_is_signed_in_and_lands_on_its_link(server
     first = new_tab(context, server)
     sign_in(first)
     expect(first.get_by_role("heading", name="Overview")).to_be_visible()
+    cookies_handed_over(context)
     second = new_tab(context, f"{server}/metrics")
     expect(second.get_by_role("heading", name="Metrics")).to_be_visible()
     expect(second.get_by_text("Page not found")).to_have_count(0)
@@ -100,6 +114,7 @@ def test_signing_out_in_one_tab_signs_out_the_other_at_its_next_interaction(serv
     first = new_tab(context, server)
     sign_in(first)
     expect(first.get_by_role("heading", name="Overview")).to_be_visible()
+    cookies_handed_over(context)
     second = new_tab(context, server)
     expect(second.get_by_role("heading", name="Overview")).to_be_visible()
 
@@ -156,7 +171,7 @@ def test_the_browser_holds_only_httponly_strict_cookies_that_scripts_cannot_read
     page = new_tab(context, server)
     sign_in(page)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-    cookies = _wait_until(lambda: {c["name"]: c for c in context.cookies()} or None, 30, "the cookies")
+    cookies = cookies_handed_over(context)
     session_cookie = cookies[sessions.SESSION_COOKIE]
     for cookie in (session_cookie, cookies[sessions.BROWSER_COOKIE]):
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
@@ -174,6 +189,7 @@ def test_strangers_failures_never_keep_the_admin_out_of_their_own_browser(server
     own = browser.new_context()
     page = new_tab(own, server)
     sign_in(page)
+    cookies_handed_over(own)  # the browser cookie that later lets its owner past the strangers' lock
     page.get_by_role("button", name="Sign out").click()
     expect_sign_in_form(page)
     with session_scope(engine, write=True) as session:  # strangers on every address (all are 'local' here) failed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from oidc_standin import OIDCStandIn
 from test_browser import _wait_until, streamlit_server
-from test_browser_sessions import PASSWORD, ROOT, expect_sign_in_form, new_tab, sign_in
+from test_browser_sessions import PASSWORD, ROOT, cookies_handed_over, expect_sign_in_form, new_tab, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +58,7 @@ def test_a_known_identity_signs_in_stays_in_across_tabs_and_signs_out(sso_server
     page.get_by_role("button", name="Sign in with single sign-on").click()
     expect(page.get_by_text("Signed in as")).to_contain_text("ana (manager)")
     assert idp.authorizations == 1
+    cookies_handed_over(context)
     page.reload()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     other = new_tab(context, f"{url}/metrics")

@@ -147,7 +147,7 @@ def test_a_database_file_that_cannot_be_opened_is_one_sentence_and_exit_2(tmp_pa
     ],
 )
 def test_a_malformed_openai_base_url_is_one_sentence_and_exit_2(tmp_path, base_url: str):
-    proc = cli(tmp_path, "solutions", OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test-not-real-0000000000")
+    proc = cli(tmp_path, "solutions", OPENAI_BASE_URL=base_url, OPENAI_API_KEY="test-key-not-real-00000000")
     assert "https://" in one_sentence(proc, "OPENAI_BASE_URL")
 
 
