@@ -365,16 +365,16 @@ def test_an_estimate_from_prompt_columns_matches_one_from_whole_solutions(engine
     assert estimate["estimated_cost_usd"] == pytest.approx(sum(each), abs=1e-6)
 
 
-def test_a_database_from_before_migration_13_gains_the_indexes_estimates_and_yields_read(engine):
-    with engine.begin() as conn:  # the indexes as migration 12 left them
+def test_a_database_from_before_migration_14_gains_the_indexes_estimates_and_yields_read(engine):
+    with engine.begin() as conn:  # the indexes as migration 13 left them
         conn.exec_driver_sql("DROP INDEX ix_attempt_solution_candidate_variant")
         conn.exec_driver_sql("DROP INDEX ix_candidate_yield_cover")
         conn.exec_driver_sql(
             "CREATE INDEX ix_candidate_template_state_reason ON candidate (template_ref, state, reject_reason)"
         )
-        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 13")
+        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 14")
 
-    assert db.migrate(engine) == [13]
+    assert db.migrate(engine) == [14]
     on_attempt = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("attempt")}
     on_candidate = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("candidate")}
     assert on_attempt["ix_attempt_solution_candidate_variant"] == ["solution_id", "candidate_id", "variant"]
