@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gate
+import jobs_panel
 import ui
 from aixchange_images import auth, sessions
 
@@ -81,6 +82,7 @@ def sidebar(actor: auth.Actor) -> None:
         if st.button("Sign out", icon=":material/logout:"):
             gate.sign_out(actor)
         gate.cookie_script()
+        jobs_panel.sidebar_panel()  # running jobs, live, on every page
 
 
 ui.engine()  # build the engine (and announce a set-up token) once per server

@@ -32,6 +32,7 @@ PAGES = [  # (file, title, icon, permission to see it)
     ("pages/solutions.py", "Solutions", ":material/inventory_2:", "view"),
     ("pages/solution.py", "Solution", ":material/history:", "view"),
     ("pages/generate.py", "Generate", ":material/auto_awesome:", "generate"),
+    ("pages/jobs.py", "Jobs", ":material/work_history:", "view"),
     ("pages/review.py", "Review", ":material/fact_check:", "review"),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", "view"),
     ("pages/prompt_studio.py", "Prompt Studio", ":material/edit_note:", "edit_templates"),
@@ -170,7 +171,7 @@ def read(action: Callable[[], T]) -> T | None:
 
 def failure_line(title: str, kind: str | None, error: str | None) -> None:
     """One failed generation while a batch runs: the solution's title and why, in words."""
-    why = f"{wording.error_kind(kind)}: {wording.plain_error(error)}"
+    why = ": ".join(part for part in (wording.error_kind(kind), wording.plain_error(error)) if part)
     st.markdown(":red[✗] " + md("{} — {}", title, why))
 
 

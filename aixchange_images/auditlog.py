@@ -233,6 +233,39 @@ def storage(s: _Said, verb: str) -> str | None:
     )
 
 
+SCHEDULE_WORDS = {
+    "nightly_generate": "the nightly generation of missing images (published without review)",
+    "marketplace_pull": "the scheduled marketplace pull",
+}
+
+
+def _every(values: dict[str, Any]) -> str:
+    """A schedule's timing as people say it: "every day at 02:00 UTC", "every 15 minutes"."""
+    every, offset = int(values.get("every_minutes") or 1440), int(values.get("offset_minutes") or 0)
+    at = f"{offset // 60:02d}:{offset % 60:02d} UTC"
+    if every == 1440:
+        return f"every day at {at}"
+    if every % 1440 == 0:
+        spoken = f"every {every // 1440} days"
+    elif every % 60 == 0:
+        spoken = "every hour" if every == 60 else f"every {every // 60} hours"
+    else:
+        spoken = "every minute" if every == 1 else f"every {every} minutes"
+    return f"{spoken} from {at}" if offset else spoken
+
+
+def schedule(s: _Said, verb: str) -> str | None:
+    old, new = s.get("old"), s.get("new")
+    if verb != "change" or not isinstance(old, dict) or not isinstance(new, dict):
+        return None
+    name = SCHEDULE_WORDS.get(s.target, f"the schedule {s.target}")
+    if not new.get("enabled"):
+        return f"{s.who} turned off {name}" if old.get("enabled") else f"{s.who} set {name} to {_every(new)}, still off"
+    if not old.get("enabled"):
+        return f"{s.who} turned on {name}: {_every(new)}"
+    return f"{s.who} changed {name} from {_every(old)} to {_every(new)}"
+
+
 def generic(s: _Said) -> str:
     """Any other action: who, what (the action's name in words), on what, with its simple details."""
     what = s.event.action.replace(".", " ").replace("_", " ")
@@ -253,4 +286,5 @@ WRITERS: dict[str, Callable[[_Said, str], str | None]] = {
     "template": template,
     "marketplace": marketplace,
     "storage": storage,
+    "schedule": schedule,
 }

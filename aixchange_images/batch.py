@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from . import budget
 from .budget import Usage
 from .catalogue import titles
+from .claims import Claims
 from .config import Settings
 from .db import session_scope
 from .models import Attempt, Candidate, Solution
@@ -43,20 +44,20 @@ def run_batch(
 
     `progress` is called on the caller's thread as results come in. `kept` (a list) gets every
     result from the worker that made it, so it is complete even when the caller is interrupted
-    (a Streamlit rerun): the calls in flight still finish and land there.
+    (a Streamlit rerun): the calls in flight still finish and land there. Each solution is claimed
+    while it is generated for (`claims`): another run that wants it waits, then reuses its image.
     """
-    plan = make_plan(settings, options)
-    recover(engine, settings)  # a killed run's half-done approval: finish or undo it before publishing more
-    with session_scope(engine, write=True) as session:
-        budget.settle_interrupted(session=session, older_than=budget.longest_call(settings))
-        session.commit()
+    generator = start_run(engine, settings, options, stop)
+    with Session(engine) as session:
         tasks = _tasks(session, solution_ids, options)
-    generator = Generator(engine, settings, plan, stop)
     workers = max(1, min(options.concurrency or settings.image_concurrency, len(tasks) or 1))
     results: list[GenerationResult] = []
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool:
-        futures = [pool.submit(_guarded, generator, sid, variant, kept) for sid, variant in tasks]
+    with (
+        Claims(engine, generator.stop) as claims,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool,
+    ):
+        futures = [pool.submit(_guarded, generator, claims, sid, variant, kept) for sid, variant in tasks]
         try:
             for future in as_completed(futures):
                 result = future.result()
@@ -70,7 +71,19 @@ def run_batch(
             # flight finish and are recorded, so nothing paid for is lost.
             generator.stop.set()
             raise
-    return results, summarise(results, len(tasks), time.perf_counter() - started, plan)
+    return results, summarise(results, len(tasks), time.perf_counter() - started, generator.plan)
+
+
+def start_run(
+    engine: Engine, settings: Settings, options: GenerateOptions, stop: threading.Event | None = None
+) -> Generator:
+    """What every run does first: resolve the plan (bad values fail here), settle what killed runs left."""
+    plan = make_plan(settings, options)
+    recover(engine, settings)  # a killed run's half-done approval: finish or undo it before publishing more
+    with session_scope(engine, write=True) as session:
+        budget.settle_interrupted(session=session, older_than=budget.longest_call(settings))
+        session.commit()
+    return Generator(engine, settings, plan, stop)
 
 
 def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) -> list[tuple[str, int]]:
@@ -82,21 +95,28 @@ def _tasks(session: Session, solution_ids: list[str], options: GenerateOptions) 
     highest variant it ever had.
     """
     ids = list(dict.fromkeys(solution_ids))
+    first: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        first.update(first_variants(session, chunk, options))
+    return [(sid, first.get(sid, 0) + n) for sid in ids for n in range(options.candidates)]
+
+
+def first_variants(session: Session, solution_ids: list[str], options: GenerateOptions) -> dict[str, int]:
+    """The variant each of these solutions starts at (see `_tasks`); 0 when absent."""
     query = select(Attempt.solution_id, func.max(Attempt.variant) + 1)
     if options.use_cache:
         query = query.join(Candidate, Candidate.id == Attempt.candidate_id).where(col(Candidate.state).in_(SPENT))
-    first: dict[str, int] = {}
-    for chunk in _chunks(ids):
-        first.update(session.exec(query.where(col(Attempt.solution_id).in_(chunk)).group_by(Attempt.solution_id)).all())
-    return [(sid, int(first.get(sid) or 0) + n) for sid in ids for n in range(options.candidates)]
+    rows = session.exec(query.where(col(Attempt.solution_id).in_(solution_ids)).group_by(Attempt.solution_id))
+    return {sid: int(first or 0) for sid, first in rows.all()}
 
 
 def _guarded(
-    generator: Generator, solution_id: str, variant: int, kept: list[GenerationResult] | None
+    generator: Generator, claims: Claims, solution_id: str, variant: int, kept: list[GenerationResult] | None
 ) -> GenerationResult | None:
-    if generator.stop.is_set():
-        return None  # stopped before it began: nothing was asked, nothing is recorded
-    result = generator.generate(solution_id, variant)
+    with claims.hold(solution_id) as held:
+        if not held or generator.stop.is_set():
+            return None  # stopped before it began: nothing was asked, nothing is recorded
+        result = generator.generate(solution_id, variant)
     if kept is not None:
         kept.append(result)  # list.append is atomic: workers share the list safely
     return result

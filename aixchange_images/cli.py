@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 # Only what every command needs is imported here; each command imports the rest, keeping start-up
 # (and so `stats`) quick.
-from . import admin, auth, budget, journal, metrics, reports
+from . import admin, auth, budget, cli_jobs, journal, metrics, reports
 from .config import Settings, UserError, load_settings
 from .db import get_engine, session_scope
 from .models import REJECT_REASONS, ImageStatus, Solution
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--auto-approve", action="store_true", help="publish the first good candidate at once")
     cmd.add_argument("--no-cache", action="store_true", help="always make a new call")
     cmd.add_argument("--concurrency", type=int, metavar="C")
+    cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
     cmd = command("approve", "publish a candidate")
     cmd.add_argument("candidate_id", type=int)
     cmd = command("reject", "reject a candidate with a reason")
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
     cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")
     cmd.add_argument("--service-port", type=int, default=8000, help="the image service's port (default 8000)")
+    cli_jobs.add_commands(command, _Parser)
     cmd = command("demo-data", "load a realistic synthetic catalogue and history")
     cmd.add_argument("--solutions", type=int, default=120, metavar="N")
     cmd.add_argument("--generations", type=int, default=600, metavar="M")
@@ -223,6 +225,10 @@ def _human(command: str, payload: Any) -> str:
         rows = payload["solutions"]
         lines = [f"{s['id']}  {s['image_status']:<11}  {s['category'][:24]:<24}  {s['title']}" for s in rows]
         return "\n".join(lines + [f"{len(rows)} solution(s)"])
+    if command == "generate" and "job_id" in payload:
+        return f"Job {payload['job_id']} {payload['status']}: {payload['total']} image(s). Follow it with `jobs`."
+    if command == "jobs":
+        return reports.jobs_text(payload)
     if command == "generate":
         s = payload["summary"]
         return (
@@ -390,6 +396,8 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
         if notice:
             print(f"note: {notice}", file=sys.stderr)
     ids = _select_ids(args, engine)
+    if args.background:
+        return cli_jobs.queue_generation(settings, engine, ids, options), 0
     estimate = batch.estimate_batch(engine, settings, ids, options)
     if ids:
         print(
@@ -646,4 +654,6 @@ HANDLERS: dict[str, Handler] = {
     "marketplace": cmd_marketplace,
     "serve": cmd_serve,
     "up": cmd_up,
+    "worker": cli_jobs.cmd_worker,
+    "jobs": cli_jobs.cmd_jobs,
 }

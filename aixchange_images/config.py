@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     service_total_rate_limit: str = "60/minute"  # all clients together: no address rotation spends more
     service_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     service_forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
+    # The job queue: huey's SQLite storage in the data folder by default; Redis when set, so workers on
+    # several machines share one queue (redis://[:password@]host:6379/0). Its password is never shown.
+    redis_url: SecretStr | None = None
     # Dashboard sign-in: a browser session ends after this long without a run, and this long after sign-in.
     session_idle_hours: float = Field(default=8, gt=0)
     session_max_days: float = Field(default=7, gt=0)
@@ -90,7 +93,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("openai_api_key", "marketplace_database_url", mode="before")
+    @field_validator("openai_api_key", "marketplace_database_url", "redis_url", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -120,6 +123,13 @@ class Settings(BaseSettings):
     def _marketplace_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             check_database_url(sqlalchemy_url(value.get_secret_value().strip()))
+        return value
+
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_redis_url(value.get_secret_value())
         return value
 
     @field_validator("openai_base_url", mode="before")
@@ -171,11 +181,12 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values no message, log or export may show: the API key, a proxy URL's password, the
-        passwords of both databases."""
+        passwords of both databases and of the job queue's Redis."""
         key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
         password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
         market = self.marketplace_database_url.get_secret_value() if self.marketplace_database_url else None
-        values = (key, password, *_passwords(market), *_passwords(self.database_url))
+        redis = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
+        values = (key, password, redis, *_passwords(market), *_passwords(self.database_url))
         return tuple(dict.fromkeys(v for v in values if v and len(v) >= 4))  # "x" would blank every x
 
     @property
@@ -247,6 +258,26 @@ def check_base_url(url: str) -> None:
             "this is not an http(s) address the images client can call; write it like https://api.openai.com/v1 "
             "(or your compatible server's address), or leave it unset"
         )
+
+
+def check_redis_url(url: str) -> None:
+    """A redis://, rediss:// or unix:// URL with a host or path; else a ValueError that never repeats the URL."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError("this is not a Redis URL; write it like redis://:password@host:6379/0, or leave it unset")
+
+
+def redis_where(url: SecretStr) -> str:
+    """The queue's Redis as it may be shown: scheme, host, port and database, never the password."""
+    parts = urlsplit(url.get_secret_value().strip())
+    host = parts.hostname or parts.path
+    port = f":{parts.port}" if parts.port else ""
+    database = parts.path if parts.scheme != "unix" and parts.path not in ("", "/") else ""
+    return f"{parts.scheme}://{host}{port}{database}"
 
 
 def _passwords(url: str | None) -> tuple[str, ...]:

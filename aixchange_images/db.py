@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from . import auth_models, models
+from . import auth_models, jobmodels, models  # noqa: F401 - jobmodels: its tables join the metadata migrations create
 from .config import ConfigError, Settings
 
 _engines: dict[str, Engine] = {}
@@ -280,6 +280,14 @@ def _m012_single_sign_on(engine: Engine) -> None:
         index.create(engine, checkfirst=True)
 
 
+def _m013_background_jobs(engine: Engine) -> None:
+    """Background jobs: jobs and their items, per-solution claims, live processes, schedules."""
+    for table in ("job", "jobitem", "solutionclaim", "runner", "jobschedule"):
+        SQLModel.metadata.tables[table].create(engine, checkfirst=True)
+        for index in SQLModel.metadata.tables[table].indexes:
+            index.create(engine, checkfirst=True)
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics (after bulk loads), so it picks the covering indexes."""
     with engine.begin() as conn:
@@ -299,6 +307,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (10, "trial images kept apart: each attempt's and candidate's purpose", _m010_purpose),
     (11, "browser sessions, sign-in throttles, known browsers", _m011_browser_sessions),
     (12, "users' emails for single sign-on", _m012_single_sign_on),
+    (13, "background jobs: jobs, items, solution claims, runners, schedules", _m013_background_jobs),
 ]
 
 

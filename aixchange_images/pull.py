@@ -26,6 +26,7 @@ from .auth import Actor, audit, require
 from .config import Settings, UserError
 from .db import aware, db_now, lock_solution, session_scope
 from .deliveries import deliver_waiting, enqueue, image_status, replaced_in_marketplace, url_status
+from .leases import live_workers
 from .marketplace import configured, run, where
 from .models import (
     OPEN_DELIVERIES,
@@ -356,9 +357,14 @@ def _send_ours_on_linking(session: Session, settings: Settings, solution: Soluti
 
 
 # -- on a schedule ---------------------------------------------------------------------------------
+
+
 class Schedule:
     """Pull, then deliver what waits, at start and every `MARKETPLACE_PULL_MINUTES` (the `serve` process
-    runs it). A round that fails is logged and the next one tries again."""
+    runs it). A round that fails is logged and the next one tries again.
+
+    While a worker is alive the pull is its job (the `marketplace_pull` schedule, set in Settings):
+    these rounds are skipped, so the marketplace is never pulled twice over."""
 
     def __init__(self, engine: Engine, base: Settings, current: Callable[[], Settings]):
         """`base` (the environment) decides whether and how often; `current` (with the dashboard's
@@ -381,6 +387,10 @@ class Schedule:
         if self._thread is not None:
             self._thread.join()
 
+    def _worker_pulls(self) -> bool:
+        with Session(self.engine) as session:
+            return bool(live_workers(session))
+
     def _run(self, seconds: float) -> None:
         while not self.stop.is_set():
             self.round()
@@ -390,6 +400,9 @@ class Schedule:
     def round(self) -> None:
         settings = self.base
         try:
+            if self._worker_pulls():
+                log.info("Marketplace pull: left to the worker (its schedule is set in Settings).")
+                return
             settings = self.settings()
             recover(self.engine, settings)  # an approval a killed process left half-done, before its row is read
             report = pull(self.engine, settings, actor=MARKETPLACE_ACTOR)

@@ -69,3 +69,20 @@ def _budget(b: dict[str, Any]) -> str:
         return f"{money(spent)} of {money(cap)}" if cap is not None else f"{money(spent)} (no cap)"
 
     return f"today {part(b['spent_today_usd'], b['daily_cap_usd'])}, this month {part(b['spent_month_usd'], b['monthly_cap_usd'])}"
+
+
+def jobs_text(payload: dict[str, Any]) -> str:
+    """`jobs` for a person: one line per job, newest first; `jobs cancel|retry`: one sentence."""
+    if "jobs" not in payload:
+        if "retry_of" in payload:
+            return f"Job {payload['retry_of']}'s unfinished part is job {payload['job_id']}, {payload['status']}."
+        state = "stopping: calls in flight finish" if payload["status"] in ("queued", "running") else payload["status"]
+        return f"Job {payload['job_id']}: {state}."
+    lines = [f"{'id':>5}  {'status':<9}  {'kind':<16}  {'done':>11}  {'failed':>6}  {'cost':>9}  who"]
+    for job in payload["jobs"]:
+        stopping = " (stopping)" if job["cancel_requested"] and job["status"] in ("queued", "running") else ""
+        lines.append(
+            f"{job['id']:>5}  {job['status']:<9}  {job['kind']:<16}  {job['done']:>5}/{job['total']:<5}  "
+            f"{job['failed']:>6}  {'$' + format(job['cost_usd'], '.4f'):>9}  {job['actor']}{stopping}"
+        )
+    return "\n".join(lines if payload["jobs"] else ["No jobs yet."])

@@ -1,14 +1,14 @@
-"""Generate: choose solutions and settings, see the cost first, run with live progress."""
+"""Generate: choose solutions and settings, see the cost first, queue the job; live progress, Stop."""
 
-import threading
-from dataclasses import replace
 from datetime import date
 
 import streamlit as st
 
+import jobs_panel
 import ui
-from aixchange_images import admin, batch, catalogue, pipeline, templates
+from aixchange_images import admin, batch, catalogue, jobs, pipeline, templates
 from aixchange_images.config import STANDARD_SIZES
+from aixchange_images.jobmodels import ACTIVE, Job
 from aixchange_images.providers import model_notice
 
 LAST_RUN_ROWS = 500  # a table of thumbnails; the summary above it counts everything
@@ -135,73 +135,46 @@ def show_estimate(ids: list[str], options: pipeline.GenerateOptions) -> None:
         st.warning("The estimate is more than the budget has left: calls past the cap will fail as over budget.")
 
 
-def stop_batch() -> None:
-    """Runs first thing in the rerun a Stop click starts, while the batch may still be going."""
-    event = st.session_state.get("batch_stop")
-    if event is not None:
-        event.set()  # the workers start nothing new from now on
-
-
-def run(ids: list[str], options: pipeline.GenerateOptions) -> None:
-    options = replace(options, batch_id=pipeline.new_batch_id())  # Review's "?batch=" finds this run's candidates
-    st.session_state["last_batch_id"] = options.batch_id
-    bar = st.progress(0.0, text="Starting…")
-    total = len(ids) * options.candidates
-    # Results are kept as they come: a Stop (a rerun) ends this script mid-batch, and the next run
-    # shows what was done.
-    kept: list[pipeline.GenerationResult] = []  # filled by the workers, also after a Stop
-    halt = threading.Event()
-    st.session_state.update(last_batch=kept, last_batch_total=total, last_batch_done=False, batch_stop=halt)
-    with st.status(f"Generating {total} image(s) with {options.provider}…", expanded=True) as status:
-        named: dict[str, str] = {}
-
-        def progress(done: int, total: int, result: pipeline.GenerationResult) -> None:
-            bar.progress(done / total, text=f"{done} of {total} done")
-            if result.status == "failed":
-                failed_line(result, named)
-
-        results, summary = ui.attempt(
-            lambda: batch.run_batch(ui.engine(), settings, ids, options, progress=progress, stop=halt, kept=kept)
-        ) or ([], None)
-        if summary:
-            spent = ui.literal(ui.money(summary["cost_usd"]))
-            status.update(
-                label=f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed, {spent} spent",
-                state="complete",
-                expanded=False,
-            )
-    if summary:
-        st.session_state.update(generate_ids=[], last_batch_done=True)
-
-
-def failed_line(result: pipeline.GenerationResult, named: dict[str, str]) -> None:
-    """One line per failure while the batch runs (titles looked up as failures come, not for the whole batch)."""
-    if result.solution_id not in named:
-        with ui.db() as session:
-            named.update(catalogue.titles(session=session, ids=[result.solution_id]))
-    ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
+def queue(ids: list[str], options: pipeline.GenerateOptions) -> None:
+    """Queue the batch as a job for the workers: closing the page stops nothing, Stop cancels it."""
+    job = ui.attempt(lambda: jobs.enqueue_generate(ui.engine(), settings, ids, options))
+    if job is not None:  # its batch id: Review's "?batch=" finds this run's candidates
+        st.session_state.update(generate_ids=[], last_job_id=job.id, last_batch_id=job.batch_id)
 
 
 def last_run() -> None:
-    if st.session_state.get("last_batch") is None or "last_batch_total" not in st.session_state:
-        return
-    st.subheader("Last run")
-    results = st.session_state["last_batch"]
-    done, total = len(results), st.session_state["last_batch_total"]
-    if not st.session_state.get("last_batch_done"):
-        st.warning(
-            f"Stopped after {done} of {total} (counting the calls that were in flight, which finished "
-            "and were kept): the rest were not started. See Review and Metrics.",
-            icon=":material/stop_circle:",
-        )
-    if not results:
+    """The last job queued here: its live progress (Stop, failures by title), then what it made."""
+    job_id = st.session_state.get("last_job_id")
+    if not job_id:
         return
     with ui.db() as session:
-        table = batch.results_table(session=session, results=results[:LAST_RUN_ROWS])
+        job = session.get(Job, job_id)
+    if job is None:
+        return
+    st.subheader("Last run")
+    st.caption("A worker runs it: leave or close this page whenever you like; Jobs shows every job.")
+    jobs_panel.job_progress(job_id, actor)  # reruns the page when the job ends, so the table below appears
+    if job.status in ACTIVE:
+        st.caption("Its results are listed here when it ends; new candidates reach Review as they come.")
+    else:
+        results_table(job)
+    run_id = st.session_state.get("last_batch_id")
+    ui.page_link(
+        "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None
+    )
+
+
+def results_table(job: Job) -> None:
+    """What the job made, from its attempts: titles, thumbnails and plain columns."""
+    with ui.db() as session:
+        results = jobs.results(session=session, job=job, limit=LAST_RUN_ROWS)
+        table = batch.results_table(session=session, results=results) if results else None
+    if table is None:
+        return
     data_dir = str(ui.base_settings().data_dir)
     table.insert(0, "Image", [ui.thumb_uri(data_dir, path) for path in table.pop("thumb_path")])
-    if done > LAST_RUN_ROWS:
-        st.caption(f"The first {LAST_RUN_ROWS:,} of {done:,} results; every one is on Review and Metrics.")
+    if job.done > LAST_RUN_ROWS:
+        st.caption(f"The first {LAST_RUN_ROWS:,} of {job.done:,} results; every one is on Review and Metrics.")
     st.dataframe(
         table,
         hide_index=True,
@@ -212,25 +185,18 @@ def last_run() -> None:
             "Details": st.column_config.TextColumn("Details", width="large"),
         },
     )
-    run_id = st.session_state.get("last_batch_id")
-    ui.page_link(
-        "pages/review.py", "Review the new candidates", ":material/fact_check:", {"batch": run_id} if run_id else None
-    )
 
 
 ids = choose_solutions()
 options = choose_options()
 notices(options)
-if not ids:
+if ids:
+    show_estimate(ids, options)
+    if st.button("Generate", type="primary", icon=":material/auto_awesome:", help="Queued as a job for the workers."):
+        queue(ids, options)
+else:  # the last run (below) may be what just emptied this choice
     st.success(
         "Nothing to do here: every solution in this choice has an image. Pick another choice above.",
         icon=":material/task_alt:",
     )
-    st.stop()
-show_estimate(ids, options)
-go, stop = st.columns([1, 5])
-start = go.button("Generate", type="primary", icon=":material/auto_awesome:")
-stop.button("Stop", help="Starts nothing new; calls already in flight finish and are kept.", on_click=stop_batch)
-if start:
-    run(ids, options)
 last_run()

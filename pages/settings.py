@@ -1,4 +1,4 @@
-"""Settings (admins): users and roles, generation defaults and budgets, prices, the audit log."""
+"""Settings (admins): users and roles, generation defaults and budgets, prices, storage, schedules, the audit log."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session
 
+import jobs_panel
 import ui
 from aixchange_images import admin, auditlog, auth, review, wording
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
@@ -246,6 +247,10 @@ def storage_tab() -> None:
             st.success(f"Deleted {report['files']:,} file(s), freed {wording.megabytes(report['freed_bytes'])}.")
 
 
+def schedules_tab() -> None:
+    jobs_panel.schedules_form(actor)  # the nightly generation and the marketplace pull, written through ui.write
+
+
 def audit_tab() -> None:
     with ui.db() as session:
         total = auditlog.count(session=session, actor=actor)
@@ -266,7 +271,7 @@ def audit_tab() -> None:
     )
 
 
-tabs = st.tabs(["Users", "Defaults and budgets", "Prices", "Storage", "Audit log"])
-for tab, show in zip(tabs, (users_tab, defaults_tab, prices_tab, storage_tab, audit_tab), strict=True):
+tabs = st.tabs(["Users", "Defaults and budgets", "Prices", "Storage", "Schedules", "Audit log"])
+for tab, show in zip(tabs, (users_tab, defaults_tab, prices_tab, storage_tab, schedules_tab, audit_tab), strict=True):
     with tab:
         show()

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from marketplace_db import Marketplace, start_server  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
 
 from aixchange_images import bulk, catalogue, db  # noqa: E402
 from aixchange_images.auth import CLI_ACTOR  # noqa: E402
@@ -40,6 +41,7 @@ ENV_VARS = (
     "SERVICE_TOTAL_RATE_LIMIT",
     "SERVICE_MAX_BODY_BYTES",
     "SERVICE_FORWARDED_ALLOW_IPS",
+    "REDIS_URL",
 )
 TEST_KEY = "test-key-not-real-0123456789abcdef"
 
@@ -92,6 +94,38 @@ def marketplace(marketplace_server, monkeypatch: pytest.MonkeyPatch) -> Marketpl
     market = Marketplace(marketplace_server)
     monkeypatch.setenv("MARKETPLACE_DATABASE_URL", market.url)
     return market
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One redis-server for a test run's job tests (emptied before each test that uses it)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The job queue on huey's SQLite storage (the default), then on a real redis-server via REDIS_URL.
+
+    Ask for it before `settings` (or `openai_settings`), which read REDIS_URL when they are made."""
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.flush()
+        monkeypatch.setenv("REDIS_URL", server.url)
+    return request.param
+
+
+def run_jobs(engine, settings: Settings) -> list[int]:
+    """Run every queued or running job to its end in this process, as a worker thread would; their ids."""
+    import threading
+
+    from aixchange_images import jobs, runs
+
+    with Session(engine) as session:
+        ids = [job.id for job in jobs.recent(session=session, active=True)]
+    for job_id in reversed(ids):
+        runs.work(engine, settings, job_id, threading.Event())
+    return ids
 
 
 @pytest.fixture

@@ -261,6 +261,8 @@ class OpenAIStandIn:
         self._variants = itertools.count()
         self._lock = threading.Condition()
         self._stop = threading.Event()
+        self._gate = threading.Event()  # image answers wait while it is clear (hold/release)
+        self._gate.set()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.standin, self._httpd.connections = self, set()
         serve = self._httpd.serve_forever
@@ -282,6 +284,7 @@ class OpenAIStandIn:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._gate.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         for conn in list(self._httpd.connections):  # wake handlers idle on keep-alive
@@ -299,6 +302,13 @@ class OpenAIStandIn:
             raise ValueError(f"{behaviour!r} does not take {sorted(unknown)}")
         with self._lock:
             self._script.append((behaviour, opts))
+
+    def hold(self) -> None:
+        """From now on image requests are taken (and counted) but not answered until `release()`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -348,6 +358,8 @@ class OpenAIStandIn:
                 self._lock.notify_all()
         answer = None
         try:
+            while is_image and not self._gate.wait(0.05) and not self._stop.is_set():
+                pass  # held: a test decides when this call is answered
             if not (is_image and self._stop.wait(self.latency)):
                 self._check_key(headers.get("authorization", ""))
                 answer = self._image_answer(*script, body) if is_image else self._other_answer(req.command, path, body)

@@ -8,13 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import app_test, open_page, stored_actor
+from conftest import app_test, open_page, run_jobs, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
 from aixchange_images import admin, auth
 from aixchange_images.auth import Actor
-from aixchange_images.config import ConfigError, UserError
+from aixchange_images.config import ConfigError, UserError, load_settings
 from aixchange_images.models import Price, Setting, Solution, User
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +260,7 @@ def test_review_shows_the_prompt_literally(engine, make_solutions):
     make_solutions(1, description="Routes **urgent** tickets to the _right_ team.")
     at = open_page("generate", Actor("alice", "admin"))
     next(b for b in at.button if b.label == "Generate").click().run()
+    run_jobs(engine, load_settings())  # the worker's part
     at.switch_page("pages/review.py").run()
     assert not at.exception
     assert any("**urgent**" in c.value and "_right_" in c.value for c in at.code)

@@ -243,6 +243,34 @@ TITLES = {"s1": "Forge Churn Analyzer"}
             event("storage.cleanup", None, older_than_days=30, files=4, bytes=3_000_000),
             "alice deleted 4 file(s) of candidates older than 30 days, freeing 3.0 MB",
         ),
+        (
+            event(
+                "schedule.change",
+                "nightly_generate",
+                old={"enabled": False, "every_minutes": 1440, "offset_minutes": 120},
+                new={"enabled": True, "every_minutes": 1440, "offset_minutes": 210},
+            ),
+            "alice turned on the nightly generation of missing images (published without review): "
+            "every day at 03:30 UTC",
+        ),
+        (
+            event(
+                "schedule.change",
+                "marketplace_pull",
+                old={"enabled": True, "every_minutes": 15, "offset_minutes": 0},
+                new={"enabled": True, "every_minutes": 60, "offset_minutes": 0},
+            ),
+            "alice changed the scheduled marketplace pull from every 15 minutes to every hour",
+        ),
+        (
+            event(
+                "schedule.change",
+                "marketplace_pull",
+                old={"enabled": True, "every_minutes": 15, "offset_minutes": 0},
+                new={"enabled": False, "every_minutes": 15, "offset_minutes": 0},
+            ),
+            "alice turned off the scheduled marketplace pull",
+        ),
         (event("image.frobnicate", "s1", count=3), "alice: image frobnicate (Forge Churn Analyzer); count 3"),
         (event("session.revoke", "bob", reason="expired"), "alice: session revoke (bob); reason expired"),
     ],

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import open_page
+from conftest import open_page, run_jobs
 from sqlmodel import Session
 from streamlit.proto.Dataframe_pb2 import Dataframe
 from streamlit.testing.v1 import AppTest
@@ -106,7 +106,8 @@ def test_a_managers_selection_only_opens_the_solutions_page(engine, make_solutio
     at.run()
 
     assert not at.exception
-    assert [link.label for link in at.get("page_link")] == ["Open its page: its image history"]
+    links = at.main.get("page_link")  # (the sidebar's link to Jobs is on every page)
+    assert [link.label for link in links] == ["Open its page: its image history"]
     assert not [b for b in at.button if "Generate" in b.label]
 
 
@@ -146,6 +147,8 @@ def test_generates_last_run_lists_titles_and_thumbnails_in_plain_columns(engine,
     at = open_page("generate", ALICE)
     button(at, "Generate").click().run()
     assert not at.exception
+    run_jobs(engine, load_settings())  # the worker's part; the page's live progress reruns it when the job ends
+    at.run()
     table = at.dataframe[0].value
     assert not RAW_COLUMN_NAMES & set(table.columns)
     assert sorted(table["Solution"]) == ["Solution number 0", "Solution number 1"]
@@ -158,6 +161,8 @@ def test_a_failure_is_reported_by_title_and_reason_in_words(engine, make_solutio
     at = open_page("generate", ALICE)
     button(at, "Generate").click().run()
     assert not at.exception
+    run_jobs(engine, load_settings())
+    at.run()
     line = next(shown(m.value) for m in at.markdown if "✗" in m.value)
     assert line.startswith(":red[✗] Solution number 0 — Blocked by moderation: ")
     assert at.dataframe[0].value.loc[0, "Result"] == "Failed: blocked by moderation"
@@ -271,9 +276,9 @@ def test_an_error_quoting_user_text_is_shown_literally_without_class_names(engin
 @pytest.mark.parametrize(
     ("actor", "pages"),
     [
-        (ALICE, ["overview", "solutions", "generate", "metrics", "prompt_studio", "marketplace", "settings"]),
-        (PAT, ["overview", "solutions", "generate", "metrics", "prompt_studio"]),
-        (MIA, ["overview", "solutions", "metrics"]),
+        (ALICE, ["overview", "solutions", "generate", "jobs", "metrics", "prompt_studio", "marketplace", "settings"]),
+        (PAT, ["overview", "solutions", "generate", "jobs", "metrics", "prompt_studio"]),
+        (MIA, ["overview", "solutions", "jobs", "metrics"]),
     ],
 )
 def test_every_page_a_role_sees_runs_on_demo_data(engine, demo_data, actor, pages):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import open_page
+from conftest import open_page, run_jobs
 from sqlmodel import Session, select
 
 from aixchange_images import auth, batch, pipeline, review
 from aixchange_images.auth import Actor
+from aixchange_images.config import load_settings
 from aixchange_images.models import Attempt, Candidate, CandidateState, Purpose, Solution
 
 ADMIN = Actor("alice", "admin")
@@ -218,6 +219,7 @@ def test_generates_review_link_carries_the_runs_id(engine, make_solutions):
     [sid] = make_solutions(1)
     at = open_page("generate", ADMIN)
     button(at, "Generate").click().run()
+    run_jobs(engine, load_settings())  # the worker's part
 
     link = next(p for p in at.page_link if p.proto.label == "Review the new candidates")
     run = link.proto.query_string.removeprefix("batch=")

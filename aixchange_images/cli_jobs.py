@@ -1,0 +1,66 @@
+"""The command line's job commands: `generate ... --background`, `worker`, `jobs [cancel|retry ID]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session
+
+from . import auth
+from .config import Settings, UserError, load_settings
+from .pipeline import GenerateOptions
+
+
+def add_commands(command: Callable[[str, str], argparse.ArgumentParser], parser_class: type) -> None:
+    cmd = command("worker", "run queued jobs (background generations, schedules) until stopped")
+    cmd.add_argument(
+        "--concurrency", type=int, metavar="C", help="jobs' items (provider calls) at once; default IMAGE_CONCURRENCY"
+    )
+    jobs_cmd = command("jobs", "list jobs with their progress; cancel one, or retry what failed")
+    jobs_cmd.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N jobs (default 50)")
+    jobs_sub = jobs_cmd.add_subparsers(dest="jobs_command", parser_class=parser_class)
+    for name, text in (
+        ("cancel", "stop a job: nothing new starts, calls in flight finish and are kept"),
+        ("retry", "queue again, as a new job, what a job did not get done"),
+    ):
+        step = jobs_sub.add_parser(name, help=text, description=text)
+        step.add_argument("job_id", type=int, metavar="ID")
+        step.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def queue_generation(settings: Settings, engine: Any, ids: list[str], options: GenerateOptions) -> dict[str, Any]:
+    """`generate ... --background`: the job, queued; a note when no worker is there to run it."""
+    from . import jobs, leases
+
+    job = jobs.enqueue_generate(engine, settings, ids, options)
+    with Session(engine) as session:
+        if not leases.live_workers(session):
+            print("note: no worker is running; start one with `python -m aixchange_images worker`.", file=sys.stderr)
+    return {"job_id": job.id, "status": job.status, "total": job.total}
+
+
+def cmd_worker(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import worker
+
+    concurrency = settings.image_concurrency if args.concurrency is None else args.concurrency
+    if not 1 <= concurrency <= 64:
+        raise UserError("--concurrency must be between 1 and 64.")
+    return None, worker.run(load_settings(), concurrency=concurrency)  # the environment's: overrides are read per job
+
+
+def cmd_jobs(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import jobs
+
+    if args.jobs_command == "cancel":
+        job = jobs.cancel(engine, args.job_id, actor=auth.CLI_ACTOR)
+        return {"job_id": job.id, "status": job.status, "cancel_requested": job.cancel_requested}, 0
+    if args.jobs_command == "retry":
+        job = jobs.retry(engine, settings, args.job_id, actor=auth.CLI_ACTOR)
+        return {"job_id": job.id, "status": job.status, "total": job.total, "retry_of": args.job_id}, 0
+    if args.limit < 1:
+        raise UserError("--limit must be at least 1.")
+    with Session(engine) as session:
+        return {"jobs": [jobs.as_dict(job) for job in jobs.recent(session=session, limit=args.limit)]}, 0
