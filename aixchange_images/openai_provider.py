@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import random
 import time
 from datetime import date
@@ -70,7 +71,7 @@ class OpenAIProvider(Provider):
                 result.retries, result.unanswered = retries, unanswered
                 return result
             except ProviderError as exc:
-                unanswered += exc.kind == "timeout"  # it may have been billed without an answer
+                unanswered += exc.kind == "timeout" or exc.billed  # billed, maybe, with no usage to show
                 exc.retries, exc.unanswered = retries, unanswered  # what the whole call took
                 if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
                     raise
@@ -106,7 +107,7 @@ class OpenAIProvider(Provider):
         data = _first_image(response, request_id)
         return ImageResult(
             data=data,
-            usage=_usage(response),
+            usage=_usage(response, request_id),
             request_id=request_id,
             provider_ms=elapsed,
             size=_text(getattr(response, "size", None)),
@@ -199,7 +200,7 @@ def _first_image(response, request_id: str | None) -> bytes:  # type: ignore[no-
         ) from None
 
 
-def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
+def _usage(response, request_id: str | None) -> Usage | None:  # type: ignore[no-untyped-def]
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
@@ -211,7 +212,25 @@ def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
     image_in = getattr(inputs, "image_tokens", None) if inputs else 0
     image_out = getattr(details, "image_tokens", None) if details else usage.output_tokens
     text_out = getattr(details, "text_tokens", None) if details else 0
-    return Usage(text_in or 0, image_in or 0, image_out or 0, text_out or 0)
+    counts = [_count(value) for value in (text_in, image_in, image_out, text_out)]
+    if None in counts:  # a negative bill would hand money back to the budget: trust none of this reply
+        raise ProviderError(
+            "bad_image",
+            "The image service's reply reported token usage that makes no sense (negative or not whole "
+            "numbers); the call is charged at its estimate.",
+            request_id=request_id,
+            billed=True,
+        )
+    return Usage(*counts)  # type: ignore[arg-type]
+
+
+def _count(value: object) -> int | None:
+    """A token count: missing is 0; None when it is not a whole number of tokens at or above zero."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return int(value) if value >= 0 and value == int(value) else None
 
 
 def _text(value: object) -> str | None:

@@ -34,14 +34,23 @@ log = logging.getLogger(__name__)
 class ProviderError(Exception):
     """A failed call, already sorted into one of product.md's error kinds."""
 
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None, request_id: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        billed: bool = False,
+    ):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
         self.request_id = request_id
+        self.billed = billed  # the service answered, so it may have billed this call, with no usage we trust
         self.retries = 0  # retries made before giving up, set by providers that retry
-        self.unanswered = 0  # calls that timed out: the service may have billed them
+        self.unanswered = 0  # calls that timed out (or were billed without usage): charged their estimate
 
 
 RetryCheck = Callable[["ProviderError"], bool]  # may this failed call be tried again?

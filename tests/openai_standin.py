@@ -76,7 +76,7 @@ MESSAGES: dict[str | None, str] = {
 # Behaviour -> options enqueue() accepts.
 ERROR_OPTS = {"message", "param", "status", "type", "retry_after", "model"}
 BEHAVIOURS: dict[str, set[str]] = {
-    "success": {"usage"},
+    "success": {"usage"},  # usage=False leaves it out; a dict replaces those of its fields
     "slow": {"seconds"},
     "garbage_json": {"content_type"},
     "garbage_image": set(),
@@ -437,6 +437,8 @@ class OpenAIStandIn:
                 "output_tokens_details": {"image_tokens": image, "text_tokens": 0},
                 "total_tokens": text + image,
             }
+            if isinstance(opts.get("usage"), dict):  # a server's own idea of usage, however wrong
+                payload["usage"].update(opts["usage"])
         return 200, payload, {}
 
     def _other_answer(self, method: str, path: str, body: Any):
