@@ -13,6 +13,7 @@ from datetime import date
 import openai
 
 from .budget import Usage
+from .deadline import DeadlineClient, deadline
 from .providers import (
     CURRENT_MODEL,
     RETRYABLE,
@@ -46,6 +47,7 @@ class OpenAIProvider(Provider):
                 base_url=settings.openai_base_url or None,
                 timeout=settings.image_timeout_seconds,
                 max_retries=0,
+                http_client=DeadlineClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True),
             )
 
     @property
@@ -89,15 +91,17 @@ class OpenAIProvider(Provider):
     def _call(self, request: ImageRequest) -> ImageResult:
         started = time.perf_counter()
         try:
-            raw = self.client.images.with_raw_response.generate(
-                model=request.model,
-                prompt=request.prompt,
-                n=1,
-                size=request.size,
-                quality=request.quality,  # type: ignore[arg-type]
-                output_format=request.output_format,  # type: ignore[arg-type]
-            )
-            response = raw.parse()
+            # The timeout bounds each read; the deadline, the whole call (a trickling reply included).
+            with deadline(self.settings.image_timeout_seconds):
+                raw = self.client.images.with_raw_response.generate(
+                    model=request.model,
+                    prompt=request.prompt,
+                    n=1,
+                    size=request.size,
+                    quality=request.quality,  # type: ignore[arg-type]
+                    output_format=request.output_format,  # type: ignore[arg-type]
+                )
+                response = raw.parse()
         except openai.OpenAIError as exc:
             raise self._classify(exc, request.model) from None
         except ValueError:  # a body labelled JSON that is not (say, a proxy's HTML error page)
@@ -116,7 +120,8 @@ class OpenAIProvider(Provider):
 
     def moderate(self, text: str) -> ModerationResult:
         try:
-            result = self.client.moderations.create(model=MODERATION_MODEL, input=text).results[0]
+            with deadline(self.settings.image_timeout_seconds):
+                result = self.client.moderations.create(model=MODERATION_MODEL, input=text).results[0]
         except openai.OpenAIError as exc:
             raise self._classify(exc, MODERATION_MODEL) from None
         flagged = [name for name, hit in result.categories.model_dump(by_alias=True).items() if hit]

@@ -27,6 +27,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -78,6 +79,7 @@ ERROR_OPTS = {"message", "param", "status", "type", "retry_after", "model"}
 BEHAVIOURS: dict[str, set[str]] = {
     "success": {"usage"},  # usage=False leaves it out; a dict replaces those of its fields
     "slow": {"seconds"},
+    "trickle": {"seconds", "interval", "part"},  # a success sent in pieces `interval` apart over `seconds`
     "garbage_json": {"content_type"},
     "garbage_image": set(),
     "bomb": set(),
@@ -376,17 +378,47 @@ class OpenAIStandIn:
         status, payload, extra = answer
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        req.send_response(status)
-        for name, value in {
+        headers = {
             "content-type": "application/json",
             "x-request-id": f"req_{next(self._ids):032x}",
             "openai-processing-ms": str(elapsed_ms),
             "content-length": str(len(raw)),
             **extra,
-        }.items():
+        }
+        if script[0] == "trickle":
+            self._trickle(req, status, headers, raw, script[1])
+            return
+        req.send_response(status)
+        for name, value in headers.items():
             req.send_header(name, value)
         req.end_headers()
         req.wfile.write(raw)
+
+    def _trickle(self, req: _Handler, status: int, headers: dict[str, str], raw: bytes, opts: dict[str, Any]) -> None:
+        """Send the answer in small pieces, each well within any read timeout, over `seconds` in all.
+
+        `part` "body" (the default) sends the status line and headers at once and trickles the body;
+        "head" trickles the status line and headers, then sends the body at once.
+        """
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", *(f"{k}: {v}" for k, v in headers.items())]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        interval = float(opts.get("interval", 0.25))
+        steps = max(1, round(float(opts.get("seconds", 20)) / interval))
+        slow = head if opts.get("part") == "head" else raw
+        size = math.ceil(len(slow) / steps)
+        pieces = [slow[i : i + size] for i in range(0, len(slow), size)]
+        if slow is head:
+            pieces[-1] += raw
+        else:
+            pieces[0] = head + pieces[0]
+        req.close_connection = True
+        try:
+            for i, piece in enumerate(pieces):
+                if i and self._stop.wait(interval):
+                    return
+                req.wfile.write(piece)
+        except OSError:  # the client gave up and hung up: nobody is listening any more
+            return
 
     def _check_key(self, authorization: str) -> None:
         if self.expected_key is None or authorization == f"Bearer {self.expected_key}":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 from conftest import get_solution
@@ -180,6 +181,29 @@ def test_an_answer_slower_than_the_timeout_is_a_timeout(engine, openai_settings,
     assert result.error_kind == "timeout"
     assert standin.image_calls == 1
     assert attempt.duration_ms < 5000
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_reply_trickled_past_the_timeout_ends_at_the_timeout(engine, openai_settings, standin, solution_id, part):
+    # A piece every quarter second: no single read ever waits the 2 s, yet the whole reply takes 20 s.
+    standin.enqueue("trickle", part=part, seconds=20, interval=0.25)
+    settings = openai_config(image_timeout_seconds=2.0, image_max_retries=0)
+
+    started = time.monotonic()
+    result, attempt = generate(engine, settings, solution_id)
+    elapsed = time.monotonic() - started
+
+    assert (result.status, result.error_kind) == ("failed", "timeout")
+    assert elapsed < 8, f"the call lasted {elapsed:.1f} s against a 2 s timeout"
+    assert standin.image_calls == 1 and attempt.candidate_id is None
+
+
+def test_a_trickled_reply_that_ends_within_the_timeout_is_kept(engine, openai_settings, standin, solution_id):
+    standin.enqueue("trickle", seconds=0.5, interval=0.1)
+
+    result, attempt = generate(engine, openai_settings, solution_id)
+
+    assert result.status == "succeeded" and attempt.cost_source == "usage"
 
 
 def test_a_prompt_flagged_by_moderation_never_reaches_the_image_endpoint(
