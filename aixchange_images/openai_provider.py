@@ -29,6 +29,39 @@ from .providers import (
 
 log = logging.getLogger(__name__)
 MODERATION_MODEL = "omni-moderation-latest"
+# Loggers of the SDK and its HTTP stack that write down what a server sent (x-request-id, response
+# headers) at debug level: a server echoing the key would put it in a log line.
+HTTP_LOGGERS = (
+    "openai._base_client",
+    "httpx2",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.connection",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+)
+
+
+class _Redacting(logging.Filter):
+    """Cuts the secrets of every provider made so far out of the HTTP_LOGGERS' records."""
+
+    secrets: tuple[str, ...] = ()
+
+    def add(self, secrets: tuple[str, ...]) -> None:
+        self.secrets = tuple(dict.fromkeys((*self.secrets, *secrets)))  # replaced whole: threads may be reading
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            clean = redact(message, *self.secrets)
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
+
+
+_log_filter = _Redacting()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_log_filter)
 
 
 class OpenAIProvider(Provider):
@@ -39,6 +72,7 @@ class OpenAIProvider(Provider):
         super().__init__(settings)
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         self._secrets = settings.secrets
+        _log_filter.add(self._secrets)
         self._client = None
         if key:
             # Retries are ours (below): the SDK would also retry insufficient_quota, which never helps.
@@ -107,7 +141,7 @@ class OpenAIProvider(Provider):
         except ValueError:  # a body labelled JSON that is not (say, a proxy's HTML error page)
             raise ProviderError("bad_image", "The image service's reply was not the JSON it should be.") from None
         elapsed = int((time.perf_counter() - started) * 1000)
-        request_id = raw.headers.get("x-request-id")
+        request_id = self._clean(raw.headers.get("x-request-id"))
         data = _first_image(response, request_id)
         return ImageResult(
             data=data,
@@ -130,11 +164,15 @@ class OpenAIProvider(Provider):
     def _classify(self, exc: openai.OpenAIError, model: str) -> ProviderError:
         kind, message = classify(exc, model)
         retry_after = None
-        request_id = getattr(exc, "request_id", None)
+        request_id = self._clean(getattr(exc, "request_id", None))
         response = getattr(exc, "response", None)
         if response is not None:
             retry_after = _retry_after(response.headers)
-        return ProviderError(kind, redact(message, *self._secrets), retry_after=retry_after, request_id=request_id)
+        return ProviderError(kind, self._clean(message) or "", retry_after=retry_after, request_id=request_id)
+
+    def _clean(self, text: str | None) -> str | None:
+        """What the server sent (a message, a request id) with no piece of a secret left in it."""
+        return None if text is None else redact(text, *self._secrets)
 
 
 def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:

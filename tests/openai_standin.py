@@ -253,6 +253,7 @@ class OpenAIStandIn:
         self.latency = latency
         self.expected_key = expected_key
         self.flag_words: set[str] = {"violence", "gore", "kill"}
+        self.echo_key = False  # like a careless proxy: every x-request-id carries the caller's key
         self.flag_category = "violence"
         self.models: dict[str, str | None] = dict(DEFAULT_MODELS)
         self.max_in_flight = 0
@@ -378,18 +379,18 @@ class OpenAIStandIn:
         status, payload, extra = answer
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        headers = {
+        reply_headers = {
             "content-type": "application/json",
-            "x-request-id": f"req_{next(self._ids):032x}",
+            "x-request-id": self._request_id(headers.get("authorization", "")),
             "openai-processing-ms": str(elapsed_ms),
             "content-length": str(len(raw)),
             **extra,
         }
         if script[0] == "trickle":
-            self._trickle(req, status, headers, raw, script[1])
+            self._trickle(req, status, reply_headers, raw, script[1])
             return
         req.send_response(status)
-        for name, value in headers.items():
+        for name, value in reply_headers.items():
             req.send_header(name, value)
         req.end_headers()
         req.wfile.write(raw)
@@ -419,6 +420,10 @@ class OpenAIStandIn:
                 req.wfile.write(piece)
         except OSError:  # the client gave up and hung up: nobody is listening any more
             return
+
+    def _request_id(self, authorization: str) -> str:
+        key = authorization.removeprefix("Bearer ").strip()
+        return f"req_{key}" if self.echo_key and key else f"req_{next(self._ids):032x}"
 
     def _check_key(self, authorization: str) -> None:
         if self.expected_key is None or authorization == f"Bearer {self.expected_key}":
