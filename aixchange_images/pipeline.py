@@ -510,7 +510,7 @@ class Generator:
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data, source="reply")
+            info = storage.verify_image(reply.data, source="reply", size=attempt.size)
             data, info = storage.normalise_format(reply.data, info)
             candidate = storage.keep_candidate(
                 self.settings,

@@ -83,6 +83,7 @@ BEHAVIOURS: dict[str, set[str]] = {
     "garbage_json": {"content_type"},
     "garbage_image": set(),
     "bomb": set(),
+    "wrong_size": {"size"},  # a real image of `size` (WxH), whatever size was asked for and the reply says
     "empty_data": set(),
     **dict.fromkeys(SCRIPTED_ERRORS, ERROR_OPTS),
 }
@@ -454,7 +455,8 @@ class OpenAIStandIn:
             with self._lock:
                 variants = [next(self._variants) % 256 for _ in range(n)]
             fmt = s["output_format"]
-            images = [_image_bytes((w, h), fmt, v, alpha) for v in variants]
+            made = tuple(map(int, opts["size"].split("x"))) if behaviour == "wrong_size" else (w, h)
+            images = [_image_bytes(made, fmt, v, alpha) for v in variants]
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
         payload: dict[str, Any] = {
             "created": int(time.time()),

@@ -244,6 +244,43 @@ def test_a_reply_that_is_not_an_image_is_bad_image_and_stores_nothing(
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
 
 
+@pytest.mark.parametrize(
+    ("asked", "made"),
+    [
+        ("1024x1024", "1x1"),
+        ("1024x1024", "1x30000"),
+        ("1024x1024", "1536x1024"),
+        ("auto", "1x30000"),
+        ("auto", "64x64"),
+    ],
+)
+def test_an_image_of_a_size_not_asked_for_is_bad_image_and_the_working_image_stays(
+    engine, openai_settings, standin, solution_id, asked, made
+):
+    published, _ = generate(engine, openai_settings, solution_id, auto_approve=True)
+    standin.enqueue("wrong_size", size=made)
+
+    result, attempt = generate(engine, openai_settings, solution_id, size=asked, use_cache=False)
+
+    assert (result.status, result.error_kind) == ("failed", "bad_image")
+    assert made in attempt.error_message and attempt.candidate_id is None
+    solution = get_solution(engine, solution_id)
+    assert (solution.image_status, solution.image_url) == (ImageStatus.approved, published.published_url)
+    with Session(engine) as session:
+        assert len(session.exec(select(Candidate)).all()) == 1  # only the published one
+
+
+def test_an_auto_request_keeps_any_size_the_service_may_choose(engine, openai_settings, standin, solution_id):
+    standin.enqueue("wrong_size", size="1024x1536")
+
+    result, _ = generate(engine, openai_settings, solution_id, size="auto")
+
+    assert result.status == "succeeded"
+    with Session(engine) as session:
+        candidate = session.get(Candidate, result.candidate_id)
+    assert (candidate.width, candidate.height) == (1024, 1536)
+
+
 def test_requests_never_carry_dalle_only_parameters(engine, openai_settings, standin, make_solutions):
     ids = make_solutions(3)
 
