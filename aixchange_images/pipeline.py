@@ -482,7 +482,8 @@ class Generator:
         return ok
 
     def _charge_unanswered(self, attempt: Attempt, unanswered: int, per_call: float) -> None:
-        """Tries that timed out may have been billed with no usage to show: charge their estimate."""
+        """Tries that timed out, or answered with usage that makes no sense, may have been billed with no
+        usage to trust: charge their estimate."""
         if unanswered and self.plan.provider.paid:
             attempt.cost_usd = round(attempt.cost_usd + unanswered * per_call, 6)
             attempt.cost_source = "estimate" if attempt.cost_source in (None, "none") else attempt.cost_source
@@ -517,7 +518,7 @@ class Generator:
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data, source="reply")
+            info = storage.verify_image(reply.data, source="reply", size=attempt.size)
             data, info = storage.normalise_format(reply.data, info)
             candidate = storage.keep_candidate(
                 self.settings,

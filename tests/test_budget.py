@@ -583,6 +583,41 @@ def test_a_try_that_timed_out_is_charged_its_estimate_because_it_may_have_been_b
     assert timed_out.cost_usd == pytest.approx(estimate(engine, timed_out.prompt, "1024x1024", "medium"), abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"output_tokens": -2_000_000, "output_tokens_details": {"image_tokens": -2_000_000, "text_tokens": 0}},
+        {"input_tokens_details": {"text_tokens": -500_000, "image_tokens": 0}},
+        {"output_tokens": 1056.5, "output_tokens_details": {"image_tokens": 1056.5, "text_tokens": 0}},
+    ],
+    ids=["negative-output", "negative-input", "fractional"],
+)
+def test_a_reply_with_nonsensical_usage_is_charged_its_estimate_and_the_cap_still_holds(
+    engine, openai_settings, standin, make_solutions, usage
+):
+    a, b = make_solutions(2)
+    per_call = estimate(engine, prompt_for(engine, a), "1024x1024", "medium")
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": round(1.5 * per_call, 6)})
+    standin.enqueue("success", usage=usage)  # a negative bill would hand the budget back
+
+    (first,), _ = run(engine, settings, [a], quality="medium")
+    (second,), _ = run(engine, settings, [b], quality="medium")
+
+    garbled, refused = attempts(engine)
+    assert (first.error_kind, garbled.cost_source, garbled.candidate_id) == ("bad_image", "estimate", None)
+    assert "usage" in garbled.error_message
+    assert garbled.cost_usd == pytest.approx(per_call, abs=1e-9)
+    assert (second.error_kind, refused.status) == ("budget_exceeded", AttemptStatus.failed)
+    assert standin.image_calls == 1  # the second call was refused before it was made
+
+
+def test_no_usage_makes_a_negative_bill(engine):
+    with Session(engine) as session:
+        price, _ = budget.price_for(session=session, model="gpt-image-2")
+
+    assert budget.cost_from_usage(price, Usage(input_text_tokens=10, output_image_tokens=-1_000_000)) == 0.0
+
+
 def test_a_call_is_kept_until_its_own_deadline_and_a_namesake_process_is_not_this_one(engine, settings, make_solutions):
     (sid,) = make_solutions(1)
     ours = budget.longest_call(settings)
