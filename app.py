@@ -37,6 +37,7 @@ def sign_in_page() -> None:
     if gate.sso_configured() and st.button("Sign in with single sign-on", icon=":material/badge:"):
         st.login()
     gate.cookie_script()
+    gate.preload_script()
 
 
 def sso_refused(refusal: str) -> None:

@@ -20,7 +20,18 @@ from .claims import Claims
 from .config import Settings
 from .db import session_scope
 from .models import Attempt, Candidate, Solution
-from .pipeline import SPENT, GenerateOptions, GenerationResult, Generator, Plan, cached_sources, make_plan, reusable
+from .pipeline import (
+    SPENT,
+    GenerateOptions,
+    GenerationResult,
+    Generator,
+    Plan,
+    Request,
+    cached_sources,
+    make_plan,
+    reusable,
+)
+from .prompts import SUBJECT_COLUMNS, Subject
 from .recovery import recover
 from .wording import error_kind, money, plain_error, seconds
 
@@ -127,34 +138,18 @@ def estimate_batch(
 ) -> dict[str, Any]:
     """Paid calls and dollars a batch is expected to take, against what the budget has left.
 
-    Built for thousands of solutions: solutions and cache look-ups are read in chunks, templates
-    resolved once per category, the price once.
+    Built for thousands of solutions: only the columns a prompt is made of are read, in chunks, as
+    are the cache look-ups; templates are resolved once per category, the price once.
     """
     plan = make_plan(settings, options)
     with Session(engine) as session:
         generator = Generator(engine, settings, plan)
         tasks = _tasks(session, solution_ids, options)
-        solutions: dict[str, Solution] = {}
-        for chunk in _chunks(list(dict.fromkeys(sid for sid, _ in tasks))):
-            solutions.update({s.id: s for s in session.exec(select(Solution).where(col(Solution.id).in_(chunk)))})
-        planned = [generator.prepare(session, solutions[sid], variant) for sid, variant in tasks if sid in solutions]
+        subjects = _subjects(session, list(dict.fromkeys(sid for sid, _ in tasks)))
+        planned = [generator.prepare(session, subjects[sid], variant) for sid, variant in tasks if sid in subjects]
         planned = [r for r in planned if r.problem is None]
-        sources: dict[str, list[Candidate]] = {}
-        if options.use_cache:
-            for chunk in _chunks([r.key for r in planned]):
-                for candidate, key in session.exec(cached_sources(chunk)):
-                    sources.setdefault(key, []).append(candidate)
-        paid = [r for r in planned if not any(reusable(c, r.solution_id) for c in sources.get(r.key, ()))]
-        dollars = 0.0
-        if plan.provider.paid and paid:
-            price, _ = budget.price_for(session=session, model=plan.model)
-            image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
-            dollars = sum(
-                budget.cost_from_usage(
-                    price, Usage(input_text_tokens=budget.prompt_tokens(r.prompt), output_image_tokens=image_tokens)
-                )
-                for r in paid
-            )
+        paid = _not_cached(session, planned) if options.use_cache else planned
+        dollars = _dollars(session, plan, paid)
         left = budget.budget_state(session=session, settings=settings).left
     return {
         "calls": len(paid),
@@ -164,6 +159,36 @@ def estimate_batch(
         "budget_left_usd": None if left is None else round(left, 6),
         "fits_budget": left is None or dollars <= left + 1e-9,
     }
+
+
+def _subjects(session: Session, ids: list[str]) -> dict[str, Subject]:
+    """The prompt columns of these solutions (rows, not ORM objects: a tenth of the time for thousands)."""
+    found: dict[str, Subject] = {}
+    for chunk in _chunks(ids):
+        found.update({row.id: row for row in session.exec(select(*SUBJECT_COLUMNS).where(col(Solution.id).in_(chunk)))})
+    return found
+
+
+def _not_cached(session: Session, planned: list[Request]) -> list[Request]:
+    """The requests the cache cannot serve: those that will be paid calls."""
+    sources: dict[str, list[Candidate]] = {}
+    for chunk in _chunks([r.key for r in planned]):
+        for candidate, key in session.exec(cached_sources(chunk)):
+            sources.setdefault(key, []).append(candidate)
+    return [r for r in planned if not any(reusable(c, r.solution_id) for c in sources.get(r.key, ()))]
+
+
+def _dollars(session: Session, plan: Plan, paid: list[Request]) -> float:
+    if not plan.provider.paid or not paid:
+        return 0.0
+    price, _ = budget.price_for(session=session, model=plan.model)
+    image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
+    return sum(
+        budget.cost_from_usage(
+            price, Usage(input_text_tokens=budget.prompt_tokens(r.prompt), output_image_tokens=image_tokens)
+        )
+        for r in paid
+    )
 
 
 def _chunks(items: list, size: int = 500) -> list[list]:

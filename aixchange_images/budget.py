@@ -92,7 +92,7 @@ def cost_from_usage(price: Price, usage: Usage) -> float:
         + usage.input_image_tokens * price.image_input_per_m
         + (usage.output_image_tokens + usage.output_text_tokens) * price.image_output_per_m
     ) / 1_000_000
-    return round(dollars, 6)
+    return max(0.0, round(dollars, 6))  # never a negative bill: it would hand money back to the budget
 
 
 def estimate_call(*, session: Session, provider: str, model: str, size: str, quality: str, prompt: str) -> float:

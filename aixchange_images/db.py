@@ -294,6 +294,14 @@ def analyze(engine: Engine) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
+def _m014_estimate_and_yield_indexes(engine: Engine) -> None:
+    """Where each solution's next variant starts (batch estimates), and the yield table's index now
+    covering the candidates' source and time: both read from the index alone, not the table."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_candidate_template_state_reason")  # narrower
+    _create_indexes(engine)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (1, "initial tables", _m001_initial),
     (2, "seed the price table", _m002_seed_prices),
@@ -308,6 +316,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (11, "browser sessions, sign-in throttles, known browsers", _m011_browser_sessions),
     (12, "users' emails for single sign-on", _m012_single_sign_on),
     (13, "background jobs: jobs, items, solution claims, runners, schedules", _m013_background_jobs),
+    (14, "covering indexes for batch estimates and the yield table", _m014_estimate_and_yield_indexes),
 ]
 
 

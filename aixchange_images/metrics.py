@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -196,25 +196,27 @@ def storage_bytes(*, session: Session) -> int:
     return int(candidates) + int(published)
 
 
+DAILY_COLUMNS = ["day", "attempts", "succeeded", "spend_usd", "cache_hits", "saved_usd"]
+
+
 def daily(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
     """Per UTC day: attempts, successes, success rate, spend, cache hits and savings."""
     scope = scope or Scope()
     day = func.date(Attempt.started_at)
-    query = (
-        select(
-            day.label("day"),
-            func.count().label("attempts"),
-            func.sum(case((Attempt.status == AttemptStatus.succeeded, 1), else_=0)).label("succeeded"),
-            func.sum(Attempt.cost_usd).label("spend_usd"),
-            func.sum(cast(Attempt.cache_hit, Integer)).label("cache_hits"),
-            func.sum(Attempt.saved_usd).label("saved_usd"),
-        )
-        .where(*scope.clauses())
-        .group_by(day)
-        .order_by(day)
-    )
-    columns = ["day", "attempts", "succeeded", "spend_usd", "cache_hits", "saved_usd"]
-    table = frame(session.exec(query).all(), columns)
+    query = select(day.label("day"), *_DAY_SUMS).where(*scope.clauses()).group_by(day).order_by(day)
+    return _with_success_rate(frame(session.exec(query).all(), DAILY_COLUMNS))
+
+
+_DAY_SUMS = (
+    func.count(),
+    func.sum(case((Attempt.status == AttemptStatus.succeeded, 1), else_=0)),
+    func.sum(Attempt.cost_usd),
+    func.sum(cast(Attempt.cache_hit, Integer)),
+    func.sum(Attempt.saved_usd),
+)
+
+
+def _with_success_rate(table: pd.DataFrame) -> pd.DataFrame:
     table["success_rate"] = table["succeeded"] / table["attempts"] if not table.empty else []
     return table
 
@@ -254,9 +256,36 @@ def spend_by(*, session: Session, scope: Scope | None = None, by: str = "model")
         select(day.label("day"), key.label(by), func.sum(Attempt.cost_usd).label("spend_usd"))
         .where(*scope.clauses())
         .group_by(day, key)
-        .order_by(day)
+        .order_by(day, key)
     )
     return frame(session.exec(query).all(), ["day", by, "spend_usd"])
+
+
+def day_breakdown(*, session: Session, scope: Scope) -> list[tuple]:
+    """Per UTC day, model and template version, the sums `daily` adds up: one pass over the period
+    from which `daily` and `spend_by` model and template (what the Metrics page shows together) follow."""
+    day = func.date(Attempt.started_at)
+    query = select(day, Attempt.model, Attempt.template_ref, *_DAY_SUMS).where(*scope.clauses())
+    return list(session.exec(query.group_by(day, Attempt.model, Attempt.template_ref)).all())
+
+
+def daily_of(breakdown: list[tuple]) -> pd.DataFrame:
+    """`daily` from a `day_breakdown`."""
+    sums: dict[Any, list] = {}
+    for day, _, _, *figures in breakdown:
+        total = sums.setdefault(day, [0, 0, 0.0, 0, 0.0])
+        for i, value in enumerate(figures):
+            total[i] += value or 0
+    return _with_success_rate(frame([(day, *total) for day, total in sorted(sums.items())], DAILY_COLUMNS))
+
+
+def spend_of(breakdown: list[tuple], by: str) -> pd.DataFrame:
+    """`spend_by` model or template from a `day_breakdown`, in its order."""
+    sums: dict[tuple, float] = {}
+    for day, model, template, _, _, spend, _, _ in breakdown:
+        key = (day, model if by == "model" else template)
+        sums[key] = sums.get(key, 0.0) + (spend or 0.0)
+    return frame([(day, key, spend) for (day, key), spend in sorted(sums.items())], ["day", by, "spend_usd"])
 
 
 def failures_by_kind(*, session: Session, scope: Scope | None = None) -> pd.DataFrame:
@@ -353,32 +382,72 @@ def review_counts(*, session: Session) -> dict[str, int]:
     return counts
 
 
-def dashboard(engine: Engine, scope: Scope, *, workers: int | None = None) -> dict[str, Any]:
-    """Everything the Metrics page draws, its independent queries run side by side (each on its own
-    connection: the database works on several while Python waits)."""
+DASHBOARD_PARTS = (
+    "head",
+    "daily",
+    "times",
+    "failures",
+    "by_model",
+    "by_template",
+    "storage",
+    "largest",
+    "totals",
+    "month",
+)
+_FROM_BREAKDOWN: dict[str, Callable[[list[tuple]], Any]] = {
+    "daily": daily_of,
+    "by_model": lambda breakdown: spend_of(breakdown, "model"),
+    "by_template": lambda breakdown: spend_of(breakdown, "template"),
+}
+
+
+def dashboard(
+    engine: Engine, scope: Scope, *, parts: Iterable[str] | None = None, workers: int | None = None
+) -> dict[str, Any]:
+    """Everything the Metrics page draws, or only the `parts` named (a page shows a few at a time): the
+    independent queries run side by side, each on its own connection (the database works while Python waits),
+    and the daily figures and spend by model and by template come from one pass (`day_breakdown`)."""
+    wanted = list(dict.fromkeys(parts if parts is not None else DASHBOARD_PARTS))
+    unknown = set(wanted) - set(DASHBOARD_PARTS)
+    if unknown:
+        raise ValueError(
+            f"No dashboard part named {', '.join(sorted(unknown))}; the parts: {', '.join(DASHBOARD_PARTS)}."
+        )
+    needed = {name for name in wanted if name not in _FROM_BREAKDOWN}
+    if set(wanted) & _FROM_BREAKDOWN.keys():
+        needed.add("breakdown")
+    found = _side_by_side(engine, {name: query for name, query in _queries(scope).items() if name in needed}, workers)
+    return {
+        name: _FROM_BREAKDOWN[name](found["breakdown"]) if name in _FROM_BREAKDOWN else found[name] for name in wanted
+    }
+
+
+def _side_by_side(engine: Engine, queries: dict[str, Callable[[Session], Any]], workers: int | None) -> dict[str, Any]:
+    def run(query: Callable[[Session], Any]) -> Any:
+        with Session(engine) as session:
+            return query(session)
+
+    if len(queries) == 1:  # no pool for a single query
+        return {name: run(query) for name, query in queries.items()}
+    workers = workers or max(2, min(4, os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+        futures = {name: pool.submit(run, query) for name, query in queries.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _queries(scope: Scope) -> dict[str, Callable[[Session], Any]]:
     from . import spending  # it builds on this module
 
-    parts: dict[str, Callable[[Session], Any]] = {
+    return {
         "head": lambda s: headline(session=s, scope=scope),
-        "daily": lambda s: daily(session=s, scope=scope),
+        "breakdown": lambda s: day_breakdown(session=s, scope=scope),
         "times": lambda s: daily_percentiles(session=s, scope=scope),
         "failures": lambda s: failures_by_kind(session=s, scope=scope),
-        "by_model": lambda s: spend_by(session=s, scope=scope, by="model"),
-        "by_template": lambda s: spend_by(session=s, scope=scope, by="template"),
         "storage": lambda s: storage_over_time(session=s, since=scope.since),
         "largest": lambda s: largest_consumers(session=s),
         "totals": lambda s: spending.totals(session=s, scope=scope),
         "month": lambda s: spending.month_outlook(session=s),
     }
-
-    def run(part: Callable[[Session], Any]) -> Any:
-        with Session(engine) as session:
-            return part(session)
-
-    workers = workers or max(2, min(4, os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
-        futures = {name: pool.submit(run, part) for name, part in parts.items()}
-        return {name: future.result() for name, future in futures.items()}
 
 
 def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]:

@@ -137,6 +137,8 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (
         Index("ix_attempt_started_status", "started_at", "status"),
         Index("ix_attempt_request_key_status", "request_key", "status"),
+        # where each solution's next variant starts (batch._tasks), read from the index alone
+        Index("ix_attempt_solution_candidate_variant", "solution_id", "candidate_id", "variant"),
         # Covering indexes: the figures on Metrics, `stats` and every budget check read only these.
         Index("ix_attempt_template_status_cost", "template_ref", "status", "cost_usd"),
         Index(
@@ -210,7 +212,8 @@ class Candidate(SQLModel, table=True):
     """A stored image awaiting (or past) review."""
 
     __table_args__ = (
-        Index("ix_candidate_template_state_reason", "template_ref", "state", "reject_reason"),
+        # the yield table per template version, all time or since a day, read from the index alone
+        Index("ix_candidate_yield_cover", "template_ref", "state", "reject_reason", "source", "created_at"),
         Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
         # storage in use, over time and by solution (metrics.storage_bytes and its neighbours)
         Index("ix_candidate_disk_cover", "cache_hit", "deleted_at", "solution_id", "bytes", "created_at", "state"),

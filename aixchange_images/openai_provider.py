@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import random
 import time
 from datetime import date
@@ -12,6 +13,7 @@ from datetime import date
 import openai
 
 from .budget import Usage
+from .deadline import DeadlineClient, deadline
 from .providers import (
     CURRENT_MODEL,
     RETRYABLE,
@@ -27,6 +29,39 @@ from .providers import (
 
 log = logging.getLogger(__name__)
 MODERATION_MODEL = "omni-moderation-latest"
+# Loggers of the SDK and its HTTP stack that write down what a server sent (x-request-id, response
+# headers) at debug level: a server echoing the key would put it in a log line.
+HTTP_LOGGERS = (
+    "openai._base_client",
+    "httpx2",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.connection",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+)
+
+
+class _Redacting(logging.Filter):
+    """Cuts the secrets of every provider made so far out of the HTTP_LOGGERS' records."""
+
+    secrets: tuple[str, ...] = ()
+
+    def add(self, secrets: tuple[str, ...]) -> None:
+        self.secrets = tuple(dict.fromkeys((*self.secrets, *secrets)))  # replaced whole: threads may be reading
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            clean = redact(message, *self.secrets)
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
+
+
+_log_filter = _Redacting()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_log_filter)
 
 
 class OpenAIProvider(Provider):
@@ -37,6 +72,7 @@ class OpenAIProvider(Provider):
         super().__init__(settings)
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         self._secrets = settings.secrets
+        _log_filter.add(self._secrets)
         self._client = None
         if key:
             # Retries are ours (below): the SDK would also retry insufficient_quota, which never helps.
@@ -45,6 +81,7 @@ class OpenAIProvider(Provider):
                 base_url=settings.openai_base_url or None,
                 timeout=settings.image_timeout_seconds,
                 max_retries=0,
+                http_client=DeadlineClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True),
             )
 
     @property
@@ -70,7 +107,7 @@ class OpenAIProvider(Provider):
                 result.retries, result.unanswered = retries, unanswered
                 return result
             except ProviderError as exc:
-                unanswered += exc.kind == "timeout"  # it may have been billed without an answer
+                unanswered += exc.kind == "timeout" or exc.billed  # billed, maybe, with no usage to show
                 exc.retries, exc.unanswered = retries, unanswered  # what the whole call took
                 if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
                     raise
@@ -88,25 +125,27 @@ class OpenAIProvider(Provider):
     def _call(self, request: ImageRequest) -> ImageResult:
         started = time.perf_counter()
         try:
-            raw = self.client.images.with_raw_response.generate(
-                model=request.model,
-                prompt=request.prompt,
-                n=1,
-                size=request.size,
-                quality=request.quality,  # type: ignore[arg-type]
-                output_format=request.output_format,  # type: ignore[arg-type]
-            )
-            response = raw.parse()
+            # The timeout bounds each read; the deadline, the whole call (a trickling reply included).
+            with deadline(self.settings.image_timeout_seconds):
+                raw = self.client.images.with_raw_response.generate(
+                    model=request.model,
+                    prompt=request.prompt,
+                    n=1,
+                    size=request.size,
+                    quality=request.quality,  # type: ignore[arg-type]
+                    output_format=request.output_format,  # type: ignore[arg-type]
+                )
+                response = raw.parse()
         except openai.OpenAIError as exc:
             raise self._classify(exc, request.model) from None
         except ValueError:  # a body labelled JSON that is not (say, a proxy's HTML error page)
             raise ProviderError("bad_image", "The image service's reply was not the JSON it should be.") from None
         elapsed = int((time.perf_counter() - started) * 1000)
-        request_id = raw.headers.get("x-request-id")
+        request_id = self._clean(raw.headers.get("x-request-id"))
         data = _first_image(response, request_id)
         return ImageResult(
             data=data,
-            usage=_usage(response),
+            usage=_usage(response, request_id),
             request_id=request_id,
             provider_ms=elapsed,
             size=_text(getattr(response, "size", None)),
@@ -115,7 +154,8 @@ class OpenAIProvider(Provider):
 
     def moderate(self, text: str) -> ModerationResult:
         try:
-            result = self.client.moderations.create(model=MODERATION_MODEL, input=text).results[0]
+            with deadline(self.settings.image_timeout_seconds):
+                result = self.client.moderations.create(model=MODERATION_MODEL, input=text).results[0]
         except openai.OpenAIError as exc:
             raise self._classify(exc, MODERATION_MODEL) from None
         flagged = [name for name, hit in result.categories.model_dump(by_alias=True).items() if hit]
@@ -124,11 +164,15 @@ class OpenAIProvider(Provider):
     def _classify(self, exc: openai.OpenAIError, model: str) -> ProviderError:
         kind, message = classify(exc, model)
         retry_after = None
-        request_id = getattr(exc, "request_id", None)
+        request_id = self._clean(getattr(exc, "request_id", None))
         response = getattr(exc, "response", None)
         if response is not None:
             retry_after = _retry_after(response.headers)
-        return ProviderError(kind, redact(message, *self._secrets), retry_after=retry_after, request_id=request_id)
+        return ProviderError(kind, self._clean(message) or "", retry_after=retry_after, request_id=request_id)
+
+    def _clean(self, text: str | None) -> str | None:
+        """What the server sent (a message, a request id) with no piece of a secret left in it."""
+        return None if text is None else redact(text, *self._secrets)
 
 
 def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:
@@ -199,7 +243,7 @@ def _first_image(response, request_id: str | None) -> bytes:  # type: ignore[no-
         ) from None
 
 
-def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
+def _usage(response, request_id: str | None) -> Usage | None:  # type: ignore[no-untyped-def]
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
@@ -211,7 +255,25 @@ def _usage(response) -> Usage | None:  # type: ignore[no-untyped-def]
     image_in = getattr(inputs, "image_tokens", None) if inputs else 0
     image_out = getattr(details, "image_tokens", None) if details else usage.output_tokens
     text_out = getattr(details, "text_tokens", None) if details else 0
-    return Usage(text_in or 0, image_in or 0, image_out or 0, text_out or 0)
+    counts = [_count(value) for value in (text_in, image_in, image_out, text_out)]
+    if None in counts:  # a negative bill would hand money back to the budget: trust none of this reply
+        raise ProviderError(
+            "bad_image",
+            "The image service's reply reported token usage that makes no sense (negative or not whole "
+            "numbers); the call is charged at its estimate.",
+            request_id=request_id,
+            billed=True,
+        )
+    return Usage(*counts)  # type: ignore[arg-type]
+
+
+def _count(value: object) -> int | None:
+    """A token count: missing is 0; None when it is not a whole number of tokens at or above zero."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return int(value) if value >= 0 and value == int(value) else None
 
 
 def _text(value: object) -> str | None:

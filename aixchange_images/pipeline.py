@@ -37,7 +37,15 @@ from .models import (
     utcnow,
 )
 from .process import HOST, RUNNER
-from .prompts import PromptError, Template, check_prompt, render_template, resolve_template, solution_variables
+from .prompts import (
+    PromptError,
+    Subject,
+    Template,
+    check_prompt,
+    render_template,
+    resolve_template,
+    solution_variables,
+)
 from .providers import (
     CURRENT_MODEL,
     SHUTDOWN_DATES,
@@ -280,7 +288,7 @@ class Generator:
             with _in_flight_lock:
                 _in_flight.discard(attempt.id)
 
-    def _render(self, session: Session, solution: Solution) -> tuple[Template, str]:
+    def _render(self, session: Session, solution: Subject) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""
         key = (self.plan.options.template, solution.category)
         template = self._templates.get(key)
@@ -288,7 +296,7 @@ class Generator:
             template = self._templates[key] = resolve_template(session=session, ref=key[0], category=key[1])
         return template, render_template(template, solution_variables(solution))
 
-    def prepare(self, session: Session, solution: Solution, variant: int) -> Request:
+    def prepare(self, session: Session, solution: Subject, variant: int) -> Request:
         """The prompt and cache key one attempt would use, or why it cannot be made (cheap: no row)."""
         try:
             template, prompt = self._render(session, solution)
@@ -474,7 +482,8 @@ class Generator:
         return ok
 
     def _charge_unanswered(self, attempt: Attempt, unanswered: int, per_call: float) -> None:
-        """Tries that timed out may have been billed with no usage to show: charge their estimate."""
+        """Tries that timed out, or answered with usage that makes no sense, may have been billed with no
+        usage to trust: charge their estimate."""
         if unanswered and self.plan.provider.paid:
             attempt.cost_usd = round(attempt.cost_usd + unanswered * per_call, 6)
             attempt.cost_source = "estimate" if attempt.cost_source in (None, "none") else attempt.cost_source
@@ -509,7 +518,7 @@ class Generator:
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data, source="reply")
+            info = storage.verify_image(reply.data, source="reply", size=attempt.size)
             data, info = storage.normalise_format(reply.data, info)
             candidate = storage.keep_candidate(
                 self.settings,

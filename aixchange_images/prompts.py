@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlmodel import Session
 
@@ -54,7 +55,28 @@ class Template:
         return f"{self.name}@{self.version}"
 
 
-def solution_variables(solution: Solution) -> dict[str, Any]:
+class Subject(Protocol):
+    """What a prompt is made of: a Solution, or a row of just its SUBJECT_COLUMNS (estimates read thousands)."""
+
+    id: str
+    title: str
+    description: str
+    category: str
+    tags: list[str]
+    provider: str
+
+
+SUBJECT_COLUMNS = (
+    Solution.id,
+    Solution.title,
+    Solution.description,
+    Solution.category,
+    Solution.tags,
+    Solution.provider,
+)
+
+
+def solution_variables(solution: Subject) -> dict[str, Any]:
     description = (solution.description or "").strip()
     # "...that {description}" reads badly with a capital letter after "that".
     if description[:1].isupper() and not description[1:2].isupper():
@@ -70,6 +92,11 @@ def solution_variables(solution: Solution) -> dict[str, Any]:
 
 def fields_of(text: str) -> list[str]:
     """The `{name}` fields a template text uses, in order; a malformed text is a PromptError."""
+    return list(_fields_of(text))
+
+
+@lru_cache(maxsize=256)  # a batch renders one template thousands of times
+def _fields_of(text: str) -> tuple[str, ...]:
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
@@ -86,7 +113,7 @@ def fields_of(text: str) -> list[str]:
             shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise PromptError(f"Write variables as a plain {{name}}; {{{shown}}} is not one.")
         names.append(name)
-    return names
+    return tuple(names)
 
 
 def render_text(text: str, variables: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 import re
 import threading
@@ -34,14 +35,23 @@ log = logging.getLogger(__name__)
 class ProviderError(Exception):
     """A failed call, already sorted into one of product.md's error kinds."""
 
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None, request_id: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        billed: bool = False,
+    ):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
         self.request_id = request_id
+        self.billed = billed  # the service answered, so it may have billed this call, with no usage we trust
         self.retries = 0  # retries made before giving up, set by providers that retry
-        self.unanswered = 0  # calls that timed out: the service may have billed them
+        self.unanswered = 0  # calls that timed out (or were billed without usage): charged their estimate
 
 
 RetryCheck = Callable[["ProviderError"], bool]  # may this failed call be tried again?
@@ -220,11 +230,23 @@ def model_notice(model: str, today: date) -> str | None:
     return f"Model {model} shuts down on {shutdown.isoformat()}; move IMAGE_MODEL to {CURRENT_MODEL} before then."
 
 
+PIECE = 8  # this many characters of a secret in a row already say too much (a server may echo part of a key)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove anything that looks like, or is, a secret from a message."""
+    """Remove anything that looks like, or is, a secret from a message: a secret, or any run of
+    `PIECE` or more characters from within one."""
+    pieces = {s[i : i + PIECE] for s in secrets if s for i in range(len(s) - PIECE + 1)}
     for secret in secrets:
-        if secret:
+        if secret and len(secret) < PIECE:
             text = text.replace(secret, "[redacted]")
+    if pieces:
+        hidden = [False] * len(text)
+        for i in range(len(text) - PIECE + 1):
+            if text[i : i + PIECE] in pieces:
+                hidden[i : i + PIECE] = [True] * PIECE
+        runs = itertools.groupby(zip(text, hidden, strict=True), key=lambda pair: pair[1])
+        text = "".join("[redacted]" if gone else "".join(c for c, _ in run) for gone, run in runs)
     return re.sub(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{8,}", r"\1…[redacted]", text)
 
 

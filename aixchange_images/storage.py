@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from . import journal
-from .config import Settings, UserError
+from .config import ConfigError, Settings, UserError, check_size
 from .models import PUBLIC_PREFIX, Candidate
 
 MAX_PIXELS = 40_000_000  # well above 3840x2160, far below a decompression bomb
@@ -62,10 +62,13 @@ SOURCES = {
 }
 
 
-def verify_image(data: bytes, *, max_bytes: int | None = None, source: str = "image") -> ImageInfo:
+def verify_image(
+    data: bytes, *, max_bytes: int | None = None, source: str = "image", size: str | None = None
+) -> ImageInfo:
     """Check that `data` really is a whole PNG, JPEG or WebP image of sane size.
 
     `source` (a key of SOURCES) names the bytes in the refusal: an admin's upload, a provider's reply.
+    `size`, the size asked for (`WxH` or `auto`), is checked from the header, before any pixel is decoded.
     """
     subject, hint = SOURCES[source]
     if not data:
@@ -81,6 +84,9 @@ def verify_image(data: bytes, *, max_bytes: int | None = None, source: str = "im
             if fmt not in ("png", "jpeg", "webp"):
                 kind = f"a {fmt.upper()} image" if fmt else "of an unknown kind"
                 raise BadImage(f"{subject} is {kind}{hint or '; PNG, JPEG or WebP are accepted'}.")
+            if size is not None and not _fits(width, height, size):
+                asked = "a size an `auto` request may yield" if size == "auto" else f"the {size} asked for"
+                raise BadImage(f"{subject} is {width}x{height} pixels, not {asked}.")
             probe.verify()
         full = Image.open(io.BytesIO(data))
         full.load()  # verify() skips pixel data; a truncated file fails here
@@ -89,6 +95,17 @@ def verify_image(data: bytes, *, max_bytes: int | None = None, source: str = "im
     except _DECODE_ERRORS:
         raise BadImage(f"{subject} is not an image we can read{hint}.") from None
     return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest(), full)
+
+
+def _fits(width: int, height: int, size: str) -> bool:
+    """Whether an image is the size asked for; for `auto`, any size the API could have chosen."""
+    if size != "auto":
+        return f"{width}x{height}" == size
+    try:
+        check_size(f"{width}x{height}")
+    except ConfigError:
+        return False
+    return True
 
 
 def _write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:

@@ -1,5 +1,8 @@
 """Metrics: what we spent, what it bought, how the month stands against the budget, and how well
-generation runs. Every aggregate runs in SQL and every figure is built in the library."""
+generation runs. Every aggregate runs in SQL and every figure is built in the library.
+
+The headline numbers come first; the charts and tables sit in tabs that run only when open, so a
+visit queries and draws one group of figures, not all eight charts and three tables."""
 
 from datetime import date, timedelta
 
@@ -10,10 +13,11 @@ from aixchange_images import bulkfiles, charts, metrics, spending, templates, wo
 
 actor = ui.guard("view")
 st.title("Metrics")
+DATABASE = str(ui.base_settings().database_url)  # every cache below is per database
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def filter_choices() -> dict:
+def filter_choices(database: str) -> dict:
     with ui.db() as session:
         found = metrics.choices(session=session)
         found["template"] = sorted(set(found["template"]) | set(templates.version_refs(session=session)))
@@ -22,13 +26,21 @@ def filter_choices() -> dict:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def figures(period: str, start: date | None, end: date | None, filters: tuple) -> dict:
-    return metrics.dashboard(ui.engine(), scope_of(period, start, end, filters))
+def figures(database: str, parts: tuple[str, ...], period: str, start: date | None, end: date | None, filters: tuple):
+    """The `parts` of metrics.dashboard for a scope, kept a minute per database, scope and parts."""
+    return metrics.dashboard(ui.engine(), scope_of(period, start, end, filters), parts=parts)
 
 
 def scope_of(period: str, start: date | None, end: date | None, filters: tuple) -> metrics.Scope:
     model, template, provider = filters
     return metrics.period_scope(period, start=start, end=end, model=model, template=template, provider=provider)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def month_outlook(database: str) -> spending.MonthOutlook:
+    """This month's spend: the same whatever the period and filters."""
+    with ui.db() as session:
+        return spending.month_outlook(session=session)
 
 
 def choose_period() -> tuple[str, date | None, date | None]:
@@ -83,16 +95,7 @@ def this_month(outlook: spending.MonthOutlook) -> None:
     st.plotly_chart(charts.month_against_budget(outlook, cap), width="stretch")
 
 
-def totals(data: dict) -> None:
-    st.subheader("Totals")
-    by_model, by_template = st.tabs(["By model", "By template version"])
-    with by_model:
-        st.dataframe(spending.totals_table(data["totals"], "model"), hide_index=True, width="stretch")
-    with by_template:
-        st.dataframe(spending.totals_table(data["totals"], "template"), hide_index=True, width="stretch")
-
-
-def how_it_runs(head: dict, data: dict) -> None:
+def how_it_runs(head: dict) -> None:
     st.subheader("How generation runs")
     row = st.columns(5)
     row[0].metric("Attempts", f"{head['attempts']:,}")
@@ -103,20 +106,38 @@ def how_it_runs(head: dict, data: dict) -> None:
         "Slowest 5% take", wording.seconds(head["p95_ms"]), help=f"At least this long (95th percentile). {paid}"
     )
     row[4].metric("Saved by the cache", ui.money(head["cache_saved_usd"]), help=f"{head['cache_hits']:,} cache hits.")
+
+
+def spend_per_day(data: dict) -> None:
     daily_cap = ui.settings().image_budget_daily_usd
-    pairs = [
-        (charts.attempts_and_success(data["daily"]), charts.failures_by_kind(data["failures"])),
-        (charts.generation_times(data["times"]), charts.spend_per_day(data["by_model"], "model", daily_cap)),
-        (charts.spend_per_day(data["by_template"], "template"), charts.cache_savings(data["daily"])),
-    ]
-    for left_fig, right_fig in pairs:
-        left, right = st.columns(2)
-        left.plotly_chart(left_fig, width="stretch")
+    pair(
+        charts.spend_per_day(data["by_model"], "model", daily_cap),
+        charts.spend_per_day(data["by_template"], "template"),
+    )
+    pair(charts.cache_savings(data["daily"]), None)
+
+
+def attempts_and_time(data: dict) -> None:
+    pair(charts.attempts_and_success(data["daily"]), charts.failures_by_kind(data["failures"]))
+    pair(charts.generation_times(data["times"]), None)
+
+
+def pair(left_fig: object, right_fig: object | None) -> None:
+    left, right = st.columns(2)
+    left.plotly_chart(left_fig, width="stretch")
+    if right_fig is not None:
         right.plotly_chart(right_fig, width="stretch")
 
 
+def totals(data: dict) -> None:
+    by_model, by_template = st.tabs(["By model", "By template version"])
+    with by_model:
+        st.dataframe(spending.totals_table(data["totals"], "model"), hide_index=True, width="stretch")
+    with by_template:
+        st.dataframe(spending.totals_table(data["totals"], "template"), hide_index=True, width="stretch")
+
+
 def storage(data: dict) -> None:
-    st.subheader("Storage")
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.storage(data["storage"]), width="stretch")
     largest = data["largest"]
@@ -131,6 +152,24 @@ def storage(data: dict) -> None:
     if actor.can("manage"):
         with right:
             ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
+
+
+TABS = {  # tab -> what it shows, and the figures (metrics.dashboard's parts) that needs
+    "Spend per day": (spend_per_day, ("by_model", "by_template", "daily")),
+    "Attempts and time": (attempts_and_time, ("daily", "failures", "times")),
+    "Totals": (totals, ("totals",)),
+    "Storage": (storage, ("storage", "largest")),
+}
+
+
+def charts_and_tables(period: str, start: date | None, end: date | None, filters: tuple) -> None:
+    """One tab at a time: switching tabs reruns the page, and only the open tab queries and draws."""
+    for tab, (show, parts) in zip(
+        st.tabs(list(TABS), key="metrics-tab", on_change="rerun"), TABS.values(), strict=True
+    ):
+        if tab.open:
+            with tab:
+                show(figures(DATABASE, parts, period, start, end, filters))
 
 
 def attempts_download(period: str, start: date | None, end: date | None, filters: tuple) -> None:
@@ -154,17 +193,15 @@ def attempts_download(period: str, start: date | None, end: date | None, filters
 
 
 period, start, end = choose_period()
-filters = choose_filters(filter_choices())
-data = figures(period, start, end, filters)
-head = data["head"]
+filters = choose_filters(filter_choices(DATABASE))
+head = figures(DATABASE, ("head",), period, start, end, filters)["head"]
 if not head["attempts"]:
     more = " or run some on Generate" if actor.can("generate") else ""
     st.info(f"No generations match this period and filters. Widen them{more}.", icon=":material/query_stats:")
-    this_month(data["month"])
+    this_month(month_outlook(DATABASE))
     st.stop()
 what_it_bought(head)
-this_month(data["month"])
-totals(data)
-how_it_runs(head, data)
-storage(data)
+this_month(month_outlook(DATABASE))
+how_it_runs(head)
+charts_and_tables(period, start, end, filters)
 attempts_download(period, start, end, filters)

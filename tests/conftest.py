@@ -259,3 +259,11 @@ def open_page(name: str, actor=None):
     at.switch_page(f"pages/{name}.py").run()
     assert not at.exception, at.exception
     return at
+
+
+def open_tab(at, key: str, label: str):  # type: ignore[no-untyped-def]
+    """Open the tab `label` of the tabs keyed `key` that run only when open (st.tabs on_change="rerun")."""
+    at.session_state[key] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at

@@ -27,6 +27,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -76,11 +77,13 @@ MESSAGES: dict[str | None, str] = {
 # Behaviour -> options enqueue() accepts.
 ERROR_OPTS = {"message", "param", "status", "type", "retry_after", "model"}
 BEHAVIOURS: dict[str, set[str]] = {
-    "success": {"usage"},
+    "success": {"usage"},  # usage=False leaves it out; a dict replaces those of its fields
     "slow": {"seconds"},
+    "trickle": {"seconds", "interval", "part"},  # a success sent in pieces `interval` apart over `seconds`
     "garbage_json": {"content_type"},
     "garbage_image": set(),
     "bomb": set(),
+    "wrong_size": {"size"},  # a real image of `size` (WxH), whatever size was asked for and the reply says
     "empty_data": set(),
     **dict.fromkeys(SCRIPTED_ERRORS, ERROR_OPTS),
 }
@@ -251,6 +254,7 @@ class OpenAIStandIn:
         self.latency = latency
         self.expected_key = expected_key
         self.flag_words: set[str] = {"violence", "gore", "kill"}
+        self.echo_key = False  # like a careless proxy: every x-request-id carries the caller's key
         self.flag_category = "violence"
         self.models: dict[str, str | None] = dict(DEFAULT_MODELS)
         self.max_in_flight = 0
@@ -376,17 +380,51 @@ class OpenAIStandIn:
         status, payload, extra = answer
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        req.send_response(status)
-        for name, value in {
+        reply_headers = {
             "content-type": "application/json",
-            "x-request-id": f"req_{next(self._ids):032x}",
+            "x-request-id": self._request_id(headers.get("authorization", "")),
             "openai-processing-ms": str(elapsed_ms),
             "content-length": str(len(raw)),
             **extra,
-        }.items():
+        }
+        if script[0] == "trickle":
+            self._trickle(req, status, reply_headers, raw, script[1])
+            return
+        req.send_response(status)
+        for name, value in reply_headers.items():
             req.send_header(name, value)
         req.end_headers()
         req.wfile.write(raw)
+
+    def _trickle(self, req: _Handler, status: int, headers: dict[str, str], raw: bytes, opts: dict[str, Any]) -> None:
+        """Send the answer in small pieces, each well within any read timeout, over `seconds` in all.
+
+        `part` "body" (the default) sends the status line and headers at once and trickles the body;
+        "head" trickles the status line and headers, then sends the body at once.
+        """
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", *(f"{k}: {v}" for k, v in headers.items())]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        interval = float(opts.get("interval", 0.25))
+        steps = max(1, round(float(opts.get("seconds", 20)) / interval))
+        slow = head if opts.get("part") == "head" else raw
+        size = math.ceil(len(slow) / steps)
+        pieces = [slow[i : i + size] for i in range(0, len(slow), size)]
+        if slow is head:
+            pieces[-1] += raw
+        else:
+            pieces[0] = head + pieces[0]
+        req.close_connection = True
+        try:
+            for i, piece in enumerate(pieces):
+                if i and self._stop.wait(interval):
+                    return
+                req.wfile.write(piece)
+        except OSError:  # the client gave up and hung up: nobody is listening any more
+            return
+
+    def _request_id(self, authorization: str) -> str:
+        key = authorization.removeprefix("Bearer ").strip()
+        return f"req_{key}" if self.echo_key and key else f"req_{next(self._ids):032x}"
 
     def _check_key(self, authorization: str) -> None:
         if self.expected_key is None or authorization == f"Bearer {self.expected_key}":
@@ -417,7 +455,8 @@ class OpenAIStandIn:
             with self._lock:
                 variants = [next(self._variants) % 256 for _ in range(n)]
             fmt = s["output_format"]
-            images = [_image_bytes((w, h), fmt, v, alpha) for v in variants]
+            made = tuple(map(int, opts["size"].split("x"))) if behaviour == "wrong_size" else (w, h)
+            images = [_image_bytes(made, fmt, v, alpha) for v in variants]
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
         payload: dict[str, Any] = {
             "created": int(time.time()),
@@ -437,6 +476,8 @@ class OpenAIStandIn:
                 "output_tokens_details": {"image_tokens": image, "text_tokens": 0},
                 "total_tokens": text + image,
             }
+            if isinstance(opts.get("usage"), dict):  # a server's own idea of usage, however wrong
+                payload["usage"].update(opts["usage"])
         return 200, payload, {}
 
     def _other_answer(self, method: str, path: str, body: Any):

@@ -149,6 +149,7 @@ def test_a_markdown_title_and_an_html_model_name_show_literally_on_metrics(serve
         legend = page.locator(".legendtext", has_text="Evil model")
         expect(legend).to_have_count(1, timeout=30_000)  # plotly.js loads on the page's first chart
         assert legend.text_content() == EVIL_MODEL  # the tags as text
+        page.get_by_role("tab", name="Storage", exact=True).click()  # the largest files, by solution title
         largest = page.get_by_test_id("stDataFrame").last
         expect(largest.get_by_role("gridcell", name=EVIL, exact=True, include_hidden=True)).to_have_count(
             1, timeout=30_000

@@ -22,7 +22,7 @@ from sqlalchemy import event, inspect, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review
+from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review, templates
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -334,6 +334,60 @@ def test_an_estimate_counts_paid_calls_cache_hits_and_dollars_without_calling(
     assert len(standin.requests) == requests_before
 
 
+def test_an_estimate_from_prompt_columns_matches_one_from_whole_solutions(engine, openai_settings, make_solutions):
+    ids = make_solutions(6, tags=["support", "nlp", "déjà vu"])
+    with session_scope(engine, write=True) as session:
+        body = "{title} ({category}) by {provider}, tagged {tags}: {description}"
+        templates.save_version(session=session, actor=ALICE, name="every-field", body=body)
+        session.get(Solution, ids[-1]).description = "  "  # no prompt can be made: not counted
+        session.commit()
+    options = pipeline.GenerateOptions(template="every-field", candidates=2)
+    plan = pipeline.make_plan(openai_settings, options)
+    with Session(engine) as session:
+        generator = pipeline.Generator(engine, openai_settings, plan)
+        requests = [generator.prepare(session, session.get(Solution, sid), v) for sid in ids for v in (0, 1)]
+        each = [
+            budget.estimate_call(
+                session=session,
+                provider="openai",
+                model=plan.model,
+                size=plan.size,
+                quality=plan.quality,
+                prompt=r.prompt,
+            )
+            for r in requests
+            if r.problem is None
+        ]
+
+    estimate = batch.estimate_batch(engine, openai_settings, ids, options)
+
+    assert estimate["calls"] == len(each) == 10
+    assert estimate["estimated_cost_usd"] == pytest.approx(sum(each), abs=1e-6)
+
+
+def test_a_database_from_before_migration_14_gains_the_indexes_estimates_and_yields_read(engine):
+    with engine.begin() as conn:  # the indexes as migration 13 left them
+        conn.exec_driver_sql("DROP INDEX ix_attempt_solution_candidate_variant")
+        conn.exec_driver_sql("DROP INDEX ix_candidate_yield_cover")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_candidate_template_state_reason ON candidate (template_ref, state, reject_reason)"
+        )
+        conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 14")
+
+    assert db.migrate(engine) == [14]
+    on_attempt = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("attempt")}
+    on_candidate = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("candidate")}
+    assert on_attempt["ix_attempt_solution_candidate_variant"] == ["solution_id", "candidate_id", "variant"]
+    assert on_candidate["ix_candidate_yield_cover"] == [
+        "template_ref",
+        "state",
+        "reject_reason",
+        "source",
+        "created_at",
+    ]
+    assert "ix_candidate_template_state_reason" not in on_candidate
+
+
 def test_an_estimate_over_what_the_budget_has_left_does_not_fit(engine, openai_settings, standin, make_solutions):
     ids = make_solutions(2)
     settings = openai_settings.model_copy(update={"image_budget_daily_usd": 0.05})
@@ -527,6 +581,41 @@ def test_a_try_that_timed_out_is_charged_its_estimate_because_it_may_have_been_b
     assert answered.cost_usd == pytest.approx(expected_cost(answered.prompt, 1056), abs=1e-9)
     assert (third.error_kind, timed_out.cost_source) == ("timeout", "estimate")
     assert timed_out.cost_usd == pytest.approx(estimate(engine, timed_out.prompt, "1024x1024", "medium"), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"output_tokens": -2_000_000, "output_tokens_details": {"image_tokens": -2_000_000, "text_tokens": 0}},
+        {"input_tokens_details": {"text_tokens": -500_000, "image_tokens": 0}},
+        {"output_tokens": 1056.5, "output_tokens_details": {"image_tokens": 1056.5, "text_tokens": 0}},
+    ],
+    ids=["negative-output", "negative-input", "fractional"],
+)
+def test_a_reply_with_nonsensical_usage_is_charged_its_estimate_and_the_cap_still_holds(
+    engine, openai_settings, standin, make_solutions, usage
+):
+    a, b = make_solutions(2)
+    per_call = estimate(engine, prompt_for(engine, a), "1024x1024", "medium")
+    settings = openai_settings.model_copy(update={"image_budget_daily_usd": round(1.5 * per_call, 6)})
+    standin.enqueue("success", usage=usage)  # a negative bill would hand the budget back
+
+    (first,), _ = run(engine, settings, [a], quality="medium")
+    (second,), _ = run(engine, settings, [b], quality="medium")
+
+    garbled, refused = attempts(engine)
+    assert (first.error_kind, garbled.cost_source, garbled.candidate_id) == ("bad_image", "estimate", None)
+    assert "usage" in garbled.error_message
+    assert garbled.cost_usd == pytest.approx(per_call, abs=1e-9)
+    assert (second.error_kind, refused.status) == ("budget_exceeded", AttemptStatus.failed)
+    assert standin.image_calls == 1  # the second call was refused before it was made
+
+
+def test_no_usage_makes_a_negative_bill(engine):
+    with Session(engine) as session:
+        price, _ = budget.price_for(session=session, model="gpt-image-2")
+
+    assert budget.cost_from_usage(price, Usage(input_text_tokens=10, output_image_tokens=-1_000_000)) == 0.0
 
 
 def test_a_call_is_kept_until_its_own_deadline_and_a_namesake_process_is_not_this_one(engine, settings, make_solutions):

@@ -88,6 +88,17 @@ def test_signing_in_hands_the_browser_its_cookie_through_a_one_time_ticket(engin
     assert "ticket=" not in scripts(at.run())  # handed over once
 
 
+def test_the_sign_in_form_has_the_browser_load_the_chart_and_table_code_meanwhile(engine):
+    add_user(engine)
+    at = app_test().run()
+
+    assert not at.exception
+    script = scripts(at)
+    assert re.search(r'import\("/static/js/PlotlyChart\.[\w-]+\.js"\)', script)
+    assert re.search(r'import\("/static/js/DataFrame\.[\w-]+\.js"\)', script)
+    assert "import(" not in scripts(sign_in(at))  # signed in: the pages load what they use
+
+
 def test_signing_out_ends_the_session_and_has_the_server_clear_the_cookie(engine):
     add_user(engine)
     at = sign_in(app_test().run())

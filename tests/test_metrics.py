@@ -430,6 +430,32 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
     assert not together["largest"].empty
 
 
+def test_one_breakdown_by_day_model_and_template_gives_daily_and_spend_by_model_and_template(engine, history):
+    with Session(engine) as session:
+        for scope in (Scope(), Scope(model="gpt-image-2", since=D2), Scope(since=utcnow() + timedelta(days=1))):
+            breakdown = metrics.day_breakdown(session=session, scope=scope)
+
+            pd.testing.assert_frame_equal(metrics.daily_of(breakdown), metrics.daily(session=session, scope=scope))
+            for by in ("model", "template"):
+                one_pass = metrics.spend_of(breakdown, by)
+                pd.testing.assert_frame_equal(one_pass, metrics.spend_by(session=session, scope=scope, by=by))
+
+
+def test_the_dashboard_runs_only_the_parts_asked_for(engine, history):
+    scope = Scope(model="local-card")
+    everything = metrics.dashboard(engine, scope)
+
+    some = metrics.dashboard(engine, scope, parts=("head", "by_model"))
+    alone = metrics.dashboard(engine, scope, parts=["totals"])
+
+    assert some.keys() == {"head", "by_model"} and alone.keys() == {"totals"}
+    assert some["head"] == everything["head"]
+    pd.testing.assert_frame_equal(some["by_model"], everything["by_model"])
+    pd.testing.assert_frame_equal(alone["totals"], everything["totals"])
+    with pytest.raises(ValueError, match="No dashboard part named weather"):
+        metrics.dashboard(engine, scope, parts=("head", "weather"))
+
+
 def stats(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
     assert cli.main(["stats", "--json", *argv]) == 0
     return json.loads(capsys.readouterr().out)

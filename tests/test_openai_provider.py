@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 from conftest import get_solution
@@ -182,6 +183,29 @@ def test_an_answer_slower_than_the_timeout_is_a_timeout(engine, openai_settings,
     assert attempt.duration_ms < 5000
 
 
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_reply_trickled_past_the_timeout_ends_at_the_timeout(engine, openai_settings, standin, solution_id, part):
+    # A piece every quarter second: no single read ever waits the 2 s, yet the whole reply takes 20 s.
+    standin.enqueue("trickle", part=part, seconds=20, interval=0.25)
+    settings = openai_config(image_timeout_seconds=2.0, image_max_retries=0)
+
+    started = time.monotonic()
+    result, attempt = generate(engine, settings, solution_id)
+    elapsed = time.monotonic() - started
+
+    assert (result.status, result.error_kind) == ("failed", "timeout")
+    assert elapsed < 8, f"the call lasted {elapsed:.1f} s against a 2 s timeout"
+    assert standin.image_calls == 1 and attempt.candidate_id is None
+
+
+def test_a_trickled_reply_that_ends_within_the_timeout_is_kept(engine, openai_settings, standin, solution_id):
+    standin.enqueue("trickle", seconds=0.5, interval=0.1)
+
+    result, attempt = generate(engine, openai_settings, solution_id)
+
+    assert result.status == "succeeded" and attempt.cost_source == "usage"
+
+
 def test_a_prompt_flagged_by_moderation_never_reaches_the_image_endpoint(
     engine, openai_settings, standin, make_solutions
 ):
@@ -218,6 +242,43 @@ def test_a_reply_that_is_not_an_image_is_bad_image_and_stores_nothing(
     with Session(engine) as session:
         assert session.exec(select(Candidate)).all() == []
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("asked", "made"),
+    [
+        ("1024x1024", "1x1"),
+        ("1024x1024", "1x30000"),
+        ("1024x1024", "1536x1024"),
+        ("auto", "1x30000"),
+        ("auto", "64x64"),
+    ],
+)
+def test_an_image_of_a_size_not_asked_for_is_bad_image_and_the_working_image_stays(
+    engine, openai_settings, standin, solution_id, asked, made
+):
+    published, _ = generate(engine, openai_settings, solution_id, auto_approve=True)
+    standin.enqueue("wrong_size", size=made)
+
+    result, attempt = generate(engine, openai_settings, solution_id, size=asked, use_cache=False)
+
+    assert (result.status, result.error_kind) == ("failed", "bad_image")
+    assert made in attempt.error_message and attempt.candidate_id is None
+    solution = get_solution(engine, solution_id)
+    assert (solution.image_status, solution.image_url) == (ImageStatus.approved, published.published_url)
+    with Session(engine) as session:
+        assert len(session.exec(select(Candidate)).all()) == 1  # only the published one
+
+
+def test_an_auto_request_keeps_any_size_the_service_may_choose(engine, openai_settings, standin, solution_id):
+    standin.enqueue("wrong_size", size="1024x1536")
+
+    result, _ = generate(engine, openai_settings, solution_id, size="auto")
+
+    assert result.status == "succeeded"
+    with Session(engine) as session:
+        candidate = session.get(Candidate, result.candidate_id)
+    assert (candidate.width, candidate.height) == (1024, 1536)
 
 
 def test_requests_never_carry_dalle_only_parameters(engine, openai_settings, standin, make_solutions):

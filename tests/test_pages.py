@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from conftest import app_test as app
-from conftest import open_page, run_jobs, stored_actor
+from conftest import open_page, open_tab, run_jobs, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from aixchange_images import auth, demo, throttle
+from aixchange_images import auth, batch, demo, throttle
 from aixchange_images.auth import Actor
 from aixchange_images.config import load_settings
 from aixchange_images.models import AuditEvent, Candidate, CandidateState, Solution, User, utcnow
@@ -201,6 +202,21 @@ def test_generate_queues_a_job_that_a_worker_runs_with_the_local_provider(engine
     assert sorted(stored) == sorted(ids)
 
 
+def test_generate_does_not_redo_its_estimate_on_every_rerun(engine, make_solutions, monkeypatch):
+    make_solutions(3)
+    made = []
+    estimate_batch = batch.estimate_batch
+    monkeypatch.setattr(batch, "estimate_batch", lambda *args: made.append(args) or estimate_batch(*args))
+    at = open_page("generate", Actor("alice", "admin"))
+
+    at.run()
+    next(s for s in at.selectbox if s.label == "Quality").select("high").run()
+
+    assert not at.exception
+    assert [m.value for m in at.metric][:3] == ["3", "0", "$0"]
+    assert [options.quality for _, _, _, options in made] == ["medium", "high"]  # once per choice of options
+
+
 def test_review_approve_publishes_the_candidate(engine, settings, make_solutions):
     [sid] = make_solutions(1)
     at = open_page("generate", Actor("alice", "admin"))
@@ -239,7 +255,31 @@ def test_metrics_page_shows_headline_figures_and_charts(engine, demo_data):
     assert labels[:4] == ["Spent", "Approved and published", "Per approved image", "Spent on rejected images"]
     assert {"Attempts", "Success rate", "Typical time", "Slowest 5% take", "Saved by the cache"} <= set(labels)
     assert int(next(m.value for m in at.metric if m.label == "Attempts").replace(",", "")) > 0
-    assert len(at.get("plotly_chart")) == 8
+    titles = chart_titles(at)
+    for tab in ("Attempts and time", "Totals", "Storage"):
+        titles |= chart_titles(open_tab(at, "metrics-tab", tab))
+    assert titles == {
+        "Spend so far this month, the forecast to its end, and the monthly budget",
+        "Spend per day by model",
+        "Spend per day by template version",
+        "Money the cache saved",
+        "Attempts and success rate",
+        "Why attempts failed",
+        "Generation time (paid calls that succeeded)",
+        "Space on disk",
+    }
+
+
+def chart_titles(at) -> set[str]:  # type: ignore[no-untyped-def]
+    return {json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")}
+
+
+def test_metrics_page_queries_and_draws_only_the_open_tab(engine, demo_data):
+    at = open_page("metrics", Actor("mia", "manager"))
+    assert [t.label for t in at.tabs][:4] == ["Spend per day", "Attempts and time", "Totals", "Storage"]
+    assert len(at.get("plotly_chart")) == 4 and not at.dataframe  # this month's chart and the first tab's three
+    open_tab(at, "metrics-tab", "Totals")
+    assert not at.get("plotly_chart")[1:] and len(at.dataframe) == 2
 
 
 def test_prompt_studio_previews_the_rendered_prompt(engine, make_solutions):

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import open_page, run_jobs
+from conftest import open_page, open_tab, run_jobs
 from sqlmodel import Session
 from streamlit.proto.Dataframe_pb2 import Dataframe
 from streamlit.testing.v1 import AppTest
@@ -175,7 +175,7 @@ def test_metrics_puts_what_was_spent_and_what_it_bought_first(engine, demo_data)
 
 
 def test_metrics_success_rate_axis_never_reads_above_100_percent(engine, demo_data):
-    at = open_page("metrics", MIA)
+    at = open_tab(open_page("metrics", MIA), "metrics-tab", "Attempts and time")
     chart = next(c for c in at.get("plotly_chart") if "success" in c.proto.spec.lower())
     spec = json.loads(chart.proto.spec)
     axis = spec["layout"]["yaxis2"]
@@ -183,7 +183,7 @@ def test_metrics_success_rate_axis_never_reads_above_100_percent(engine, demo_da
 
 
 def test_metrics_has_totals_by_model_and_by_template_version(engine, demo_data):
-    at = open_page("metrics", MIA)
+    at = open_tab(open_page("metrics", MIA), "metrics-tab", "Totals")
     headers = [list(d.value.columns) for d in at.dataframe]
     assert ["Model", "Attempts", "Success rate", "Spent", "Approved images", "Per approved image"] in headers
     assert any(h[0] == "Template version" for h in headers)
