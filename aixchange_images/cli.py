@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
+    cmd.add_argument(
+        "--review",
+        action="store_true",
+        help="answer with the placeholder; a job for the workers makes the candidates, which wait in Review",
+    )
     cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
     cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
     cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")

@@ -113,6 +113,17 @@ def get(*, session: Session, job_id: int) -> Job:
     return job
 
 
+def waiting_for(*, session: Session, solution_id: str) -> bool:
+    """Whether a generation job that has not ended holds work for the solution (its images are on the way)."""
+    query = (
+        select(JobItem.id)
+        .join(Job, col(Job.id) == JobItem.job_id)
+        .where(JobItem.solution_id == solution_id, Job.kind == JobKind.generate, col(Job.status).in_(ACTIVE))
+        .where(col(JobItem.status).in_((ItemStatus.queued, ItemStatus.running)))
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
 def recent(*, session: Session, limit: int = 50, active: bool = False) -> list[Job]:
     """The newest jobs first (only the queued and running ones with `active`)."""
     query = select(Job).order_by(col(Job.id).desc()).limit(limit)
