@@ -16,13 +16,20 @@ import ui
 from aixchange_images import catalogue, jobs, leases, schedules, wording
 from aixchange_images.auth import Actor
 from aixchange_images.jobmodels import ACTIVE, Job, JobKind
+from aixchange_images.models import Purpose
 
 REFRESH_SECONDS = 2
-KINDS = {JobKind.generate: "Generate", JobKind.marketplace_pull: "Marketplace pull"}
+KINDS = {JobKind.generate: "Generate", JobKind.marketplace_pull: "Marketplace pull", JobKind.catalogue_import: "Import"}
+
+
+def _kind(job: Job) -> str:
+    if job.kind == JobKind.generate and job.options.get("purpose") == Purpose.trial:
+        return f"Prompt Studio trial of {job.options.get('template')}"
+    return KINDS.get(job.kind, job.kind)
 
 
 def _summary(job: Job) -> str:
-    what = f"{KINDS.get(job.kind, job.kind)} · job {job.id} · {job.actor}"
+    what = f"{_kind(job)} · job {job.id} · {job.actor}"
     if job.cancel_requested and job.status in ACTIVE:
         what += " · stopping"
     figures = f"{job.done:,} of {job.total:,} done"
@@ -148,7 +155,7 @@ def _table(ended: list[Job]) -> pd.DataFrame:
         [
             {
                 "Job": j.id,
-                "Kind": KINDS.get(j.kind, j.kind),
+                "Kind": _kind(j),
                 "Status": STATUS_WORDS.get(j.status, j.status),
                 "Done": f"{j.done:,} of {j.total:,}",
                 "Failed": j.failed,

@@ -28,13 +28,17 @@ _CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 
 def read_bulk(path: Path) -> list[Any]:
     """The raw records of a bulk JSON or CSV file."""
+    return parse_bulk(path.name, read_bytes(path))
+
+
+def read_bytes(path: Path) -> bytes:
+    """A bulk file's bytes; one sentence when it is missing or unreadable."""
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file.")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputError(f"Could not read {path}: {exc.strerror or exc}.") from None
-    return parse_bulk(path.name, data)
 
 
 def parse_bulk(name: str, data: bytes) -> list[Any]:

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("init", "create the database and folders (idempotent)")
     cmd = command("import", "import AIXchange bulk JSON, the marketplace's own download, or CSV")
     cmd.add_argument("file", type=Path)
+    cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
     cmd = command("solutions", "list solutions")
     cmd.add_argument("--status", choices=[s.value for s in ImageStatus])
     cmd = command("generate", "generate candidate images")
@@ -124,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    cmd.add_argument("--review", action="store_true", help="answer with the placeholder; candidates wait in Review")
+    cmd.add_argument(
+        "--review",
+        action="store_true",
+        help="answer with the placeholder; a job for the workers makes the candidates, which wait in Review",
+    )
     cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
     cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
     cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")
@@ -295,6 +300,8 @@ def _human_push(payload: dict[str, Any]) -> str:
 
 
 def _human_bulk(command: str, payload: dict[str, Any]) -> str:
+    if "job_id" in payload:  # import --background
+        return f"Import queued as job {payload['job_id']}: {payload['records']:,} record(s); `jobs` shows its progress."
     if command == "import":
         problems = [f"  {e['title']}: {e['error']}" for e in payload["errors"]]
         head = f"Imported {payload['imported']}, updated {payload['updated']}, refused {len(problems)}."
@@ -326,6 +333,8 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
     from . import bulk, bulkfiles
 
+    if args.background:
+        return cli_jobs.queue_import(settings, engine, args.file), 0
     records = bulkfiles.read_bulk(args.file)
     report = bulk.import_bulk(
         engine, records, actor=auth.CLI_ACTOR, source=args.file.name, progress=_print_import_progress

@@ -1,10 +1,11 @@
-"""The command line's job commands: `generate ... --background`, `worker`, `jobs [cancel|retry ID]`."""
+"""The command line's job commands: `generate ... --background`, `import ... --background`, `worker`, `jobs [cancel|retry ID]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
@@ -33,13 +34,29 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser], parser_
 
 def queue_generation(settings: Settings, engine: Any, ids: list[str], options: GenerateOptions) -> dict[str, Any]:
     """`generate ... --background`: the job, queued; a note when no worker is there to run it."""
-    from . import jobs, leases
+    from . import jobs
 
     job = jobs.enqueue_generate(engine, settings, ids, options)
+    _note_without_workers(engine)
+    return {"job_id": job.id, "status": job.status, "total": job.total}
+
+
+def queue_import(settings: Settings, engine: Any, path: Path) -> dict[str, Any]:
+    """`import FILE --background`: the file read and checked, then queued as a job for a worker."""
+    from . import bulkfiles, jobs
+
+    data = bulkfiles.read_bytes(path)  # a missing or unreadable file: its one sentence, nothing queued
+    job = jobs.enqueue_import(engine, settings, actor=auth.CLI_ACTOR, source=path.name, data=data)
+    _note_without_workers(engine)
+    return {"job_id": job.id, "status": job.status, "records": job.options["records"]}
+
+
+def _note_without_workers(engine: Any) -> None:
+    from . import leases
+
     with Session(engine) as session:
         if not leases.live_workers(session):
             print("note: no worker is running; start one with `python -m aixchange_images worker`.", file=sys.stderr)
-    return {"job_id": job.id, "status": job.status, "total": job.total}
 
 
 def cmd_worker(args, settings, engine):  # type: ignore[no-untyped-def]

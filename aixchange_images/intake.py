@@ -2,7 +2,8 @@
 
 The drop-in service (service.py) turns HTTP into an `Ask` and an `Outcome` back into HTTP; what a
 request does lives here. Every image goes through the pipeline as the CLI's do (moderation, budget,
-cache, attempt records, approval), made by one worker pool of IMAGE_CONCURRENCY threads.
+cache, attempt records, approval): published at once by one pool of IMAGE_CONCURRENCY threads here,
+or, for review, queued as a generate job for the workers (`aixchange-images worker`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import admin, batch, marketplace, pull
+from . import admin, batch, jobs, marketplace, pull
 from .auth import SERVICE_ACTOR, Actor, audit
 from .config import ConfigError, Settings, UserError
 from .db import session_scope, take_lock
@@ -28,6 +29,7 @@ from .models import (
     Candidate,
     ImageStatus,
     Publication,
+    Purpose,
     Solution,
     SolutionOrigin,
     new_solution_id,
@@ -50,6 +52,7 @@ _PUBLISHED = (ImageStatus.approved, ImageStatus.uploaded)
 
 UNEXPECTED = "An unexpected error occurred; the card keeps the placeholder image and the error is in the service's log."
 SHUTTING_DOWN = "The image service is shutting down; try again in a minute."
+NOT_QUEUED = "The image request could not be queued for the workers; the card keeps the placeholder, try again later."
 NO_DAILY_CAP = (
     "The image service spends money only under a daily budget (its route has no sign-in); "
     "ask an admin to set IMAGE_BUDGET_DAILY_USD or a daily budget on Settings."
@@ -142,8 +145,8 @@ class Intake:
     """Takes image requests and owns the worker pool that makes their images.
 
     By default a request's image is generated and published before it is answered (the old route's
-    behaviour); with `review` it is answered with the placeholder at once and its candidates wait
-    in Review. A solution that already shows a published image, or has images waiting for review,
+    behaviour); with `review` it is answered with the placeholder at once and a generate job makes
+    its candidates, which wait in Review. A solution that already shows a published image, or has images waiting for review,
     is answered as it stands: an unauthenticated request never replaces a curated image.
     """
 
@@ -188,15 +191,17 @@ class Intake:
                 return _done(Outcome(None, NO_DAILY_CAP, error_kind="budget_exceeded"))
             with session_scope(self.engine, write=True) as session:
                 solution = self._solution_for(session, ask)
-                standing = self._standing(session, solution, settings)
+                standing = self._standing(session, solution, settings, review)
                 session.commit()
             if standing is not None:
                 return _done(standing)
-            future = self._pool.submit(self._generate, solution.id, review)
+            if review:
+                return _done(self._enqueue(settings, solution))
+            future = self._pool.submit(self._generate, solution.id)
             self._running[ask.key] = future
             self._work.add(future)
             future.add_done_callback(lambda done: self._forget(ask.key, done))
-        return _done(self._queued(settings, solution)) if review else future
+        return future
 
     def _look_up(self, solution_id: str) -> bool:
         """Whether we know the solution: ours already, or a marketplace row we read now (its image and
@@ -224,7 +229,7 @@ class Intake:
             self._work.discard(future)
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait for every generation taken so far (review mode's background work); False on timeout."""
+        """Wait for every generation taken so far (publish mode's; review's are jobs); False on timeout."""
         with self._lock:
             work = list(self._work)
         return not wait(work, timeout).not_done
@@ -275,11 +280,14 @@ class Intake:
         audit(session, self.actor, "solution.add", solution.id, title=solution.title, origin=SolutionOrigin.request)
         return solution
 
-    def _standing(self, session: Session, solution: Solution, settings: Settings) -> Outcome | None:
-        """The answer for a solution that needs nothing made: it shows a published image, or images await review."""
+    def _standing(self, session: Session, solution: Solution, settings: Settings, review: bool) -> Outcome | None:
+        """The answer for a solution that needs nothing made: it shows a published image, or images await
+        review (or, for review, a job will make them)."""
         if solution.image_status in _PUBLISHED:
             return _published(session, solution, settings, "The solution already has a published image.")
-        if solution.image_status == ImageStatus.pending:
+        if solution.image_status == ImageStatus.pending or (
+            review and jobs.waiting_for(session=session, solution_id=solution.id)  # queued, not made yet
+        ):
             return self._queued(settings, solution)
         return None
 
@@ -295,17 +303,25 @@ class Intake:
             image_format=_format_of(url, "jpeg"),
         )
 
+    def _enqueue(self, settings: Settings, solution: Solution) -> Outcome:
+        """Queue the candidates as a generate job, as Generate does; the placeholder answers meanwhile."""
+        options = GenerateOptions(actor=self.actor, candidates=self.candidates, purpose=Purpose.regular)
+        try:
+            jobs.enqueue_generate(self.engine, settings, [solution.id], options)
+        except UserError as exc:  # the queue is unreachable, the settings refuse: the log says which
+            log.error(redact(f"Could not queue images for {solution.id}: {exc}", *self.settings.secrets))
+            return Outcome(solution.id, NOT_QUEUED, error_kind="server_error")
+        return self._queued(settings, solution)
+
     # -- making the image (on the pool) ----------------------------------------------------------
-    def _generate(self, solution_id: str, review: bool) -> Outcome:
+    def _generate(self, solution_id: str) -> Outcome:
         try:
             if self._stop.is_set() or not all(self._limiter.acquire() for _ in range(self.candidates)):
                 return Outcome(solution_id, SHUTTING_DOWN, error_kind="server_error")
             settings = self.current_settings()
-            options = GenerateOptions(
-                auto_approve=not review, actor=self.actor, candidates=self.candidates, concurrency=1
-            )
+            options = GenerateOptions(auto_approve=True, actor=self.actor, candidates=self.candidates, concurrency=1)
             results, _ = batch.run_batch(self.engine, settings, [solution_id], options, stop=self._stop)
-            return self._queued(settings) if review else self._outcome(solution_id, results, settings)
+            return self._outcome(solution_id, results, settings)
         except Exception:  # noqa: BLE001 - the request gets a sentence; the log gets the traceback
             log.error(
                 redact(f"Image request for {solution_id} failed\n{traceback.format_exc()}", *self.settings.secrets)

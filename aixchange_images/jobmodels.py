@@ -30,6 +30,7 @@ ACTIVE = (JobStatus.queued, JobStatus.running)
 class JobKind(StrEnum):
     generate = "generate"
     marketplace_pull = "marketplace_pull"
+    catalogue_import = "catalogue_import"  # a bulk file, read by the worker from the data folder
 
 
 class ItemStatus(StrEnum):

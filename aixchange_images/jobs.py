@@ -8,14 +8,16 @@ marketplace behave exactly as they do there.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import jobitems, marketplace
+from . import bulkfiles, jobitems, marketplace
 from .auth import Actor, PermissionDenied, require
 from .config import Settings, UserError
 from .db import db_now, session_scope
@@ -68,6 +70,20 @@ def enqueue_pull(engine: Engine, settings: Settings, *, actor: Actor, schedule: 
     return _queue(engine, settings, job, [(None, 1)])
 
 
+def enqueue_import(engine: Engine, settings: Settings, *, actor: Actor, source: str, data: bytes) -> Job:
+    """Queue a bulk file's import: read and checked as a file here (a bad one fails here, nothing queued),
+    kept in the data folder until a worker has written its records."""
+    require(actor, "edit_catalogue")
+    records = bulkfiles.parse_bulk(source, data)
+    folder = Path(settings.data_dir) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{Path(source).suffix.lower()}"
+    path.write_bytes(data)
+    options = {"file": str(path), "source": source, "records": len(records)}
+    job = Job(kind=JobKind.catalogue_import, actor=actor.username, role=actor.role, options=options)
+    return _queue(engine, settings, job, [(None, 1)])
+
+
 def _queue(engine: Engine, settings: Settings, job: Job, items: list[tuple[str | None, int]]) -> Job:
     with session_scope(engine, write=True) as session:
         job.total = sum(images for _, images in items)
@@ -111,6 +127,17 @@ def get(*, session: Session, job_id: int) -> Job:
     if job is None:
         raise JobError(f"There is no job {job_id}; see `jobs` for the ids.")
     return job
+
+
+def waiting_for(*, session: Session, solution_id: str) -> bool:
+    """Whether a generation job that has not ended holds work for the solution (its images are on the way)."""
+    query = (
+        select(JobItem.id)
+        .join(Job, col(Job.id) == JobItem.job_id)
+        .where(JobItem.solution_id == solution_id, Job.kind == JobKind.generate, col(Job.status).in_(ACTIVE))
+        .where(col(JobItem.status).in_((ItemStatus.queued, ItemStatus.running)))
+    )
+    return session.exec(query.limit(1)).first() is not None
 
 
 def recent(*, session: Session, limit: int = 50, active: bool = False) -> list[Job]:
@@ -203,6 +230,8 @@ def retry(engine: Engine, settings: Settings, job_id: int, *, actor: Actor) -> J
         raise JobError(f"Job {job_id} has nothing to retry: all of it succeeded.")
     if job.kind == JobKind.marketplace_pull:
         return enqueue_pull(engine, settings, actor=actor)
+    if job.kind == JobKind.catalogue_import:
+        raise JobError(f"Job {job_id} was an import; import the file again to retry it.")
     options = options_of(job)
     options.actor, options.batch_id = actor, None
     return enqueue_generate(engine, settings, [sid for sid in ids if sid], options, retry_of=job_id)

@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import batch, jobitems, jobs
+from . import batch, bulk, bulkfiles, jobitems, jobs
 from .auth import Actor
 from .claims import Claims
 from .config import Settings, UserError
@@ -60,6 +61,8 @@ class JobRun:
         try:
             if self.job.kind == JobKind.marketplace_pull:
                 return self._pull()
+            if self.job.kind == JobKind.catalogue_import:
+                return self._import()
             return self._generate(item)
         except UserError as exc:
             return Outcome(ItemStatus.failed, failed=item.images, error=str(exc))
@@ -93,6 +96,16 @@ class JobRun:
         report = pull(self.engine, self.settings, actor=Actor(self.job.actor, self.job.role))
         deliver_waiting(self.engine, self.settings)
         note = f"{len(report.errors)} marketplace row(s) not taken; see the audit log." if report.errors else None
+        return Outcome(ItemStatus.succeeded, succeeded=1, error=note)
+
+    def _import(self) -> Outcome:
+        path, source = Path(self.job.options["file"]), self.job.options["source"]
+        if not path.is_file():
+            raise UserError(f"The file of this import ({source}) is gone from the data folder; import it again.")
+        records = bulkfiles.parse_bulk(source, path.read_bytes())
+        report = bulk.import_bulk(self.engine, records, actor=Actor(self.job.actor, self.job.role), source=source)
+        path.unlink(missing_ok=True)  # written: the catalogue holds it now
+        note = f"{len(report.errors):,} record(s) refused; see the audit log." if report.errors else None
         return Outcome(ItemStatus.succeeded, succeeded=1, error=note)
 
 

@@ -1,7 +1,8 @@
 """Trying template versions against each other, and which version's images reviewers approve.
 
 A trial runs two versions on the same sample of solutions through the normal pipeline, so every
-call is budgeted, recorded and attributed to its version. Its candidates are marked `Purpose.trial`:
+call is budgeted, recorded and attributed to its version: Prompt Studio queues it as two generate
+jobs for the workers (`start_trial`, one per version) and reads it back from them (`trial_of`). Its candidates are marked `Purpose.trial`:
 Review keeps them apart from the main queue unless asked for them, and once reviewed they count
 in the yield table like any other.
 """
@@ -18,10 +19,11 @@ from sqlalchemy import Integer, cast, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import batch, pipeline
+from . import batch, jobs, pipeline
 from .auth import Actor, require
 from .budget import budget_state
-from .config import Settings
+from .config import Settings, UserError
+from .jobmodels import ACTIVE, JobItem
 from .metrics import APPROVED_STATES, FINISHED, frame
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Purpose, Solution
 from .prompts import PromptError, resolve_template
@@ -220,6 +222,51 @@ def estimate_trial(
     }
 
 
+def start_trial(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    refs: tuple[str, str],
+    solution_ids: list[str],
+    provider: str,
+    quality: str | None = None,
+) -> list[int]:
+    """Queue the trial for the workers: one generate job per version (purpose trial); their ids, A's first."""
+    with Session(engine) as session:
+        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
+    ids = list(dict.fromkeys(solution_ids))
+    first = jobs.enqueue_generate(engine, settings, ids, _options(actor, provider, refs[0], quality))
+    try:
+        second = jobs.enqueue_generate(engine, settings, ids, _options(actor, provider, refs[1], quality))
+    except UserError:
+        jobs.cancel(engine, first.id, actor=actor)  # half a trial compares nothing
+        raise
+    return [first.id, second.id]
+
+
+def trial_of(*, session: Session, job_ids: list[int]) -> Trial:
+    """The trial its two jobs (from `start_trial`) have made so far, ready for `comparison`."""
+    found = [jobs.get(session=session, job_id=job_id) for job_id in job_ids]
+    if len(found) != 2 or any(job.options.get("purpose") != Purpose.trial for job in found):
+        raise PromptError(f"Jobs {', '.join(map(str, job_ids))} are not a Prompt Studio trial.")
+    items = select(JobItem.solution_id).where(JobItem.job_id == found[0].id).order_by(col(JobItem.id))
+    trial = Trial(
+        refs=(found[0].options["template"], found[1].options["template"]),
+        solution_ids=[sid for sid in session.exec(items).all() if sid],
+        provider=found[0].options["provider"],
+    )
+    for ref, job in zip(trial.refs, found, strict=True):
+        trial.results[ref] = {r.solution_id: r for r in jobs.results(session=session, job=job)}
+        trial.summaries[ref] = {"succeeded": job.succeeded, "failed": job.failed, "cost_usd": job.cost_usd}
+    return trial
+
+
+def trial_ended(*, session: Session, job_ids: list[int]) -> bool:
+    """Whether both of the trial's jobs have ended (done, failed or stopped)."""
+    return all(jobs.get(session=session, job_id=job_id).status not in ACTIVE for job_id in job_ids)
+
+
 def run_trial(
     engine: Engine,
     settings: Settings,
@@ -231,7 +278,8 @@ def run_trial(
     quality: str | None = None,
     progress: Callable[[int, int, pipeline.GenerationResult], None] | None = None,
 ) -> Trial:
-    """Generate one candidate per solution with each version (the cache reuses identical requests)."""
+    """Generate one candidate per solution with each version here, in the foreground (the cache reuses
+    identical requests); Prompt Studio queues its trials as jobs instead (`start_trial`)."""
     with Session(engine) as session:
         refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
     trial = Trial(refs=refs, solution_ids=list(dict.fromkeys(solution_ids)), provider=provider)

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+import jobs_panel
 import ui
 from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
-from aixchange_images.pipeline import GenerationResult
 from aixchange_images.providers import get_provider
 
 actor = ui.guard("edit_templates")
@@ -250,9 +250,9 @@ def try_tab() -> None:
     else:
         allowed = trial_estimate(side_a, side_b, ids, provider)
         if st.button("Run both versions", type="primary", icon=":material/compare:", disabled=not allowed):
-            run_trial(side_a, side_b, ids, provider)
-    if (trial := st.session_state.get("ps_trial")) is not None:
-        trial_results(trial)
+            start_trial(side_a, side_b, ids, provider)
+    if job_ids := st.session_state.get("ps_trial_jobs"):
+        trial_progress(job_ids)
 
 
 def trial_choices() -> tuple[str, str, list[str], str]:
@@ -303,31 +303,37 @@ def trial_estimate(side_a: str, side_b: str, ids: list[str], provider: str) -> b
     return st.checkbox(ui.md("Spend about {} on this trial", ui.money(estimate["estimated_cost_usd"])))
 
 
-def run_trial(side_a: str, side_b: str, ids: list[str], provider: str) -> None:
-    bar = st.progress(0.0, text="Starting…")
-    with ui.db() as session:
-        named = catalogue.titles(session=session, ids=ids)
-    with st.status(ui.md("Trying {} and {} on {} solution(s)…", side_a, side_b, len(ids)), expanded=True) as status:
-
-        def progress(done: int, total: int, result: GenerationResult) -> None:
-            bar.progress(done / total, text=f"{done} of {total} done")
-            if result.status == "failed":
-                ui.failure_line(named.get(result.solution_id, result.solution_id), result.error_kind, result.error)
-
-        trial = ui.attempt(
-            lambda: trials.run_trial(
-                ui.engine(),
-                settings,
-                actor=actor,
-                refs=(side_a, side_b),
-                solution_ids=ids,
-                provider=provider,
-                progress=progress,
-            )
+def start_trial(side_a: str, side_b: str, ids: list[str], provider: str) -> None:
+    """Queue the trial for the workers; its job ids stay in the session so the page follows it across reruns."""
+    job_ids = ui.attempt(
+        lambda: trials.start_trial(
+            ui.engine(), settings, actor=actor, refs=(side_a, side_b), solution_ids=ids, provider=provider
         )
-        status.update(label="Done." if trial else "Stopped.", state="complete" if trial else "error", expanded=False)
-    if trial is not None:
-        st.session_state["ps_trial"] = trial
+    )
+    if job_ids is not None:
+        st.session_state["ps_trial_jobs"] = job_ids
+
+
+def trial_progress(job_ids: list[int]) -> None:
+    """Each version's job live (Stop, failures by title), then the side-by-side comparison once both have ended."""
+    st.caption("The workers run it: leave or close this page whenever you like; Jobs shows every job.")
+    for job_id in job_ids:
+        jobs_panel.job_progress(job_id, actor)  # reruns the page when its job ends
+    trial = ui.read(lambda: trial_if_ended(job_ids))
+    if trial is None:
+        st.caption("The comparison appears here when both versions are done.")
+        return
+    if st.session_state.get("ps_trial_counted") != job_ids:  # its attempts join the yield table below
+        st.session_state["ps_trial_counted"] = job_ids
+        yield_figures.clear()
+    trial_results(trial)
+
+
+def trial_if_ended(job_ids: list[int]) -> trials.Trial | None:
+    with ui.db() as session:
+        if not trials.trial_ended(session=session, job_ids=job_ids):
+            return None
+        return trials.trial_of(session=session, job_ids=job_ids)
 
 
 def trial_results(trial: trials.Trial) -> None:

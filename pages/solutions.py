@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+import jobs_panel
 import ui
-from aixchange_images import bulk, bulkfiles, catalogue, records, review, wording
+from aixchange_images import bulk, bulkfiles, catalogue, jobs, records, review, wording
 from aixchange_images.models import ImageStatus, Solution
 
 PAGE_SIZE = 25
@@ -18,6 +19,7 @@ SELECT_HINTS = {  # what a selection does, for each role
 EXPORT_NAME = "aixchange-solutions.json"
 EXPORT_ZIP = "aixchange-solutions.zip"
 actor = ui.guard("view")
+LARGE_IMPORT = bulk.CHUNK_SIZE  # records: a file with more is imported by the workers, as a job
 st.title("Solutions")
 
 
@@ -123,6 +125,9 @@ def import_tab() -> None:
     upload = st.file_uploader("Catalogue file", type=["json", "csv"])
     if upload is not None and st.button("Import", type="primary"):
         run_import(upload)
+    if job_id := st.session_state.get("import_job_id"):
+        st.caption("A worker imports this file: leave or close this page whenever you like; Jobs shows every job.")
+        jobs_panel.job_progress(job_id, actor)
     st.divider()
     st.caption(
         "Export writes files the marketplace's bulk import accepts: at most 100 solutions each, so a larger "
@@ -143,10 +148,22 @@ def problems_table(problems: list[dict]) -> None:
 
 
 def run_import(upload: UploadedFile) -> None:
+    """A small file is imported here and now; a large one is queued as a job for the workers."""
+    found = ui.read(lambda: bulkfiles.parse_bulk(upload.name, upload.getvalue()))
+    if found is None:
+        return
+    if len(found) > LARGE_IMPORT:
+        job = ui.attempt(
+            lambda: jobs.enqueue_import(
+                ui.engine(), ui.settings(), actor=actor, source=upload.name, data=upload.getvalue()
+            )
+        )
+        if job is not None:
+            st.session_state["import_job_id"] = job.id
+        return
     bar = st.progress(0.0, text="Checking the records…")
 
     def read_and_import() -> bulk.ImportReport:
-        found = bulkfiles.parse_bulk(upload.name, upload.getvalue())
         return bulk.import_bulk(
             ui.engine(),
             found,

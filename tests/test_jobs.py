@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import run_jobs
+from conftest import run_jobs, solution_record
 from openai_standin import IMAGES_PATH
 from redis_server import PASSWORD
 from sqlalchemy import inspect
@@ -20,7 +20,7 @@ from aixchange_images.config import ConfigError, load_settings
 from aixchange_images.db import session_scope
 from aixchange_images.jobmodels import ItemStatus, Job, JobItem, JobStatus, Runner
 from aixchange_images.jobqueue import QueueError
-from aixchange_images.models import Attempt, Candidate, utcnow
+from aixchange_images.models import Attempt, Candidate, Solution, utcnow
 from aixchange_images.pipeline import GenerateOptions
 from aixchange_images.process import HOST
 
@@ -265,3 +265,57 @@ def test_redis_url_is_checked_and_its_password_is_a_secret(monkeypatch):
     with pytest.raises(ConfigError) as refused:
         load_settings()
     assert "not a Redis URL" in str(refused.value) and PASSWORD not in str(refused.value)
+
+
+# -- large imports --------------------------------------------------------------------------------
+def test_import_background_writes_nothing_until_a_worker_runs_it(engine, settings, tmp_path, capsys):
+    records = [solution_record(i) for i in range(3)] + [solution_record(9, title="")]
+    bulk_file = tmp_path / "catalogue.json"
+    bulk_file.write_text(json.dumps(records))
+
+    code, out, err = cli_run(capsys, "import", str(bulk_file), "--background", "--json")
+
+    assert code == 0, err
+    queued = json.loads(out)
+    assert (queued["status"], queued["records"]) == ("queued", 4) and "no worker is running" in err
+    with Session(engine) as session:
+        assert session.exec(select(Solution)).all() == []  # the worker writes them, not the command
+    assert run_jobs(engine, settings) == [queued["job_id"]]
+    with Session(engine) as session:
+        job = jobs.get(session=session, job_id=queued["job_id"])
+        titles = sorted(session.exec(select(Solution.title)).all())
+    assert (job.kind, job.status, job.done, job.total) == ("catalogue_import", "done", 1, 1)
+    assert job.error is None and job.failed == 0
+    assert titles == [f"Solution number {i}" for i in range(3)]
+    assert list((settings.data_dir / "imports").iterdir()) == []  # its copy is gone once written
+
+
+def test_an_import_jobs_refused_records_are_noted_on_the_job(engine, settings, tmp_path):
+    data = json.dumps([solution_record(1), solution_record(2, title="")]).encode()
+
+    job = jobs.enqueue_import(engine, settings, actor=Actor("alice", "admin"), source="two.json", data=data)
+    run_jobs(engine, settings)
+
+    with Session(engine) as session:
+        ended = jobs.get(session=session, job_id=job.id)
+        (item,) = session.exec(select(JobItem).where(JobItem.job_id == job.id)).all()
+    assert (ended.status, ended.error, ended.failed) == ("done", None, 0)
+    assert item.error == "1 record(s) refused; see the audit log."
+
+
+def test_a_file_that_is_not_a_bulk_file_queues_no_import(engine, tmp_path, capsys):
+    bad = tmp_path / "catalogue.json"
+    bad.write_text("{not json")
+
+    code, out, err = cli_run(capsys, "import", str(bad), "--background")
+
+    assert (code, out) == (2, "") and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    with Session(engine) as session:
+        assert jobs.recent(session=session) == []
+
+
+def test_a_manager_may_not_queue_an_import(engine, settings):
+    with pytest.raises(PermissionDenied):
+        jobs.enqueue_import(engine, settings, actor=Actor("mia", "manager"), source="x.json", data=b"[]")
+    with Session(engine) as session:
+        assert jobs.recent(session=session) == []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import time
 
-from conftest import app_test, open_page
+from conftest import app_test, open_page, run_jobs, solution_record
 from sqlmodel import Session, select
 
 from aixchange_images import jobs
@@ -88,3 +89,19 @@ def test_an_admin_sets_the_nightly_run_in_settings_and_it_is_audited(engine):
         change = session.exec(select(AuditEvent).where(AuditEvent.action == "schedule.change")).one()
     assert (nightly.enabled, nightly.every_minutes, nightly.offset_minutes) == (True, 1440, 210)
     assert change.actor == "alice"
+
+
+def test_the_solutions_page_follows_the_import_it_queued_and_lists_what_it_wrote(engine):
+    data = json.dumps([solution_record(i) for i in range(2)]).encode()
+    job = jobs.enqueue_import(engine, load_settings(), actor=ALICE, source="big.json", data=data)
+    at = app_test(ALICE)
+    at.session_state["import_job_id"] = job.id  # what Import leaves for a file over LARGE_IMPORT records
+    at.run()
+    at.switch_page("pages/solutions.py").run()
+
+    assert not at.exception
+    assert any(f"Import · job {job.id} · alice: 0 of 1 done" in text for text in progress_texts(at.main))
+    run_jobs(engine, load_settings())
+    at.run()
+    assert not at.exception
+    assert any(f"Job {job.id} is done." in s.value for s in at.success)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import open_page, stored_actor
+from conftest import open_page, run_jobs, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
 from aixchange_images import prompts, templates
 from aixchange_images.auth import Actor
+from aixchange_images.config import load_settings
 from aixchange_images.models import Attempt, Candidate, CategoryTemplate, TemplateLabelMove, TemplateVersion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def test_the_versions_tab_shows_a_diff_and_moves_production(engine, make_solutio
     assert any("production` → **v2**, moved by pat" in m.value for m in at.markdown)
 
 
-def test_try_it_runs_two_versions_and_shows_them_side_by_side(engine, make_solutions):
+def test_try_it_queues_both_versions_as_jobs_and_compares_them_once_the_workers_are_done(engine, make_solutions):
     make_solutions(2)
     save(engine, "A blueprint card for {title}.")
     at = studio()
@@ -139,6 +140,13 @@ def test_try_it_runs_two_versions_and_shows_them_side_by_side(engine, make_solut
 
     button(at, "Run both versions").click().run()
 
+    assert not at.exception
+    assert stored(engine, Candidate) == []  # queued for the workers, not run in the page
+    bars = [shown(p.proto.text) for p in at.get("progress")]
+    assert sum("Prompt Studio trial of default@" in bar and "0 of 2 done" in bar for bar in bars) == 2, bars
+    assert any("comparison appears here" in c.value for c in at.caption)
+    run_jobs(engine, load_settings())
+    at.run()  # a later run of the page: the trial's jobs are still followed, now ended
     assert not at.exception
     refs = sorted(c.template_ref for c in stored(engine, Candidate))
     assert refs == ["default@1", "default@1", "default@2", "default@2"]
@@ -153,6 +161,8 @@ def test_the_yield_table_has_a_row_per_version_with_its_figures(engine, make_sol
     assert any("No generations yet" in i.value for i in at.info)
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
     button(at, "Run both versions").click().run()
+    run_jobs(engine, load_settings())  # the workers' part
+    at.run()
 
     table = at.dataframe[-1].value.set_index("Template version")  # the yield table is the last on the page
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
+from conftest import run_jobs
 from openai_standin import IMAGES_PATH, MODERATIONS_PATH
 from sqlmodel import Session, select
 
-from aixchange_images import batch, cli, pipeline, prompts, templates, trials
+from aixchange_images import batch, cli, jobs, pipeline, prompts, templates, trials
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.config import load_settings
 from aixchange_images.models import (
@@ -508,6 +509,56 @@ def test_a_trial_runs_both_versions_on_the_same_solutions(engine, make_solutions
     assert [row["solution_id"] for row in compared] == ids
     for row in compared:
         assert all(side["thumb_path"] and side["error"] is None for side in row["sides"].values())
+
+
+def test_a_trial_queued_as_jobs_is_compared_once_the_workers_have_run_both_versions(engine, make_solutions):
+    ids = make_solutions(2)
+    save(engine, "A blueprint card for {title}.")
+    settings = load_settings(dalle_image_size="256x256")
+
+    job_ids = trials.start_trial(
+        engine, settings, actor=PAT, refs=("default@1", "default@draft"), solution_ids=ids, provider="local"
+    )
+
+    assert rows(engine, Attempt) == []  # queued for the workers, nothing made here
+    with Session(engine) as session:
+        queued = [jobs.get(session=session, job_id=i) for i in job_ids]
+        assert not trials.trial_ended(session=session, job_ids=job_ids)
+    assert [(j.kind, j.total, j.options["template"], j.options["purpose"]) for j in queued] == [
+        ("generate", 2, "default@1", "trial"),
+        ("generate", 2, "default@2", "trial"),
+    ]
+    assert sorted(run_jobs(engine, settings)) == sorted(job_ids)
+    with Session(engine) as session:
+        assert trials.trial_ended(session=session, job_ids=job_ids)
+        trial = trials.trial_of(session=session, job_ids=job_ids)
+        compared = trials.comparison(session=session, trial=trial)
+    assert (trial.refs, trial.solution_ids) == (("default@1", "default@2"), ids)
+    assert [trial.summaries[ref]["succeeded"] for ref in trial.refs] == [2, 2]
+    assert [row["solution_id"] for row in compared] == ids
+    for row in compared:
+        assert all(side["thumb_path"] and side["error"] is None for side in row["sides"].values())
+    made = sorted((c.solution_id, c.template_ref, c.state) for c in rows(engine, Candidate))
+    assert made == sorted((sid, ref, "pending") for sid in ids for ref in ("default@1", "default@2"))
+
+
+def test_a_trial_of_one_version_twice_queues_nothing(engine, make_solutions):
+    ids = make_solutions(1)
+
+    with pytest.raises(PromptError, match="choose two different versions"):
+        trials.start_trial(
+            engine, load_settings(), actor=PAT, refs=("default@1", "default@1"), solution_ids=ids, provider="local"
+        )
+
+    with Session(engine) as session:
+        assert jobs.recent(session=session) == []
+
+
+def test_jobs_that_are_not_a_trial_are_refused_in_one_sentence(engine, make_solutions):
+    job = jobs.enqueue_generate(engine, load_settings(), make_solutions(1), pipeline.GenerateOptions(actor=PAT))
+
+    with Session(engine) as session, pytest.raises(PromptError, match=f"Jobs {job.id}, {job.id} are not a Prompt"):
+        trials.trial_of(session=session, job_ids=[job.id, job.id])
 
 
 @pytest.mark.parametrize(

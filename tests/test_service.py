@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY
+from conftest import TEST_KEY, run_jobs
 from PIL import Image
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
-from aixchange_images import cli, intake, queue, service
+from aixchange_images import cli, intake, jobs, queue, service
 from aixchange_images.config import Settings
 from aixchange_images.models import Attempt, AuditEvent, Candidate, Publication, Solution
 
@@ -161,7 +161,7 @@ def test_an_unknown_solution_id_gets_candidates_for_review_never_a_published_ima
     with running(settings) as (client, intake):
         reply = client.post({"description": DESCRIPTION, "title": "Routing", "solutionId": marketplace_id})
         refused = client.post({"description": DESCRIPTION, "solutionId": "../../etc/passwd"})
-        assert intake.drain(120)
+    run_jobs(engine, settings)
 
     assert (reply.status, reply.body["imageUrl"]) == (200, "/placeholder-image.jpg"), reply.raw
     with Session(engine) as session:
@@ -388,15 +388,16 @@ def test_an_unexpected_error_answers_the_500_shape_and_logs_a_redacted_traceback
 
 
 # -- review mode ----------------------------------------------------------------------------------
-def test_review_mode_answers_the_placeholder_and_leaves_the_candidates_for_review(settings, engine, tmp_path):
+def test_review_mode_answers_the_placeholder_at_once_and_a_job_makes_the_candidates(settings, engine, tmp_path):
     request = {"description": DESCRIPTION, "title": "Later"}
-    with running(settings, review=True, candidates=2) as (client, work):
+    with running(settings, review=True, candidates=2) as (client, _):
         reply = client.post(request)
-        assert work.drain(120)
-        again = client.post(request)  # the same form again: nothing more is made
-        assert work.drain(120)
+        assert count(engine, Candidate) == 0  # answered before anything is made: the workers make it
+        twice = client.post(request)  # the same form again while the job waits: nothing more is queued
+        assert run_jobs(engine, settings) != []
+        again = client.post(request)  # and again once the candidates wait: still nothing more
 
-    assert reply.status == again.status == 200
+    assert reply.status == twice.status == again.status == 200
     assert reply.body == {
         "imageUrl": "/placeholder-image.jpg",
         "status": "success",
@@ -404,15 +405,32 @@ def test_review_mode_answers_the_placeholder_and_leaves_the_candidates_for_revie
         "filename": "placeholder-image.jpg",
         "details": {"size": "1024x1024", "format": "jpeg", "location": "/placeholder-image.jpg"},
     }
-    assert again.body["imageUrl"] == "/placeholder-image.jpg"
+    assert twice.body == again.body == reply.body
     with Session(engine) as session:
         waiting = queue.page(session=session)
         states = session.exec(select(Candidate.state)).all()
+        queued = jobs.recent(session=session)
+    assert [(j.kind, j.status, j.actor, j.total, j.options["purpose"]) for j in queued] == [
+        ("generate", "done", "service", 2, "regular")
+    ]
     assert [(r.solution.title, r.solution.origin, r.solution.image_status, r.candidates) for r in waiting] == [
         ("Later", "request", "pending", 2)
     ]
     assert states == ["pending", "pending"]
     assert published_files(tmp_path) == [] and count(engine, Publication) == 0
+
+
+def test_review_mode_answers_500_with_a_sentence_when_the_queue_is_unreachable(settings, engine, monkeypatch):
+    def unreachable(*_args: Any, **_kwargs: Any) -> None:
+        raise jobs.QueueError("The job queue at redis://127.0.0.1:1 cannot be reached.")
+
+    monkeypatch.setattr(jobs, "enqueue_generate", unreachable)
+    with running(settings, review=True) as (client, _):
+        reply = client.post({"description": DESCRIPTION, "title": "Nowhere"})
+
+    assert reply.status == 500 and reply.body["details"] == intake.NOT_QUEUED
+    assert reply.body["defaultImagePath"] == "/placeholder-image.jpg"
+    assert count(engine, Candidate) == 0
 
 
 # -- health and docs --------------------------------------------------------------------------------
