@@ -259,6 +259,7 @@ class OpenAIStandIn:
         self.models: dict[str, str | None] = dict(DEFAULT_MODELS)
         self.max_in_flight = 0
         self._in_flight = 0
+        self._held = 0  # image requests waiting at the closed gate
         self._requests: list[dict[str, Any]] = []
         self._script: deque[tuple[str, dict[str, Any]]] = deque()
         self._ids = itertools.count(1)
@@ -334,6 +335,12 @@ class OpenAIStandIn:
         with self._lock:
             return self._in_flight
 
+    def wait_held(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until `count` image requests wait at the gate `hold()` closed (or timeout): calls that
+        cannot finish, whatever the load, until `release()`."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._held >= count, timeout)
+
     def wait_in_flight(self, count: int, timeout: float = 5.0) -> bool:
         """Block until `count` image requests are being handled at once (or timeout)."""
         with self._lock:
@@ -361,9 +368,18 @@ class OpenAIStandIn:
                 self.max_in_flight = max(self.max_in_flight, self._in_flight)
                 self._lock.notify_all()
         answer = None
+        held = is_image and not self._gate.is_set()
         try:
+            if held:
+                with self._lock:
+                    self._held += 1
+                    self._lock.notify_all()
             while is_image and not self._gate.wait(0.05) and not self._stop.is_set():
                 pass  # held: a test decides when this call is answered
+            if held:
+                with self._lock:
+                    self._held -= 1
+                    held = False
             if not (is_image and self._stop.wait(self.latency)):
                 self._check_key(headers.get("authorization", ""))
                 answer = self._image_answer(*script, body) if is_image else self._other_answer(req.command, path, body)
@@ -373,6 +389,7 @@ class OpenAIStandIn:
             if is_image:
                 with self._lock:
                     self._in_flight -= 1
+                    self._held -= held
                     self._lock.notify_all()
         if answer is None:  # abandoned because of close()
             req.close_connection = True

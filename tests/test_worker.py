@@ -76,7 +76,8 @@ def ended(engine, job_id: int) -> Callable[[], bool]:
 
 
 def image_prompts(standin) -> list[str]:
-    return [r["json"]["prompt"] for r in standin.requests if r["path"] == IMAGES_PATH]
+    # a request the kill cut off mid-body (no JSON) is not a call the service would answer or bill
+    return [r["json"]["prompt"] for r in standin.requests if r["path"] == IMAGES_PATH and r["json"]]
 
 
 def progress(engine) -> tuple[set[str], list[int]]:
@@ -100,14 +101,13 @@ def test_a_worker_killed_mid_job_is_replaced_and_pays_for_nothing_twice(
     job = jobs.enqueue_generate(engine, openai_settings, ids, GenerateOptions())
     first = start_worker(tmp_path, "--concurrency", "2")
 
-    def mid_job() -> bool:
-        stored, running = progress(engine)
-        return len(stored) >= 2 and len(running) >= 1
-
-    wait_until(mid_job, first)
+    wait_until(lambda: len(progress(engine)[0]) >= 2, first)
+    standin.hold()  # the next call waits for us: it is surely in flight (its attempt running) at the kill
+    assert standin.wait_held(1), log_of(first)
     os.kill(first.pid, signal.SIGKILL)
     assert first.wait(timeout=30) == -signal.SIGKILL  # reaped: its pid is really gone
     first.log.close()  # type: ignore[attr-defined]
+    standin.release()
     deadline = time.monotonic() + 10
     while standin.in_flight:  # the dead worker's calls are answered (and so paid) before we count new ones
         assert time.monotonic() < deadline
