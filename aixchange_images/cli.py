@@ -263,19 +263,7 @@ def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
     from . import catalogue
 
     with Session(engine) as session:
-        rows = catalogue.list_solutions(session=session, status=args.status)
-    return {
-        "solutions": [
-            {
-                "id": s.id,
-                "title": s.title,
-                "category": s.category,
-                "image_status": s.image_status,
-                "image_url": s.image_url,
-            }
-            for s in rows
-        ]
-    }, 0
+        return {"solutions": catalogue.solution_summaries(session=session, status=args.status)}, 0
 
 
 def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/cli_startup.py [--runs N] [--db DIR] [--keep DIR]
 
-Prints the median wall time of `python -c pass` (the interpreter alone), `--help`, `generate --help`,
+Prints the median wall time (and CPU time: user + system, less sensitive to other work on the
+machine) of `python -c pass` (the interpreter alone), `--help`, `generate --help`,
 and `stats --json` and `solutions --json` on a database of 10,000 solutions and 200,000 attempts.
 `--db DIR` uses a copy of DIR/db.sqlite (and its data and external-images folders) made earlier by
 `demo-data --solutions 10000 --generations 200000`; DIR itself is never written. Without it, the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,13 +39,16 @@ def environment(folder: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], args: list[str]) -> float:
+def run(env: dict[str, str], args: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def prepare(folder: Path, source: Path | None) -> None:
@@ -73,10 +78,14 @@ def measure(folder: Path, runs: int) -> None:
     ]
     for _, args in cases:  # warm the page cache and .pyc files; the first run is not counted
         run(env, args)
-    print(f"median of {runs} runs, each in a fresh process ({os.cpu_count()} cores):")
+    print(f"median of {runs} runs, each in a fresh process ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}):")
+    print(f"  {'seconds':<18} {'wall':>6}  {'min':>6}  {'max':>6}  {'CPU':>6}")
     for label, args in cases:
-        times = sorted(run(env, args) for _ in range(runs))
-        print(f"  {label:<18} {statistics.median(times):6.3f} s   (min {times[0]:.3f}, max {times[-1]:.3f})")
+        walls, cpus = zip(*(run(env, args) for _ in range(runs)), strict=True)
+        print(
+            f"  {label:<18} {statistics.median(walls):6.3f}  {min(walls):6.3f}  {max(walls):6.3f}  "
+            f"{statistics.median(cpus):6.3f}"
+        )
 
 
 def main() -> None:
