@@ -1,153 +1,40 @@
-"""The command line: `python -m aixchange_images COMMAND` (the contract is in product.md)."""
+"""The command line: `python -m aixchange_images COMMAND` (the contract is in product.md).
+
+This module loads only the standard library: the parser (`cli_parser`) answers `--help` and bad
+usage at once, and each command's handler imports the library code it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-from sqlmodel import Session, col, select
-
-# Only what every command needs is imported here; each command imports the rest, keeping start-up
-# (and so `stats`) quick.
-from . import admin, auth, budget, cli_jobs, journal, metrics, reports
-from .config import Settings, UserError, load_settings
-from .db import get_engine, session_scope
-from .models import REJECT_REASONS, ImageStatus, Solution
-from .providers import model_notice
+from . import cli_jobs, reports
+from .cli_parser import build_parser
+from .errors import UserError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .config import Settings
     from .pipeline import GenerationResult
+
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 class UsageError(UserError):
     """Bad usage or input: exit 2 with this one sentence."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see --help).\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m aixchange_images", description="Generate, review and publish AIXchange solution images."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-        return cmd
-
-    command("init", "create the database and folders (idempotent)")
-    cmd = command("import", "import AIXchange bulk JSON, the marketplace's own download, or CSV")
-    cmd.add_argument("file", type=Path)
-    cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
-    cmd = command("solutions", "list solutions")
-    cmd.add_argument("--status", choices=[s.value for s in ImageStatus])
-    cmd = command("generate", "generate candidate images")
-    which = cmd.add_mutually_exclusive_group(required=True)
-    which.add_argument("--solution", nargs="+", metavar="ID", help="these solutions (also ones with an uploaded image)")
-    which.add_argument("--missing", action="store_true", help="solutions with no image or the placeholder")
-    which.add_argument("--all", action="store_true", help="every solution except those with an uploaded image")
-    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="images per solution (1-10)")
-    cmd.add_argument("--provider", choices=["local", "openai"])
-    cmd.add_argument("--model")
-    cmd.add_argument("--size", metavar="WxH")
-    cmd.add_argument("--quality")
-    cmd.add_argument("--template", metavar="NAME[@VERSION]")
-    cmd.add_argument("--auto-approve", action="store_true", help="publish the first good candidate at once")
-    cmd.add_argument("--no-cache", action="store_true", help="always make a new call")
-    cmd.add_argument("--concurrency", type=int, metavar="C")
-    cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
-    cmd = command("approve", "publish a candidate")
-    cmd.add_argument("candidate_id", type=int)
-    cmd = command("reject", "reject a candidate with a reason")
-    cmd.add_argument("candidate_id", type=int)
-    cmd.add_argument("--reason", required=True, help=", ".join(REJECT_REASONS))
-    cmd.add_argument("--note")
-    cmd = command("rollback", "restore a solution's previous image")
-    cmd.add_argument("solution_id")
-    cmd = command("prompt", "print the rendered prompt for a solution")
-    cmd.add_argument("solution_id")
-    cmd.add_argument("--template", metavar="NAME[@VERSION]")
-    cmd = command("export", "write the catalogue as AIXchange bulk JSON (at most 100 solutions a file)")
-    cmd.add_argument("file", type=Path)
-    cmd = command("stats", "headline figures")
-    cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    cmd.add_argument("--model")
-    cmd.add_argument("--template", metavar="NAME@VERSION")
-    cmd.add_argument("--provider")
-    cmd = command("cleanup", "delete files of old rejected and superseded candidates")
-    cmd.add_argument("--older-than", type=int, metavar="DAYS", help="default: the cleanup_after_days setting")
-    cmd.add_argument("--dry-run", action="store_true", help="only report what would be freed")
-    users = command("users", "manage dashboard users")
-    users_sub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
-    add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
-    add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "product", "manager"])
-    add.add_argument("--email", help="the identity single sign-on signs them in with")
-    add.add_argument("--json", action="store_true")
-    lst = users_sub.add_parser("list", help="list users")
-    lst.add_argument("--json", action="store_true")
-    email = users_sub.add_parser("email", help="set the email single sign-on signs a user in with (none: clear it)")
-    email.add_argument("username")
-    email.add_argument("email", nargs="?")
-    email.add_argument("--json", action="store_true")
-    unlock = users_sub.add_parser("unlock", help="forget a user's failed sign-ins, so they may try again at once")
-    unlock.add_argument("username")
-    unlock.add_argument("--json", action="store_true")
-    market = command("marketplace", "the marketplace's database: pull solutions, push image changes")
-    market_sub = market.add_subparsers(dest="marketplace_command", required=True, parser_class=_Parser)
-    for name, text in (
-        ("pull", "read the marketplace's solutions into the catalogue (ids kept, updated in place)"),
-        ("push", "write the image changes waiting for the marketplace"),
-        ("status", "the connection, the last pull, deliveries waiting and conflicts"),
-    ):
-        step = market_sub.add_parser(name, help=text, description=text)
-        step.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-        if name == "push":
-            step.add_argument("--dry-run", action="store_true", help="say what would be written; change nothing")
-    step = market_sub.add_parser("resolve", help="settle a conflict: keep the marketplace's image or send ours")
-    step.add_argument("solution_id")
-    choice = step.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--keep-theirs", action="store_true")
-    choice.add_argument("--use-ours", action="store_true")
-    step.add_argument("--json", action="store_true")
-    cmd = command("serve", "run the drop-in POST /api/generate-image service for the marketplace")
-    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    cmd.add_argument(
-        "--review",
-        action="store_true",
-        help="answer with the placeholder; a job for the workers makes the candidates, which wait in Review",
-    )
-    cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="with --review: images per request (1-10)")
-    cmd = command("up", "start the dashboard and, beside it, the image service (what `make run` does)")
-    cmd.add_argument("--port", type=int, default=8501, help="the dashboard's port (default 8501)")
-    cmd.add_argument("--service-port", type=int, default=8000, help="the image service's port (default 8000)")
-    cli_jobs.add_commands(command, _Parser)
-    cmd = command("demo-data", "load a realistic synthetic catalogue and history")
-    cmd.add_argument("--solutions", type=int, default=120, metavar="N")
-    cmd.add_argument("--generations", type=int, default=600, metavar="M")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
-        engine = get_engine(settings)
-        with Session(engine) as session:
-            settings = admin.effective_settings(session=session, settings=settings)
+        settings, engine = _open()
         _recover(engine, settings)
         handler = HANDLERS[args.command]
         payload, code = handler(args, settings, engine)
@@ -167,6 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     return code if read else CLOSED_PIPE
 
 
+def _open() -> tuple[Settings, Engine]:
+    """The settings with the admins' overrides on top, and the engine: every command creates and
+    migrates the database on first use (`init` semantics)."""
+    from sqlmodel import Session
+
+    from . import admin
+    from .config import load_settings
+    from .db import get_engine
+
+    settings = load_settings()
+    engine = get_engine(settings)
+    with Session(engine) as session:
+        settings = admin.effective_settings(session=session, settings=settings)
+    return settings, engine
+
+
 CLOSED_PIPE = 141  # 128 + SIGPIPE: what the shell's own tools report when their reader goes away
 
 
@@ -183,6 +86,8 @@ def _out(text: str) -> bool:
 
 def _recover(engine: Any, settings: Settings) -> None:
     """Settle publications a killed process left half done, before the command reads the catalogue."""
+    from . import journal
+
     if not journal.waiting(settings):  # the usual case: one glob, and recovery is not even imported
         return
     from .recovery import recover
@@ -210,6 +115,10 @@ def _warn_about_budgets(settings: Settings, engine: Any) -> None:
     """The soft alert: one stderr line per budget at or past its alert share (stdout stays clean)."""
     if settings.image_budget_daily_usd is None and settings.image_budget_monthly_usd is None:
         return
+    from sqlmodel import Session
+
+    from . import budget
+
     with Session(engine) as session:
         for alert in budget.budget_state(session=session, settings=settings).alerts:
             print(f"warning: {alert}", file=sys.stderr)
@@ -313,7 +222,7 @@ def _human_bulk(command: str, payload: dict[str, Any]) -> str:
     return "\n".join([head, *problems])
 
 
-Handler = Callable[[argparse.Namespace, Settings, Any], tuple[Any, int]]
+Handler = Callable[[argparse.Namespace, "Settings", Any], tuple[Any, int]]
 # `generate --json`, per result: product.md's keys, the error's sentence, and the imageUrl that an
 # auto-approved candidate now has (null otherwise).
 CONTRACT_KEYS = ("solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit")
@@ -321,6 +230,8 @@ RESULT_KEYS = (*CONTRACT_KEYS, "error", "published_url")
 
 
 def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlalchemy.engine import make_url
+
     from . import storage
 
     for folder in (settings.data_dir, settings.candidates_dir, settings.thumbnails_dir):
@@ -331,7 +242,7 @@ def cmd_init(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_import(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import bulk, bulkfiles
+    from . import auth, bulk, bulkfiles
 
     if args.background:
         return cli_jobs.queue_import(settings, engine, args.file), 0
@@ -347,26 +258,19 @@ def _print_import_progress(done: int, total: int) -> None:
 
 
 def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
     from . import catalogue
 
     with Session(engine) as session:
-        rows = catalogue.list_solutions(session=session, status=args.status)
-    return {
-        "solutions": [
-            {
-                "id": s.id,
-                "title": s.title,
-                "category": s.category,
-                "image_status": s.image_status,
-                "image_url": s.image_url,
-            }
-            for s in rows
-        ]
-    }, 0
+        return {"solutions": catalogue.solution_summaries(session=session, status=args.status)}, 0
 
 
 def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
+    from sqlmodel import Session, col, select
+
     from . import catalogue
+    from .models import Solution
 
     with Session(engine) as session:
         if args.solution:
@@ -381,7 +285,10 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import batch, pipeline, prompts
+    from sqlmodel import Session
+
+    from . import batch, budget, pipeline, prompts
+    from .providers import model_notice
 
     if not 1 <= args.candidates <= 10:
         raise UsageError("--candidates must be between 1 and 10.")
@@ -434,7 +341,8 @@ def _print_progress(done: int, total: int, result: GenerationResult) -> None:
 
 
 def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import review
+    from . import auth, review
+    from .db import session_scope
 
     with session_scope(engine, write=True) as session:
         pub = review.approve(session=session, settings=settings, candidate_id=args.candidate_id, actor=auth.CLI_ACTOR)
@@ -448,7 +356,8 @@ def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import review
+    from . import auth, review
+    from .db import session_scope
 
     with session_scope(engine, write=True) as session:
         cand = review.reject(
@@ -464,7 +373,9 @@ def cmd_reject(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import review
+    from . import auth, review
+    from .db import session_scope
+    from .models import Solution
 
     with session_scope(engine, write=True) as session:
         pub = review.rollback(session=session, solution_id=args.solution_id, actor=auth.CLI_ACTOR)
@@ -479,7 +390,10 @@ def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
     from . import prompts
+    from .models import Solution
 
     with Session(engine) as session:
         solution = session.get(Solution, args.solution_id)
@@ -490,6 +404,8 @@ def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
     from . import bulk, bulkfiles
 
     with Session(engine) as session:
@@ -503,6 +419,10 @@ def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
+    from . import budget, metrics
+
     since = datetime.combine(args.since, datetime.min.time(), tzinfo=UTC) if args.since else None
     scope = metrics.Scope(since=since, model=args.model, template=args.template, provider=args.provider)
     with Session(engine) as session:
@@ -512,7 +432,8 @@ def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_cleanup(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import review
+    from . import auth, review
+    from .db import session_scope
 
     days = settings.cleanup_after_days if args.older_than is None else args.older_than
     with session_scope(engine, write=True) as session:
@@ -524,6 +445,13 @@ def cmd_cleanup(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
+    import getpass
+
+    from sqlmodel import Session
+
+    from . import auth
+    from .db import session_scope
+
     if args.users_command == "list":
         with Session(engine) as session:
             users = auth.list_users(session=session)
@@ -567,7 +495,7 @@ def cmd_users(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import demo
+    from . import auth, demo
 
     if args.solutions < 1 or args.generations < 0:
         raise UsageError("--solutions must be at least 1 and --generations at least 0.")
@@ -582,7 +510,7 @@ def cmd_demo(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_marketplace(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import deliveries, marketplace, pull
+    from . import auth, deliveries, marketplace, pull
 
     step = args.marketplace_command
     if step == "status":
@@ -600,7 +528,8 @@ def cmd_marketplace(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def _resolve(args, settings, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    from . import deliveries
+    from . import auth, deliveries
+    from .db import session_scope
 
     with session_scope(engine, write=True) as session:
         open_ones = deliveries.conflicts(session=session, solution_id=args.solution_id)
@@ -622,6 +551,7 @@ def _resolve(args, settings, engine) -> dict[str, Any]:  # type: ignore[no-untyp
 
 def cmd_serve(args, settings, engine):  # type: ignore[no-untyped-def]
     from . import service
+    from .config import load_settings
 
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535.")

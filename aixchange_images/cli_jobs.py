@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from .errors import UserError
 
-from . import auth
-from .config import Settings, UserError, load_settings
-from .pipeline import GenerateOptions
+if TYPE_CHECKING:  # the parser imports this module: only the standard library is loaded at import
+    from .config import Settings
+    from .pipeline import GenerateOptions
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser], parser_class: type) -> None:
@@ -43,7 +43,7 @@ def queue_generation(settings: Settings, engine: Any, ids: list[str], options: G
 
 def queue_import(settings: Settings, engine: Any, path: Path) -> dict[str, Any]:
     """`import FILE --background`: the file read and checked, then queued as a job for a worker."""
-    from . import bulkfiles, jobs
+    from . import auth, bulkfiles, jobs
 
     data = bulkfiles.read_bytes(path)  # a missing or unreadable file: its one sentence, nothing queued
     job = jobs.enqueue_import(engine, settings, actor=auth.CLI_ACTOR, source=path.name, data=data)
@@ -52,6 +52,8 @@ def queue_import(settings: Settings, engine: Any, path: Path) -> dict[str, Any]:
 
 
 def _note_without_workers(engine: Any) -> None:
+    from sqlmodel import Session
+
     from . import leases
 
     with Session(engine) as session:
@@ -61,6 +63,7 @@ def _note_without_workers(engine: Any) -> None:
 
 def cmd_worker(args, settings, engine):  # type: ignore[no-untyped-def]
     from . import worker
+    from .config import load_settings
 
     concurrency = settings.image_concurrency if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= 64:
@@ -69,7 +72,9 @@ def cmd_worker(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def cmd_jobs(args, settings, engine):  # type: ignore[no-untyped-def]
-    from . import jobs
+    from sqlmodel import Session
+
+    from . import auth, jobs
 
     if args.jobs_command == "cancel":
         job = jobs.cancel(engine, args.job_id, actor=auth.CLI_ACTOR)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError, UserError  # noqa: F401 - UserError: the library imports both from here
 
 # DALL-E era quality values the seed used; the GPT image models call them medium/high.
 LEGACY_QUALITY = {"standard": "medium", "hd": "high"}
@@ -30,18 +32,6 @@ OPERATIONAL_KEYS = (
     "image_rate_limit_per_minute",
     "cleanup_after_days",
 )
-
-
-class UserError(Exception):
-    """Something a person can fix: the message is one sentence that says what and how.
-
-    The CLI prints it and exits 2; the dashboard shows it as one line. Every error the library
-    raises for bad input, configuration, permissions or refused actions derives from it.
-    """
-
-
-class ConfigError(UserError, ValueError):
-    """Configuration that cannot work; the message says how to fix it."""
 
 
 class Settings(BaseSettings):
@@ -100,8 +90,10 @@ class Settings(BaseSettings):
 
     @field_validator("service_rate_limit", "service_total_rate_limit")
     @classmethod
-    def _rate(cls, value: str) -> str:
-        from limits import parse_many  # loaded only when the variable is set (defaults are not validated)
+    def _rate(cls, value: str, info: ValidationInfo) -> str:
+        if value == cls.model_fields[info.field_name or ""].default:
+            return value  # pydantic-settings validates defaults too: ours parse, and `limits` stays unloaded
+        from limits import parse_many  # loaded only when the variable is set
 
         try:
             parse_many(value)

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
+from .wording import REJECT_REASONS  # noqa: F401 - re-exported: review, the audit log and pages read it here
+
 PLACEHOLDER_URL = "/placeholder-image.jpg"
 PUBLIC_PREFIX = "/api/external-images/solutions/"
 
@@ -47,15 +49,6 @@ class CandidateState(StrEnum):
     rolled_back = "rolled_back"
 
 
-# Why a candidate was turned down; the review form and `reject --reason` offer these.
-REJECT_REASONS = {
-    "off_topic": "Off-topic",
-    "low_quality": "Low quality",
-    "text_artefacts": "Text artefacts",
-    "off_brand": "Off-brand",
-    "unsafe": "Unsafe",
-    "other": "Other",
-}
 NOT_CHOSEN = "not_chosen"  # the other pending candidates when one is approved
 
 

@@ -22,6 +22,17 @@ IMAGE_STATUS_WORDS = {
     "uploaded": "Author's image",
 }
 
+# Why a candidate was turned down; the review form and `reject --reason` offer these (the command
+# line's parser reads them here, where no database code is loaded).
+REJECT_REASONS = {
+    "off_topic": "Off-topic",
+    "low_quality": "Low quality",
+    "text_artefacts": "Text artefacts",
+    "off_brand": "Off-brand",
+    "unsafe": "Unsafe",
+    "other": "Other",
+}
+
 ERROR_KIND_WORDS = {
     "moderation_blocked": "Blocked by moderation",
     "budget_exceeded": "Over budget",
