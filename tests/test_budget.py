@@ -22,7 +22,7 @@ from sqlalchemy import event, inspect, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review, templates
+from aixchange_images import admin, batch, budget, calls, cli, db, metrics, pipeline, prompts, review, templates
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -767,7 +767,7 @@ def test_a_settle_never_overwrites_a_call_that_finished_after_it_looked(engine, 
             other.commit()
         return False  # and then it has left the in-flight set
 
-    monkeypatch.setattr(pipeline, "call_alive", finishes_meanwhile)
+    monkeypatch.setattr(calls, "call_alive", finishes_meanwhile)
     with session_scope(engine, write=True) as session:
         closed = budget.settle_interrupted(session=session)
         session.commit()
