@@ -19,7 +19,8 @@ from sqlmodel import Session, col, select
 # (and so `stats`) quick.
 from . import admin, auth, budget, cli_jobs, journal, metrics, reports
 from .config import Settings, UserError, load_settings
-from .db import get_engine, session_scope
+from .db import session_scope
+from .engines import get_engine
 from .models import REJECT_REASONS, ImageStatus, Solution
 from .providers import model_notice
 

@@ -156,7 +156,7 @@ def test_default_at_1_is_seeded_as_production_with_the_built_in_text(engine):
 
 
 def test_running_the_migrations_again_seeds_nothing_twice(engine):
-    from aixchange_images.db import MIGRATIONS
+    from aixchange_images.migrations import MIGRATIONS
 
     step = next(fn for number, _, fn in MIGRATIONS if number == 4)
     step(engine)
