@@ -46,6 +46,7 @@ from .prompts import (
     resolve_template,
     solution_variables,
 )
+from .provider_registry import get_provider
 from .providers import (
     CURRENT_MODEL,
     SHUTDOWN_DATES,
@@ -53,7 +54,6 @@ from .providers import (
     ImageResult,
     Provider,
     ProviderError,
-    get_provider,
     redact,
 )
 
