@@ -579,7 +579,7 @@ class Generator:
         if not self.plan.options.auto_approve or attempt.candidate_id is None:
             return
         from .deliveries import deliver_waiting
-        from .review import approve, reject_unchosen  # review builds on pipeline's neighbours
+        from .review import approve, reject_unchosen  # loaded only when a batch auto-approves
 
         with self._publish_lock:
             first = attempt.solution_id not in self._published
