@@ -23,7 +23,8 @@ from sqlmodel import Session
 from aixchange_images import admin, auth, budget, deliveries, recovery, sessions, wording
 from aixchange_images.auth import Actor
 from aixchange_images.config import Settings, UserError, load_settings
-from aixchange_images.db import get_engine, session_scope
+from aixchange_images.db import session_scope
+from aixchange_images.engines import get_engine
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent

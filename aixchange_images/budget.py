@@ -11,6 +11,7 @@ from sqlalchemy import case, func, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from . import calls
 from .config import Settings, parse_size
 from .db import take_lock
 from .models import Attempt, AttemptStatus, Price, utcnow
@@ -237,15 +238,13 @@ def settle_interrupted(*, session: Session, older_than: timedelta | None = None)
     or when it is past its deadline (any process, any machine; rows from before deadlines were
     recorded: running longer than `older_than`).
     """
-    from .pipeline import call_alive  # local: pipeline imports this module
-
     rows = session.exec(select(Attempt).where(Attempt.status == AttemptStatus.running)).all()
     closed = 0
     now = utcnow()
     for row in rows:
         deadline = row.deadline_at or (row.started_at + older_than if older_than is not None else None)
         stale = deadline is not None and now > deadline
-        if stale or not call_alive(row):
+        if stale or not calls.call_alive(row):
             # Only while still running: a call that finished since the read keeps its outcome.
             closed += session.exec(
                 update(Attempt)

@@ -61,7 +61,7 @@ def _open() -> tuple[Settings, Engine]:
 
     from . import admin
     from .config import load_settings
-    from .db import get_engine
+    from .engines import get_engine
 
     settings = load_settings()
     engine = get_engine(settings)

@@ -36,7 +36,8 @@ from .models import (
     utcnow,
 )
 from .pipeline import GenerateOptions, GenerationResult, RateLimiter
-from .providers import get_provider, redact
+from .provider_registry import get_provider
+from .providers import redact
 from .zod import js_length
 
 log = logging.getLogger(__name__)

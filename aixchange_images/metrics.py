@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
@@ -380,74 +376,6 @@ def review_counts(*, session: Session) -> dict[str, int]:
     counts = {s.value: 0 for s in CandidateState}
     counts.update({state: int(n) for state, n in rows})
     return counts
-
-
-DASHBOARD_PARTS = (
-    "head",
-    "daily",
-    "times",
-    "failures",
-    "by_model",
-    "by_template",
-    "storage",
-    "largest",
-    "totals",
-    "month",
-)
-_FROM_BREAKDOWN: dict[str, Callable[[list[tuple]], Any]] = {
-    "daily": daily_of,
-    "by_model": lambda breakdown: spend_of(breakdown, "model"),
-    "by_template": lambda breakdown: spend_of(breakdown, "template"),
-}
-
-
-def dashboard(
-    engine: Engine, scope: Scope, *, parts: Iterable[str] | None = None, workers: int | None = None
-) -> dict[str, Any]:
-    """Everything the Metrics page draws, or only the `parts` named (a page shows a few at a time): the
-    independent queries run side by side, each on its own connection (the database works while Python waits),
-    and the daily figures and spend by model and by template come from one pass (`day_breakdown`)."""
-    wanted = list(dict.fromkeys(parts if parts is not None else DASHBOARD_PARTS))
-    unknown = set(wanted) - set(DASHBOARD_PARTS)
-    if unknown:
-        raise ValueError(
-            f"No dashboard part named {', '.join(sorted(unknown))}; the parts: {', '.join(DASHBOARD_PARTS)}."
-        )
-    needed = {name for name in wanted if name not in _FROM_BREAKDOWN}
-    if set(wanted) & _FROM_BREAKDOWN.keys():
-        needed.add("breakdown")
-    found = _side_by_side(engine, {name: query for name, query in _queries(scope).items() if name in needed}, workers)
-    return {
-        name: _FROM_BREAKDOWN[name](found["breakdown"]) if name in _FROM_BREAKDOWN else found[name] for name in wanted
-    }
-
-
-def _side_by_side(engine: Engine, queries: dict[str, Callable[[Session], Any]], workers: int | None) -> dict[str, Any]:
-    def run(query: Callable[[Session], Any]) -> Any:
-        with Session(engine) as session:
-            return query(session)
-
-    if len(queries) == 1:  # no pool for a single query
-        return {name: run(query) for name, query in queries.items()}
-    workers = workers or max(2, min(4, os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
-        futures = {name: pool.submit(run, query) for name, query in queries.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def _queries(scope: Scope) -> dict[str, Callable[[Session], Any]]:
-    from . import spending  # it builds on this module
-
-    return {
-        "head": lambda s: headline(session=s, scope=scope),
-        "breakdown": lambda s: day_breakdown(session=s, scope=scope),
-        "times": lambda s: daily_percentiles(session=s, scope=scope),
-        "failures": lambda s: failures_by_kind(session=s, scope=scope),
-        "storage": lambda s: storage_over_time(session=s, since=scope.since),
-        "largest": lambda s: largest_consumers(session=s),
-        "totals": lambda s: spending.totals(session=s, scope=scope),
-        "month": lambda s: spending.month_outlook(session=s),
-    }
 
 
 def overview(*, session: Session, now: datetime | None = None) -> dict[str, Any]:

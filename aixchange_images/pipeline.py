@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col, select
 
-from . import budget, storage
+from . import budget, calls, storage
 from .auth import CLI_ACTOR, Actor, require
 from .budget import Usage
 from .config import ConfigError, Settings, check_size
@@ -46,6 +46,7 @@ from .prompts import (
     resolve_template,
     solution_variables,
 )
+from .provider_registry import get_provider
 from .providers import (
     CURRENT_MODEL,
     SHUTDOWN_DATES,
@@ -53,7 +54,6 @@ from .providers import (
     ImageResult,
     Provider,
     ProviderError,
-    get_provider,
     redact,
 )
 
@@ -177,30 +177,6 @@ def request_key(plan: Plan, prompt: str, variant: int) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-# Attempts this process is calling the provider for right now. A running row of this process that
-# is not here belongs to a call that ended without settling (a bug, a killed thread): it is over.
-_in_flight: set[int] = set()
-_in_flight_lock = threading.Lock()
-
-
-def call_alive(attempt: Attempt) -> bool:
-    """Whether the call behind a running attempt may still be going on (its deadline aside)."""
-    if attempt.runner == RUNNER or (attempt.runner is None and attempt.host == HOST and attempt.pid == os.getpid()):
-        with _in_flight_lock:
-            return attempt.id in _in_flight
-    if attempt.host != HOST:
-        return True  # another machine's call: its deadline decides
-    if attempt.pid is None:
-        return False
-    try:
-        os.kill(attempt.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True  # a live process here (or a namesake in another container): its deadline decides
-
-
 class RateLimiter:
     """At most `per_minute` calls in any sliding minute, shared by a batch's workers."""
 
@@ -285,8 +261,7 @@ class Generator:
         try:
             return self._call(attempt, subject, started)
         finally:
-            with _in_flight_lock:
-                _in_flight.discard(attempt.id)
+            calls.ended(attempt.id)
 
     def _render(self, session: Session, solution: Subject) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""
@@ -437,14 +412,12 @@ class Generator:
             attempt.deadline_at = attempt.started_at + budget.longest_call(self.settings)
             ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
             if ok:  # in flight before anyone can see the row running, so no settle closes a live call
-                with _in_flight_lock:
-                    _in_flight.add(attempt.id)
+                calls.started(attempt.id)
             try:
                 session.commit()
                 session.refresh(attempt)
             except BaseException:
-                with _in_flight_lock:
-                    _in_flight.discard(attempt.id)
+                calls.ended(attempt.id)
                 raise
         return ok
 
@@ -606,7 +579,7 @@ class Generator:
         if not self.plan.options.auto_approve or attempt.candidate_id is None:
             return
         from .deliveries import deliver_waiting
-        from .review import approve, reject_unchosen  # review builds on pipeline's neighbours
+        from .review import approve, reject_unchosen  # loaded only when a batch auto-approves
 
         with self._publish_lock:
             first = attempt.solution_id not in self._published

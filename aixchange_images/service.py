@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .config import ConfigError, Settings
-from .db import get_engine
+from .engines import get_engine
 from .intake import (
     MAX_DESCRIPTION,
     NO_DAILY_CAP,

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from . import admin, jobitems, leases, runs, schedules
 from .config import Settings, UserError
-from .db import get_engine
+from .engines import get_engine
 from .jobqueue import JobQueue
 from .providers import redact
 

@@ -150,7 +150,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
     """Overhead per image with the stand-in answering at once: everything measured is ours."""
     from sqlmodel import Session
 
-    from aixchange_images import batch, bulk, catalogue, db, pipeline
+    from aixchange_images import batch, bulk, catalogue, engines, pipeline
     from aixchange_images.auth import CLI_ACTOR
     from aixchange_images.config import load_settings
 
@@ -161,7 +161,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
         os.environ.update(environment(folder, standin.base_url))
         try:
             settings = load_settings()
-            engine = db.get_engine(settings)
+            engine = engines.get_engine(settings)
             with Session(engine) as session:
                 bulk.import_records(session=session, records=records(), actor=CLI_ACTOR)
                 session.commit()
@@ -170,7 +170,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
             results, _ = batch.run_batch(engine, settings, ids, pipeline.GenerateOptions(concurrency=concurrency))
             seconds = time.perf_counter() - started
             assert all(r.status == "succeeded" for r in results), [r.error for r in results if r.error]
-            db.dispose_engines()
+            engines.dispose_engines()
             per_image, counted, _ = overhead_ms(folder / "bench.db")
         finally:
             os.environ.clear()

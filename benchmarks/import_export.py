@@ -118,10 +118,10 @@ def in_process(folder: Path, bulk_file: Path, n: int) -> None:
         AIXCHANGE_DATA_DIR=str(folder / "data"),
         EXTERNAL_IMAGES_PATH=str(folder / "external-images"),
     )
-    from aixchange_images import auth, bulk, bulkfiles, db
+    from aixchange_images import auth, bulk, bulkfiles, engines
     from aixchange_images.config import load_settings
 
-    engine = db.get_engine(load_settings())
+    engine = engines.get_engine(load_settings())
     probe = Probe(engine)
     writer = threading.Thread(target=probe.other_writer)
     started = time.perf_counter()

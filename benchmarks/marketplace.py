@@ -66,13 +66,13 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     from sqlmodel import select
 
-    from aixchange_images import db, deliveries, pull
+    from aixchange_images import db, deliveries, engines, pull
     from aixchange_images.auth import CLI_ACTOR
     from aixchange_images.config import load_settings
     from aixchange_images.models import Solution
 
     settings = load_settings()
-    engine = db.get_engine(settings)
+    engine = engines.get_engine(settings)
     report = timed(f"pull of {args.solutions:,} new rows", lambda: pull.pull(engine, settings, actor=CLI_ACTOR))
     print(f"  {report.as_dict() | {'errors': len(report.errors)}}")
     report = timed(f"pull of {args.solutions:,} unchanged rows", lambda: pull.pull(engine, settings, actor=CLI_ACTOR))

@@ -62,7 +62,7 @@ def main() -> None:
 
     from aixchange_images import metrics
     from aixchange_images.config import load_settings
-    from aixchange_images.db import get_engine
+    from aixchange_images.engines import get_engine
     from aixchange_images.models import User
 
     engine = get_engine(load_settings())

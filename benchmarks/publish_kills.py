@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from paused_process import kill_after_link  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from aixchange_images import db, journal  # noqa: E402
+from aixchange_images import engines, journal  # noqa: E402
 from aixchange_images.config import Settings  # noqa: E402
 from aixchange_images.models import Publication, Solution  # noqa: E402
 
@@ -77,18 +77,18 @@ def catalogue(folder: Path, env: dict[str, str]) -> dict[str, int]:
 
 def unrecorded(settings: Settings) -> set[str]:
     """Files in solutions/ that no publication row names."""
-    engine = db.get_engine(settings)
+    engine = engines.get_engine(settings)
     with Session(engine) as session:
         recorded = set(session.exec(select(Publication.file_name)).all())
-    db.dispose_engines()
+    engines.dispose_engines()
     return {p.name for p in settings.publish_dir.iterdir()} - recorded
 
 
 def approved(settings: Settings) -> int:
-    engine = db.get_engine(settings)
+    engine = engines.get_engine(settings)
     with Session(engine) as session:
         count = len(session.exec(select(Solution.id).where(Solution.image_status == "approved")).all())
-    db.dispose_engines()
+    engines.dispose_engines()
     return count
 
 

@@ -149,7 +149,7 @@ class Pipeline:
     """Request solutions made as the service makes them (not timed), then published through run_batch."""
 
     def __init__(self, folder: Path):
-        from aixchange_images import db
+        from aixchange_images import engines
         from aixchange_images.auth import SERVICE_ACTOR
         from aixchange_images.config import load_settings
         from aixchange_images.pipeline import GenerateOptions
@@ -157,7 +157,7 @@ class Pipeline:
         os.environ.clear()
         os.environ.update(environment(folder))
         self.settings = load_settings()
-        self.engine = db.get_engine(self.settings)
+        self.engine = engines.get_engine(self.settings)
         self.options = GenerateOptions(auto_approve=True, actor=SERVICE_ACTOR, concurrency=CONCURRENCY)
 
     def solutions(self, tag: str, n: int) -> list[str]:
@@ -183,13 +183,13 @@ class Pipeline:
 
 @contextmanager
 def pipeline(folder: Path) -> Iterator[Pipeline]:
-    from aixchange_images import db
+    from aixchange_images import engines
 
     saved = dict(os.environ)
     try:
         yield Pipeline(folder)
     finally:
-        db.dispose_engines()
+        engines.dispose_engines()
         os.environ.clear()
         os.environ.update(saved)
 

@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from aixchange_images import sessions
 from aixchange_images.config import load_settings
-from aixchange_images.db import get_engine, session_scope
+from aixchange_images.db import session_scope
+from aixchange_images.engines import get_engine
 
 MAX_BODY = 1024  # a ticket is 43 characters
 

@@ -80,6 +80,6 @@ def _build_a_figure() -> None:
 def _open_the_database() -> None:
     """Build the engine (and check its migrations) as ui.engine() will: the library keeps one per URL."""
     from aixchange_images.config import load_settings
-    from aixchange_images.db import get_engine
+    from aixchange_images.engines import get_engine
 
     get_engine(load_settings())

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 import ui
-from aixchange_images import bulkfiles, charts, metrics, spending, templates, wording
+from aixchange_images import bulkfiles, charts, metrics, metrics_dashboard, spending, templates, wording
 
 actor = ui.guard("view")
 st.title("Metrics")
@@ -27,8 +27,8 @@ def filter_choices(database: str) -> dict:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def figures(database: str, parts: tuple[str, ...], period: str, start: date | None, end: date | None, filters: tuple):
-    """The `parts` of metrics.dashboard for a scope, kept a minute per database, scope and parts."""
-    return metrics.dashboard(ui.engine(), scope_of(period, start, end, filters), parts=parts)
+    """The `parts` of metrics_dashboard.gather for a scope, kept a minute per database, scope and parts."""
+    return metrics_dashboard.gather(ui.engine(), scope_of(period, start, end, filters), parts=parts)
 
 
 def scope_of(period: str, start: date | None, end: date | None, filters: tuple) -> metrics.Scope:
@@ -154,7 +154,7 @@ def storage(data: dict) -> None:
             ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
 
 
-TABS = {  # tab -> what it shows, and the figures (metrics.dashboard's parts) that needs
+TABS = {  # tab -> what it shows, and the figures (metrics_dashboard's parts) that needs
     "Spend per day": (spend_per_day, ("by_model", "by_template", "daily")),
     "Attempts and time": (attempts_and_time, ("daily", "failures", "times")),
     "Totals": (totals, ("totals",)),

@@ -10,7 +10,7 @@ import jobs_panel
 import ui
 from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
-from aixchange_images.providers import get_provider
+from aixchange_images.provider_registry import get_provider
 
 actor = ui.guard("edit_templates")
 settings = ui.settings()

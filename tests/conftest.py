@@ -18,7 +18,7 @@ from marketplace_db import Marketplace, start_server  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
-from aixchange_images import bulk, catalogue, db  # noqa: E402
+from aixchange_images import bulk, catalogue, engines  # noqa: E402
 from aixchange_images.auth import CLI_ACTOR  # noqa: E402
 from aixchange_images.config import Settings, load_settings  # noqa: E402
 from aixchange_images.models import Solution  # noqa: E402
@@ -57,7 +57,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EXTERNAL_IMAGES_PATH", str(tmp_path / "external-images"))
     _clear_streamlit_caches()  # the app caches its engine per server process, i.e. per test run
     yield tmp_path
-    db.dispose_engines()
+    engines.dispose_engines()
 
 
 def _database_for(tmp_path: Path) -> str:
@@ -135,7 +135,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings):
-    return db.get_engine(settings)
+    return engines.get_engine(settings)
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def stored_actor(actor):  # type: ignore[no-untyped-def]
     from aixchange_images.models import User
 
     settings = load_settings()
-    with Session(db.get_engine(settings)) as session:
+    with Session(engines.get_engine(settings)) as session:
         user = session.get(User, actor.user_id) if actor.user_id is not None else None
         user = user or session.exec(select(User).where(User.username == actor.username)).first()
         if user is None:

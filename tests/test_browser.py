@@ -19,7 +19,7 @@ from conftest import solution_record
 from sqlmodel import Session, select
 
 from aixchange_images.config import load_settings
-from aixchange_images.db import get_engine
+from aixchange_images.engines import get_engine
 from aixchange_images.launch import DASHBOARD
 from aixchange_images.models import Attempt
 

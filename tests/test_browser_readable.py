@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 from aixchange_images.config import load_settings
-from aixchange_images.db import get_engine
+from aixchange_images.engines import get_engine
 from aixchange_images.models import Attempt, AttemptStatus, utcnow
 from ui import WORD_JOINER
 

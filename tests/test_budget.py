@@ -22,7 +22,19 @@ from sqlalchemy import event, inspect, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from aixchange_images import admin, batch, budget, cli, db, metrics, pipeline, prompts, review, templates
+from aixchange_images import (
+    admin,
+    batch,
+    budget,
+    calls,
+    cli,
+    metrics,
+    migrations,
+    pipeline,
+    prompts,
+    review,
+    templates,
+)
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
@@ -374,7 +386,7 @@ def test_a_database_from_before_migration_14_gains_the_indexes_estimates_and_yie
         )
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 14")
 
-    assert db.migrate(engine) == [14]
+    assert migrations.migrate(engine) == [14]
     on_attempt = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("attempt")}
     on_candidate = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("candidate")}
     assert on_attempt["ix_attempt_solution_candidate_variant"] == ["solution_id", "candidate_id", "variant"]
@@ -644,7 +656,7 @@ def test_a_database_from_before_deadlines_gains_them_and_settles_by_them(engine,
             conn.exec_driver_sql(f"ALTER TABLE attempt DROP COLUMN {column}")
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 8")
 
-    assert db.migrate(engine) == [8]
+    assert migrations.migrate(engine) == [8]
     deadline = next(c for c in inspect(engine).get_columns("attempt") if c["name"] == "deadline_at")
     if engine.dialect.name == "postgresql":  # UTC instants, whatever the server's own time zone
         assert deadline["type"].timezone
@@ -767,7 +779,7 @@ def test_a_settle_never_overwrites_a_call_that_finished_after_it_looked(engine, 
             other.commit()
         return False  # and then it has left the in-flight set
 
-    monkeypatch.setattr(pipeline, "call_alive", finishes_meanwhile)
+    monkeypatch.setattr(calls, "call_alive", finishes_meanwhile)
     with session_scope(engine, write=True) as session:
         closed = budget.settle_interrupted(session=session)
         session.commit()

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlmodel import Session, select
 from test_claims import gone_pid
 
-from aixchange_images import batch, cli, db, jobitems, jobqueue, jobs, leases, runs
+from aixchange_images import batch, cli, jobitems, jobqueue, jobs, leases, migrations, runs
 from aixchange_images.auth import Actor, PermissionDenied
 from aixchange_images.config import ConfigError, load_settings
 from aixchange_images.db import session_scope
@@ -251,8 +251,8 @@ def test_a_database_from_before_background_jobs_gains_their_tables(engine):
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 13")
-    assert db.migrate(engine) == [13]
-    assert db.migrate(engine) == []
+    assert migrations.migrate(engine) == [13]
+    assert migrations.migrate(engine) == []
     assert set(tables) <= set(inspect(engine).get_table_names())
 
 

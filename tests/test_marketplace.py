@@ -549,7 +549,8 @@ import os, sys
 from aixchange_images import review
 from aixchange_images.auth import CLI_ACTOR
 from aixchange_images.config import load_settings
-from aixchange_images.db import get_engine, session_scope
+from aixchange_images.db import session_scope
+from aixchange_images.engines import get_engine
 settings = load_settings()
 session = session_scope(get_engine(settings), write=True).__enter__()
 review.approve(session=session, settings=settings, candidate_id=int(sys.argv[1]), actor=CLI_ACTOR)

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 from test_cli import STATS_KEYS
 
-from aixchange_images import batch, cli, demo, metrics, pipeline, review, spending
+from aixchange_images import batch, cli, demo, metrics, metrics_dashboard, pipeline, review, spending
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -420,7 +420,7 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "month": spending.month_outlook(session=session),
         }
 
-    together = metrics.dashboard(engine, scope, workers=4)
+    together = metrics_dashboard.gather(engine, scope, workers=4)
 
     assert together.keys() == one_by_one.keys()
     assert together["head"] == one_by_one["head"] and together["head"]["attempts"] == 2
@@ -443,17 +443,17 @@ def test_one_breakdown_by_day_model_and_template_gives_daily_and_spend_by_model_
 
 def test_the_dashboard_runs_only_the_parts_asked_for(engine, history):
     scope = Scope(model="local-card")
-    everything = metrics.dashboard(engine, scope)
+    everything = metrics_dashboard.gather(engine, scope)
 
-    some = metrics.dashboard(engine, scope, parts=("head", "by_model"))
-    alone = metrics.dashboard(engine, scope, parts=["totals"])
+    some = metrics_dashboard.gather(engine, scope, parts=("head", "by_model"))
+    alone = metrics_dashboard.gather(engine, scope, parts=["totals"])
 
     assert some.keys() == {"head", "by_model"} and alone.keys() == {"totals"}
     assert some["head"] == everything["head"]
     pd.testing.assert_frame_equal(some["by_model"], everything["by_model"])
     pd.testing.assert_frame_equal(alone["totals"], everything["totals"])
     with pytest.raises(ValueError, match="No dashboard part named weather"):
-        metrics.dashboard(engine, scope, parts=("head", "weather"))
+        metrics_dashboard.gather(engine, scope, parts=("head", "weather"))
 
 
 def stats(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:

@@ -24,7 +24,8 @@ from aixchange_images.models import (
     ImageStatus,
     Solution,
 )
-from aixchange_images.providers import ImageRequest, get_provider
+from aixchange_images.provider_registry import get_provider
+from aixchange_images.providers import ImageRequest
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_default_at_1_is_seeded_as_production_with_the_built_in_text(engine):
 
 
 def test_running_the_migrations_again_seeds_nothing_twice(engine):
-    from aixchange_images.db import MIGRATIONS
+    from aixchange_images.migrations import MIGRATIONS
 
     step = next(fn for number, _, fn in MIGRATIONS if number == 4)
     step(engine)
@@ -405,7 +405,7 @@ def test_with_the_local_provider_the_local_rules_block_the_prompt(engine, make_s
 
 
 def test_checks_on_demand_report_length_and_moderation_without_an_image_call(openai_settings, standin):
-    from aixchange_images.providers import get_provider
+    from aixchange_images.provider_registry import get_provider
 
     clean = prompts.run_checks(
         "A calm card.", model="gpt-image-2", description="d", provider=get_provider("openai", openai_settings)
@@ -442,7 +442,7 @@ def test_local_rules_name_what_they_found():
 
 
 def _local():
-    from aixchange_images.providers import get_provider
+    from aixchange_images.provider_registry import get_provider
 
     return get_provider("local", load_settings())
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import TEST_KEY
 
-from aixchange_images import providers
+from aixchange_images import provider_registry
 from aixchange_images.config import ConfigError, load_settings
-from aixchange_images.providers import get_provider
+from aixchange_images.provider_registry import get_provider
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_the_provider_cache_never_holds_the_api_key_or_a_proxy_password(keyed, m
     monkeypatch.setenv("OPENAI_BASE_URL", "http://user:proxy-secret-pass@127.0.0.1:9/v1")
     get_provider("openai", load_settings())
 
-    held = repr(providers._instances) + str(list(providers._instances))
+    held = repr(provider_registry._instances) + str(list(provider_registry._instances))
     assert TEST_KEY not in held and "proxy-secret-pass" not in held
 
 

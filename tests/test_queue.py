@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from aixchange_images import batch, db, metrics, pipeline, queue, review, templates, trials
+from aixchange_images import batch, metrics, migrations, pipeline, queue, review, templates, trials
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import load_settings
 from aixchange_images.models import (
@@ -343,7 +343,7 @@ def test_a_database_from_before_trials_were_marked_gains_the_purpose_as_regular(
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN purpose")
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version = 10")
 
-    assert db.migrate(engine) == [10]
+    assert migrations.migrate(engine) == [10]
     assert "ix_candidate_queue" in {i["name"] for i in inspect(engine).get_indexes("candidate")}
     assert [c.purpose for c in candidates_of(engine, sid)] == [Purpose.regular]
     assert waiting_ids(engine) == [sid]

@@ -18,7 +18,7 @@ from test_review_routine import EVIL_TITLE, EVIL_URL
 
 from aixchange_images import queue
 from aixchange_images.config import load_settings
-from aixchange_images.db import get_engine
+from aixchange_images.engines import get_engine
 from aixchange_images.models import Candidate, Solution
 
 ROOT = Path(__file__).resolve().parents[1]

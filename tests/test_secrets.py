@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_KEY
 from sqlmodel import Session, SQLModel, select
 
-from aixchange_images import cli, db
+from aixchange_images import cli, engines
 from aixchange_images.models import Attempt, Candidate
 from aixchange_images.providers import redact
 
@@ -66,7 +66,7 @@ def test_the_api_key_appears_nowhere_even_when_the_server_echoes_it(
     with engine.connect() as conn:
         dump = [repr(row) for table in SQLModel.metadata.sorted_tables for row in conn.execute(table.select())]
     assert len(dump) > 20 and not [row for row in dump if TEST_KEY in row]
-    db.dispose_engines()
+    engines.dispose_engines()
     with closing(sqlite3.connect(tmp_path / "test.db")) as conn:  # fold the write-ahead log into the file
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -117,7 +117,7 @@ def test_no_eight_characters_of_the_key_are_kept_or_shown_when_the_server_echoes
 
     assert key_pieces("\n".join(outputs)) == []
     assert key_pieces("\n".join(record.getMessage() for record in caplog.records)) == []
-    db.dispose_engines()
+    engines.dispose_engines()
     with closing(sqlite3.connect(tmp_path / "test.db")) as conn:  # fold the write-ahead log into the file
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -9,7 +9,7 @@ from conftest import app_test
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from aixchange_images import auth, db, sessions
+from aixchange_images import auth, migrations, sessions
 from aixchange_images.auth_models import BrowserSession
 from aixchange_images.models import AuditEvent, User
 
@@ -92,8 +92,8 @@ def test_a_database_from_before_sessions_and_sign_on_gains_them(engine):
         conn.exec_driver_sql("DROP INDEX ix_user_email")
         conn.exec_driver_sql('ALTER TABLE "user" DROP COLUMN email')
         conn.exec_driver_sql("DELETE FROM schemamigration WHERE version IN (11, 12)")
-    assert db.migrate(engine) == [11, 12]
-    assert db.migrate(engine) == []
+    assert migrations.migrate(engine) == [11, 12]
+    assert migrations.migrate(engine) == []
     assert {"browsersession", "knownbrowser", "signinthrottle"} <= set(inspect(engine).get_table_names())
     assert "ix_user_email" in {i["name"] for i in inspect(engine).get_indexes("user")}
 
