@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
-PAGES = ["overview", "solutions", "generate", "review", "metrics", "prompt_studio", "marketplace", "settings"]
+PAGES = ["overview", "solutions", "generate", "jobs", "review", "metrics", "prompt_studio", "marketplace", "settings"]
 
 
 def main() -> None:
@@ -57,9 +56,6 @@ def main() -> None:
                 title = name.replace("_", " ").title()
                 page.get_by_role("link", name=title).first.click()
                 page.get_by_role("heading", name=title).first.wait_for()
-                if name == "review":  # show a solution with three candidates side by side
-                    page.get_by_text(re.compile(r"· 3$")).first.click()
-                    page.wait_for_timeout(1500)
                 page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(1500)  # let charts and images paint before the picture
                 page.screenshot(path=str(out / f"{name}.png"), full_page=True)
