@@ -287,7 +287,7 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     from sqlmodel import Session
 
-    from . import batch, budget, pipeline, prompts
+    from . import batch, budget, pipeline, templates
     from .providers import model_notice
 
     if not 1 <= args.candidates <= 10:
@@ -307,7 +307,7 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     )
     plan = pipeline.make_plan(settings, options)  # bad values fail here, before anything changes
     with Session(engine) as session:  # an unknown template is bad usage too, not one failure per solution
-        prompts.resolve_template(session=session, ref=args.template)
+        templates.resolve(session=session, ref=args.template)
     for notice in (settings.quality_notice, model_notice(plan.model, date.today()) if plan.provider.paid else None):
         if notice:
             print(f"note: {notice}", file=sys.stderr)
@@ -392,14 +392,14 @@ def cmd_rollback(args, settings, engine):  # type: ignore[no-untyped-def]
 def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
     from sqlmodel import Session
 
-    from . import prompts
+    from . import templates
     from .models import Solution
 
     with Session(engine) as session:
         solution = session.get(Solution, args.solution_id)
         if solution is None:
             raise UsageError(f"There is no solution with id {args.solution_id}.")
-        template, text = prompts.render(session=session, solution=solution, ref=args.template)
+        template, text = templates.render(session=session, solution=solution, ref=args.template)
     return {"solution_id": solution.id, "template": template.ref, "prompt": text, "length": len(text)}, 0
 
 

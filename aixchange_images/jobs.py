@@ -25,7 +25,7 @@ from .jobmodels import ACTIVE, ItemStatus, Job, JobItem, JobKind, JobStatus
 from .jobqueue import QueueError, queue_for
 from .models import Attempt, AttemptStatus, Publication
 from .pipeline import GenerateOptions, GenerationResult, make_plan, new_batch_id
-from .prompts import resolve_template
+from .templates import resolve as resolve_template
 
 CONTRACT_KEYS = ("id", "kind", "status", "total", "done", "succeeded", "failed", "cost_usd")
 _STORED = ("provider", "model", "size", "quality", "output_format", "template", "candidates", "use_cache")

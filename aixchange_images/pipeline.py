@@ -43,7 +43,6 @@ from .prompts import (
     Template,
     check_prompt,
     render_template,
-    resolve_template,
     solution_variables,
 )
 from .provider_registry import get_provider
@@ -56,6 +55,7 @@ from .providers import (
     ProviderError,
     redact,
 )
+from .templates import resolve as resolve_template
 
 log = logging.getLogger(__name__)
 

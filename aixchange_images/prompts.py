@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlmodel import Session
-
 from .config import UserError
 from .models import Solution
 
@@ -204,16 +202,3 @@ def run_checks(prompt: str, *, model: str, description: str, provider: Provider 
             f"Moderation flags this prompt ({found}); a generation would fail as moderation_blocked."
         )
     return report
-
-
-def resolve_template(*, session: Session, ref: str | None = None, category: str | None = None) -> Template:
-    """The template for `ref` (NAME, NAME@VERSION or NAME@LABEL); without one, the production version
-    of the template chosen for `category`, else of `default`."""
-    from .templates import resolve  # the store imports this module; resolve it at call time
-
-    return resolve(session=session, ref=ref, category=category)
-
-
-def render(*, session: Session, solution: Solution, ref: str | None = None) -> tuple[Template, str]:
-    template = resolve_template(session=session, ref=ref, category=solution.category)
-    return template, render_template(template, solution_variables(solution))

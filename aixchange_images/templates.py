@@ -17,8 +17,24 @@ from sqlmodel import Session, col, select
 
 from .auth import Actor, audit, require
 from .metrics import frame
-from .models import CategoryTemplate, TemplateLabel, TemplateLabelMove, TemplateLabelName, TemplateVersion, utcnow
-from .prompts import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME, PromptError, Template, validate_template
+from .models import (
+    CategoryTemplate,
+    Solution,
+    TemplateLabel,
+    TemplateLabelMove,
+    TemplateLabelName,
+    TemplateVersion,
+    utcnow,
+)
+from .prompts import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TEMPLATE_NAME,
+    PromptError,
+    Template,
+    render_template,
+    solution_variables,
+    validate_template,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,6 +198,12 @@ def resolve(*, session: Session, ref: str | None = None, category: str | None = 
         latest = versions(session=session, name=name)[0].version
         raise PromptError(f"Template {name} has no version {pin}; its versions are 1 to {latest}.")
     return as_template(found)
+
+
+def render(*, session: Session, solution: Solution, ref: str | None = None) -> tuple[Template, str]:
+    """The template `ref` names (else the one for the solution's category) and the prompt it makes."""
+    template = resolve(session=session, ref=ref, category=solution.category)
+    return template, render_template(template, solution_variables(solution))
 
 
 def display_text(version: TemplateVersion | Template) -> str:

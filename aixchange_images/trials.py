@@ -26,8 +26,9 @@ from .config import Settings, UserError
 from .jobmodels import ACTIVE, JobItem
 from .metrics import APPROVED_STATES, FINISHED, frame
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Purpose, Solution
-from .prompts import PromptError, resolve_template
+from .prompts import PromptError
 from .templates import all_labels, version_refs
+from .templates import resolve as resolve_template
 from .wording import money
 
 if TYPE_CHECKING:

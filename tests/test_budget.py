@@ -31,7 +31,6 @@ from aixchange_images import (
     metrics,
     migrations,
     pipeline,
-    prompts,
     review,
     templates,
 )
@@ -78,7 +77,7 @@ def expected_cost(prompt: str, image_tokens: int, text_in: float = 5.00, image_o
 
 def prompt_for(engine, solution_id: str) -> str:
     with Session(engine) as session:
-        return prompts.render(session=session, solution=session.get(Solution, solution_id))[1]
+        return templates.render(session=session, solution=session.get(Solution, solution_id))[1]
 
 
 def cli_run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:

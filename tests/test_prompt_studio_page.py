@@ -125,7 +125,7 @@ def test_the_versions_tab_shows_a_diff_and_moves_production(engine, make_solutio
 
     assert not at.exception
     with Session(engine) as session:
-        assert prompts.resolve_template(session=session).ref == "default@2"
+        assert templates.resolve(session=session).ref == "default@2"
     move = stored(engine, TemplateLabelMove)[-1]
     assert (move.label, move.from_version, move.to_version, move.actor) == ("production", 1, 2, "pat")
     assert any("production` → **v2**, moved by pat" in m.value for m in at.markdown)

@@ -67,7 +67,7 @@ def move(engine, version: int, *, label: str = "production", name: str = "defaul
 
 def resolve(engine, ref: str | None = None, category: str | None = None) -> Template:
     with Session(engine) as session:
-        return prompts.resolve_template(session=session, ref=ref, category=category)
+        return templates.resolve(session=session, ref=ref, category=category)
 
 
 def rows(engine, model) -> list:
