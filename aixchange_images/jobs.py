@@ -173,21 +173,7 @@ def results(*, session: Session, job: Job, limit: int | None = None, failed: boo
         )
         for candidate_id, url in session.exec(published.order_by(col(Publication.id).desc())).all():
             urls[candidate_id] = url
-    found = [
-        GenerationResult(
-            solution_id=a.solution_id,
-            status="succeeded" if a.status == AttemptStatus.succeeded else "failed",
-            error_kind=a.error_kind,
-            candidate_id=a.candidate_id,
-            cost_usd=round(a.cost_usd, 6),
-            duration_ms=a.duration_ms or 0,
-            cache_hit=a.cache_hit,
-            error=a.error_message,
-            attempt_id=a.id,
-            published_url=urls.get(a.candidate_id or -1),
-        )
-        for a in attempts
-    ]
+    found = [GenerationResult.of(a, urls.get(a.candidate_id or -1)) for a in attempts]
     if limit is not None and len(found) >= limit:
         return found
     tried = select(Attempt.solution_id).where(Attempt.batch_id == job.batch_id)

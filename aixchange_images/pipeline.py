@@ -120,6 +120,22 @@ class GenerationResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def of(cls, attempt: Attempt, published_url: str | None = None) -> GenerationResult:
+        """What a finished attempt made, as a batch reports it."""
+        return cls(
+            solution_id=attempt.solution_id,
+            status="succeeded" if attempt.status == AttemptStatus.succeeded else "failed",
+            error_kind=attempt.error_kind,
+            candidate_id=attempt.candidate_id,
+            cost_usd=round(attempt.cost_usd, 6),
+            duration_ms=attempt.duration_ms or 0,
+            cache_hit=attempt.cache_hit,
+            error=attempt.error_message,
+            attempt_id=attempt.id,
+            published_url=published_url,
+        )
+
 
 def new_batch_id() -> str:
     return uuid.uuid4().hex[:12]
@@ -552,18 +568,7 @@ class Generator:
         return self._result(attempt)
 
     def _result(self, attempt: Attempt) -> GenerationResult:
-        return GenerationResult(
-            solution_id=attempt.solution_id,
-            status="succeeded" if attempt.status == AttemptStatus.succeeded else "failed",
-            error_kind=attempt.error_kind,
-            candidate_id=attempt.candidate_id,
-            cost_usd=round(attempt.cost_usd, 6),
-            duration_ms=attempt.duration_ms or 0,
-            cache_hit=attempt.cache_hit,
-            error=attempt.error_message,
-            attempt_id=attempt.id,
-            published_url=self._urls.get(attempt.candidate_id or -1),
-        )
+        return GenerationResult.of(attempt, self._urls.get(attempt.candidate_id or -1))
 
     def _give_placeholder(self, solution_id: str) -> None:
         """A solution with no image gets the placeholder so its card still renders."""
