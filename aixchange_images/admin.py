@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from . import provider_registry
 from .auth import Actor, audit, require
 from .config import OPERATIONAL_KEYS, ConfigError, Settings
 from .models import AuditEvent, Price, Setting, utcnow
@@ -52,7 +53,7 @@ def save_overrides(*, session: Session, settings: Settings, actor: Actor, change
 
 def effective_value(settings: Settings, key: str) -> Any:
     """What a setting is now; the provider is the one in use, also when only the key decides it."""
-    return settings.provider_name if key == "image_provider" else getattr(settings, key)
+    return provider_registry.chosen(settings) if key == "image_provider" else getattr(settings, key)
 
 
 def changed_settings(*, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:

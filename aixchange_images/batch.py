@@ -14,7 +14,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from . import budget
-from .budget import Usage
 from .catalogue import titles
 from .claims import Claims
 from .config import Settings
@@ -182,13 +181,7 @@ def _dollars(session: Session, plan: Plan, paid: list[Request]) -> float:
     if not plan.provider.paid or not paid:
         return 0.0
     price, _ = budget.price_for(session=session, model=plan.model)
-    image_tokens = budget.expected_output_tokens(plan.size, plan.quality)
-    return sum(
-        budget.cost_from_usage(
-            price, Usage(input_text_tokens=budget.prompt_tokens(r.prompt), output_image_tokens=image_tokens)
-        )
-        for r in paid
-    )
+    return sum(budget.cost_from_usage(price, plan.provider.expected_usage(plan.request(r.prompt))) for r in paid)
 
 
 def _chunks(items: list, size: int = 500) -> list[list]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,57 +11,32 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from . import calls
-from .config import Settings, parse_size
+from .config import Settings
 from .db import take_lock
 from .models import Attempt, AttemptStatus, Price, utcnow
+from .providers.base import ImageRequest, Model, Provider, Usage
 from .wording import money
 
-# USD per 1M tokens (../shared/openai-images.md, late 2026). Seeded once; admins edit the table.
-DEFAULT_PRICES: dict[str, tuple[float, float, float, str | None]] = {
-    "gpt-image-2": (5.00, 8.00, 30.00, None),
-    "gpt-image-2-2026-04-21": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.5-sunburst": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.5-sunburst-2026-09-08": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.5-flare": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.5-flare-2026-09-08": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.6-sunburst": (5.00, 8.00, 30.00, None),
-    "gpt-image-2.6-flare": (5.00, 8.00, 30.00, None),
-    "gpt-image-1.5": (5.00, 8.00, 32.00, "2026-12-01"),
-    "gpt-image-1-mini": (2.00, 2.50, 8.00, "2026-12-01"),
-    "chatgpt-image-latest": (5.00, 8.00, 32.00, "2026-12-01"),
-}
 
-# Output image tokens for a 1024x1024 image; other sizes scale with their area. Only for
-# estimates before a call and replies without usage: what is charged comes from the `usage` the
-# call returns. `auto` lets the service choose, so it is priced at the dearest it may choose
-# (high, at the largest standard size): a reservation must never be smaller than the bill.
-OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 8320, "max": 16640, "auto": 4160}
-AUTO_SIZE = (1536, 1024)
-FREE_PROVIDERS = frozenset({"local"})
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_text_tokens: int = 0
-    input_image_tokens: int = 0
-    output_image_tokens: int = 0
-    output_text_tokens: int = 0
-
-
-def seed_prices(*, session: Session) -> None:
-    """Insert today's published prices for models the table does not know yet."""
+def seed_prices(*, session: Session, models: list[Model]) -> bool:
+    """Insert the list prices of models the table does not know yet; True when it added any."""
     known = set(session.exec(select(Price.model)).all())
-    for model, (text_in, image_in, image_out, shutdown) in DEFAULT_PRICES.items():
-        if model not in known:
+    added = False
+    for model in models:
+        priced = model.text_input_per_m or model.image_input_per_m or model.image_output_per_m
+        if priced and model.name not in known:
+            known.add(model.name)
             session.add(
                 Price(
-                    model=model,
-                    text_input_per_m=text_in,
-                    image_input_per_m=image_in,
-                    image_output_per_m=image_out,
-                    shutdown_date=shutdown,
+                    model=model.name,
+                    text_input_per_m=model.text_input_per_m,
+                    image_input_per_m=model.image_input_per_m,
+                    image_output_per_m=model.image_output_per_m,
+                    shutdown_date=model.shutdown.isoformat() if model.shutdown else None,
                 )
             )
+            added = True
+    return added
 
 
 def price_for(*, session: Session, model: str) -> tuple[Price, bool]:
@@ -76,16 +50,6 @@ def price_for(*, session: Session, model: str) -> tuple[Price, bool]:
     return dearest, False
 
 
-def prompt_tokens(prompt: str) -> int:
-    """A tokenizer-free estimate: about four characters a token."""
-    return max(1, math.ceil(len(prompt) / 4))
-
-
-def expected_output_tokens(size: str, quality: str) -> int:
-    width, height = AUTO_SIZE if size == "auto" else parse_size(size)
-    return math.ceil(OUTPUT_TOKENS_1024.get(quality, OUTPUT_TOKENS_1024["max"]) * width * height / (1024 * 1024))
-
-
 def cost_from_usage(price: Price, usage: Usage) -> float:
     """Dollars for one call. Output text tokens are charged at the image rate: never under-count."""
     dollars = (
@@ -96,13 +60,12 @@ def cost_from_usage(price: Price, usage: Usage) -> float:
     return max(0.0, round(dollars, 6))  # never a negative bill: it would hand money back to the budget
 
 
-def estimate_call(*, session: Session, provider: str, model: str, size: str, quality: str, prompt: str) -> float:
+def estimate_call(*, session: Session, provider: Provider, request: ImageRequest) -> float:
     """What one image is expected to cost before it is asked for."""
-    if provider in FREE_PROVIDERS:
+    if not provider.paid:
         return 0.0
-    price, _ = price_for(session=session, model=model)
-    usage = Usage(input_text_tokens=prompt_tokens(prompt), output_image_tokens=expected_output_tokens(size, quality))
-    return cost_from_usage(price, usage)
+    price, _ = price_for(session=session, model=request.model)
+    return cost_from_usage(price, provider.expected_usage(request))
 
 
 def period_starts(now: datetime | None = None) -> tuple[datetime, datetime]:

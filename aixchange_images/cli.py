@@ -143,6 +143,8 @@ def _human(command: str, payload: Any) -> str:
         return f"Job {payload['job_id']} {payload['status']}: {payload['total']} image(s). Follow it with `jobs`."
     if command == "jobs":
         return reports.jobs_text(payload)
+    if command == "providers":
+        return reports.providers_text(payload)
     if command == "generate":
         s = payload["summary"]
         return (
@@ -288,7 +290,6 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     from sqlmodel import Session
 
     from . import batch, budget, pipeline, templates
-    from .providers import model_notice
 
     if not 1 <= args.candidates <= 10:
         raise UsageError("--candidates must be between 1 and 10.")
@@ -308,7 +309,7 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     plan = pipeline.make_plan(settings, options)  # bad values fail here, before anything changes
     with Session(engine) as session:  # an unknown template is bad usage too, not one failure per solution
         templates.resolve(session=session, ref=args.template)
-    for notice in (settings.quality_notice, model_notice(plan.model, date.today()) if plan.provider.paid else None):
+    for notice in (settings.quality_notice, plan.provider.notice(plan.model, date.today())):
         if notice:
             print(f"note: {notice}", file=sys.stderr)
     ids = _select_ids(args, engine)
@@ -401,6 +402,12 @@ def cmd_prompt(args, settings, engine):  # type: ignore[no-untyped-def]
             raise UsageError(f"There is no solution with id {args.solution_id}.")
         template, text = templates.render(session=session, solution=solution, ref=args.template)
     return {"solution_id": solution.id, "template": template.ref, "prompt": text, "length": len(text)}, 0
+
+
+def cmd_providers(args, settings, engine):  # type: ignore[no-untyped-def]
+    from .provider_registry import describe
+
+    return {"providers": describe(settings)}, 0
 
 
 def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -587,6 +594,7 @@ HANDLERS: dict[str, Handler] = {
     "prompt": cmd_prompt,
     "export": cmd_export,
     "stats": cmd_stats,
+    "providers": cmd_providers,
     "cleanup": cmd_cleanup,
     "users": cmd_users,
     "demo-data": cmd_demo,

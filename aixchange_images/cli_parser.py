@@ -7,6 +7,7 @@ code; each command's handler in `cli.py` imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import pkgutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,9 @@ from . import cli_jobs
 from .wording import IMAGE_STATUS_WORDS, REJECT_REASONS
 
 IMAGE_STATUSES = list(IMAGE_STATUS_WORDS)  # models.ImageStatus's values, in its order (a test holds them equal)
+# Each provider is a module named after it in providers/ (provider_registry holds them to that): read
+# from the folder, so `--help` names them without importing any.
+PROVIDERS = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "providers")]) if m.name != "base")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--model")
     cmd.add_argument("--template", metavar="NAME@VERSION")
     cmd.add_argument("--provider")
+    command("providers", "the image providers: which are ready, their models, what they can do")
     cmd = command("cleanup", "delete files of old rejected and superseded candidates")
     cmd.add_argument("--older-than", type=int, metavar="DAYS", help="default: the cleanup_after_days setting")
     cmd.add_argument("--dry-run", action="store_true", help="only report what would be freed")
@@ -78,7 +83,7 @@ def _add_generate(cmd: argparse.ArgumentParser) -> None:
     which.add_argument("--missing", action="store_true", help="solutions with no image or the placeholder")
     which.add_argument("--all", action="store_true", help="every solution except those with an uploaded image")
     cmd.add_argument("--candidates", type=int, default=1, metavar="N", help="images per solution (1-10)")
-    cmd.add_argument("--provider", choices=["local", "openai"])
+    cmd.add_argument("--provider", choices=PROVIDERS)
     cmd.add_argument("--model")
     cmd.add_argument("--size", metavar="WxH")
     cmd.add_argument("--quality")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, UserError  # noqa: F401 - UserError: the library imports both from here
@@ -34,6 +36,50 @@ OPERATIONAL_KEYS = (
 )
 
 
+class ProviderSettings(BaseSettings):
+    """A provider's own variables (its key, its address), declared by its module in `providers/`.
+
+    Every subclass is listed in `kinds` as it is defined, so `Settings.secrets` hides the secrets of
+    every provider there is: a `SecretStr` field, and the password of any `..._url` field.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    provider: ClassVar[str] = ""
+    key_field: ClassVar[str | None] = None  # the field without which the provider cannot call
+    kinds: ClassVar[list[type[ProviderSettings]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ProviderSettings.kinds.append(cls)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def has_key(self) -> bool:
+        return self.key_field is not None and getattr(self, self.key_field) is not None
+
+    def secret_values(self) -> list[str]:
+        found = []
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, str) and name.endswith("_url"):
+                found.extend(p for p in [urlsplit(value).password] if p)
+        return found
+
+    def fingerprint(self) -> str:
+        """A digest of every value, secrets included, that shows none of them: what tells two
+        configurations apart in the provider cache."""
+        values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self}
+        return hashlib.sha256(f"provider-settings\x00{json.dumps(values, default=str)}".encode()).hexdigest()[:16]
+
+
+P = TypeVar("P", bound=ProviderSettings)
+
+
 class Settings(BaseSettings):
     """Everything the library needs to know about its surroundings."""
 
@@ -43,8 +89,6 @@ class Settings(BaseSettings):
     external_images_path: Path = Path("external-images")
     data_dir: Path = Field(default=Path("data"), validation_alias="AIXCHANGE_DATA_DIR")
     image_provider: str | None = None
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
     image_model: str = "gpt-image-2"
     dalle_image_size: str = "1024x1024"
     dalle_image_quality: str = "medium"
@@ -83,7 +127,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("openai_api_key", "marketplace_database_url", "redis_url", mode="before")
+    @field_validator("marketplace_database_url", "redis_url", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -124,16 +168,6 @@ class Settings(BaseSettings):
             check_redis_url(value.get_secret_value())
         return value
 
-    @field_validator("openai_base_url", mode="before")
-    @classmethod
-    def _base_url(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        if not value.strip():
-            return None
-        check_base_url(value.strip())
-        return value.strip()
-
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
         quality = self.dalle_image_quality.strip().lower()
@@ -163,22 +197,26 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
-    def provider_name(self) -> str:
-        """The provider to use: configured, else openai when a key is set, else local."""
-        if self.image_provider:
-            return self.image_provider
-        return "openai" if self.openai_api_key else "local"
+    _providers: dict[type[ProviderSettings], ProviderSettings] = PrivateAttr(default_factory=dict)
+
+    def provider_settings(self, kind: type[P]) -> P:
+        """A provider's own variables, read from the environment and `.env` once per Settings."""
+        found = self._providers.get(kind)
+        if found is None:
+            try:
+                found = self._providers[kind] = kind()
+            except ValueError as exc:
+                raise ConfigError(_first_problem(exc)) from None
+        return found  # type: ignore[return-value]
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values no message, log or export may show: the API key, a proxy URL's password, the
+        """Values no message, log or export may show: every provider's keys and proxy passwords, the
         passwords of both databases and of the job queue's Redis."""
-        key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
-        password = urlsplit(self.openai_base_url).password if self.openai_base_url else None
         market = self.marketplace_database_url.get_secret_value() if self.marketplace_database_url else None
         redis = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
-        values = (key, password, redis, *_passwords(market), *_passwords(self.database_url))
+        providers = [v for kind in ProviderSettings.kinds for v in self.provider_settings(kind).secret_values()]
+        values = (*providers, redis, *_passwords(market), *_passwords(self.database_url))
         return tuple(dict.fromkeys(v for v in values if v and len(v) >= 4))  # "x" would blank every x
 
     @property
@@ -250,6 +288,14 @@ def check_base_url(url: str) -> None:
             "this is not an http(s) address the images client can call; write it like https://api.openai.com/v1 "
             "(or your compatible server's address), or leave it unset"
         )
+
+
+def url_shown(url: str) -> str:
+    """An http(s) address without any user:password part (a proxy's URL may carry one)."""
+    from urllib.parse import urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
 
 
 def check_redis_url(url: str) -> None:

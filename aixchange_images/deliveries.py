@@ -40,7 +40,7 @@ from .models import (
     SolutionOrigin,
     utcnow,
 )
-from .providers import redact
+from .redaction import redact
 
 log = logging.getLogger(__name__)
 QUIET_SECONDS = 30.0  # after the marketplace failed to answer, actions don't wait on it again this long

@@ -27,7 +27,8 @@ from .config import Settings
 from .db import analyze, session_scope
 from .demo_history import MODELS, History
 from .models import PUBLIC_PREFIX, Attempt, Candidate, ImageStatus, Publication, Role, Solution, new_solution_id, utcnow
-from .providers import ImageRequest, LocalProvider
+from .providers.base import ImageRequest
+from .providers.local import LocalProvider
 
 CATEGORIES = [
     "Natural Language Processing",

@@ -19,9 +19,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from . import storage
-from .budget import Usage, cost_from_usage, expected_output_tokens
+from .budget import cost_from_usage
 from .models import PLACEHOLDER_URL, ImageStatus, utcnow
 from .prompts import Template, render_template, solution_variables
+from .providers.base import Usage, expected_output_tokens
 
 ERRORS = [
     ("rate_limited", 30),

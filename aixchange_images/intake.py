@@ -36,8 +36,8 @@ from .models import (
     utcnow,
 )
 from .pipeline import GenerateOptions, GenerationResult, RateLimiter
-from .provider_registry import get_provider
-from .providers import redact
+from .provider_registry import chosen, get_provider
+from .redaction import redact
 from .zod import js_length
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Outcome:
 
 def spending_is_bounded(settings: Settings) -> bool:
     """The unauthenticated route spends with a paid provider only under a daily cap."""
-    return settings.image_budget_daily_usd is not None or not get_provider(settings.provider_name, settings).paid
+    return settings.image_budget_daily_usd is not None or not get_provider(chosen(settings), settings).paid
 
 
 def make_ask(description: str | None, title: str | None = None, solution_id: str | None = None) -> Ask:

@@ -19,7 +19,7 @@ from huey.serializer import Serializer
 from redis.exceptions import RedisError
 
 from .config import Settings, UserError, redis_where
-from .providers import redact
+from .redaction import redact
 
 QUEUE_NAME = "aixchange-images"
 QUEUE_FILE = "job-queue.db"  # in the data folder

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from .config import ConfigError, Settings, UserError, sqlalchemy_url
 from .models import AuditEvent, Delivery, DeliveryState, Solution, SolutionOrigin
-from .providers import redact
+from .redaction import redact
 
 
 class MarketplaceError(UserError):

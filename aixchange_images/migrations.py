@@ -1,8 +1,9 @@
 """The schema's history: ordered, numbered migrations, recorded in `schemamigration` (the way
 simonw/llm keeps them).
 
-Migrations 2 and 4 seed the data a new database starts with (today's prices, `default@1`), through
-the modules that own that data; `engines.get_engine` applies what a database has not seen yet.
+Migration 4 seeds the built-in template `default@1`; every run of `migrate` seeds the price table
+with the models of every provider the registry holds (those it lacks). `engines.get_engine`
+applies what a database has not seen yet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel import Session, SQLModel, select
 
 from . import auth_models, budget, jobmodels, models, templates  # noqa: F401 - jobmodels: its tables join the metadata
 from .db import analyze
+from .provider_registry import all_models
 
 
 # Each is idempotent so a database created by an older build can be brought forward safely.
@@ -23,9 +25,15 @@ def _m001_initial(engine: Engine) -> None:
 
 
 def _m002_seed_prices(engine: Engine) -> None:
+    seed_prices(engine)
+
+
+def seed_prices(engine: Engine) -> None:
+    """Every provider's models in the price table (those it lacks): run by each migrate, so a provider
+    added later has its prices without a migration of its own."""
     with Session(engine) as session:
-        budget.seed_prices(session=session)
-        session.commit()
+        if budget.seed_prices(session=session, models=[model for _, model in all_models()]):
+            session.commit()
 
 
 def _add_column(engine: Engine, table: str, column: str, ddl: str) -> None:
@@ -131,6 +139,23 @@ def _m014_estimate_and_yield_indexes(engine: Engine) -> None:
     _create_indexes(engine)
 
 
+def _m015_providers_and_refine(engine: Engine) -> None:
+    """Which provider made each candidate (read from its attempt), and refine's lineage."""
+    _add_column(engine, "candidate", "provider", "VARCHAR(40) NOT NULL DEFAULT ''")
+    _add_column(engine, "candidate", "parent_id", "INTEGER")
+    _add_column(engine, "candidate", "instruction", "TEXT")
+    _add_column(engine, "attempt", "parent_id", "INTEGER")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE candidate SET provider = (SELECT attempt.provider FROM attempt WHERE attempt.id = candidate.attempt_id)"
+            " WHERE candidate.attempt_id IS NOT NULL AND candidate.provider = ''"
+        )
+    for table, column in (("candidate", "parent_id"), ("attempt", "parent_id")):
+        for index in SQLModel.metadata.tables[table].indexes:
+            if [c.name for c in index.columns] == [column]:
+                index.create(engine, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (1, "initial tables", _m001_initial),
     (2, "seed the price table", _m002_seed_prices),
@@ -146,6 +171,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (12, "users' emails for single sign-on", _m012_single_sign_on),
     (13, "background jobs: jobs, items, solution claims, runners, schedules", _m013_background_jobs),
     (14, "covering indexes for batch estimates and the yield table", _m014_estimate_and_yield_indexes),
+    (15, "each candidate's provider; refine's parent and instruction", _m015_providers_and_refine),
 ]
 
 
@@ -165,4 +191,5 @@ def migrate(engine: Engine) -> list[int]:
                 session.add(models.SchemaMigration(version=number, name=name))
                 session.commit()
         applied.append(number)
+    seed_prices(engine)
     return applied

@@ -199,6 +199,7 @@ class Attempt(SQLModel, table=True):
     host: str | None = None
     runner: str | None = Field(default=None, max_length=40)  # the process making the call (a random token)
     deadline_at: datetime | None = None  # a live call is over by then (budget.longest_call, its own settings)
+    parent_id: int | None = Field(default=None, index=True)  # a refine: the candidate it changes
 
 
 class Candidate(SQLModel, table=True):
@@ -237,6 +238,9 @@ class Candidate(SQLModel, table=True):
     reviewed_at: datetime | None = None
     reviewed_by: str | None = None
     deleted_at: datetime | None = None  # its file was removed by a storage clean-up
+    provider: str = Field(default="", max_length=40)  # who made it ("" for an upload)
+    parent_id: int | None = Field(default=None, index=True)  # a refine: the candidate it was made from
+    instruction: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # what the refine asked for
 
 
 class Publication(SQLModel, table=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -21,7 +22,6 @@ from sqlmodel import Session, col, select
 
 from . import budget, calls, storage
 from .auth import CLI_ACTOR, Actor, require
-from .budget import Usage
 from .config import ConfigError, Settings, check_size
 from .db import session_scope
 from .models import (
@@ -45,16 +45,15 @@ from .prompts import (
     render_template,
     solution_variables,
 )
-from .provider_registry import get_provider
-from .providers import (
-    CURRENT_MODEL,
-    SHUTDOWN_DATES,
+from .provider_registry import chosen, get_provider
+from .providers.base import (
+    OUTPUT_TOKENS_1024,
     ImageRequest,
     ImageResult,
     Provider,
     ProviderError,
-    redact,
 )
+from .redaction import redact
 from .templates import resolve as resolve_template
 
 log = logging.getLogger(__name__)
@@ -90,6 +89,18 @@ class Plan:
     output_format: str
     options: GenerateOptions
     batch_id: str = field(default_factory=lambda: new_batch_id())
+
+    def request(self, prompt: str, variant: int = 0, subject: dict[str, Any] | None = None) -> ImageRequest:
+        """What one call of this plan sends."""
+        return ImageRequest(
+            prompt=prompt,
+            model=self.model,
+            size=self.size,
+            quality=self.quality,
+            output_format=self.output_format,
+            variant=variant,
+            subject=subject or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -144,16 +155,20 @@ def new_batch_id() -> str:
 def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
     """Resolve provider, model, size, quality and format; bad values fail with one sentence."""
     require(options.actor, "generate")
-    provider = get_provider(options.provider or settings.provider_name, settings)
+    provider = get_provider(options.provider or chosen(settings), settings)
     quality = (options.quality or settings.dalle_image_quality).lower()
     override = settings.with_overrides({"dalle_image_quality": quality}) if options.quality else settings
     if options.auto_approve:
         require(options.actor, "review")
     if not 1 <= options.candidates <= 10:
         raise ConfigError("The number of candidates per solution must be between 1 and 10.")
+    model = options.model or (settings.image_model if provider.serves(settings.image_model) else provider.default_model)
+    if not provider.serves(model):
+        known = ", ".join(provider.current_models(date.today()))
+        raise ConfigError(f"The {provider.name} provider has no model '{model}'; choose one of: {known}.")
     return Plan(
         provider=provider,
-        model=provider.fixed_model or options.model or settings.image_model,
+        model=model,
         size=check_size(options.size or settings.dalle_image_size),
         quality=override.dalle_image_quality,
         output_format=(options.output_format or settings.dalle_image_format).replace("jpg", "jpeg"),
@@ -383,17 +398,11 @@ class Generator:
         return self._result(attempt)
 
     def _retired(self, attempt: Attempt) -> bool:
-        """A paid model past its shutdown date fails here, before the moderation call or any other."""
-        shutdown = SHUTDOWN_DATES.get(attempt.model)
-        if not self.plan.provider.paid or shutdown is None or date.today() < shutdown:
-            return False
-        self._fail(
-            attempt,
-            "model_unavailable",
-            f"Model {attempt.model} was retired on {shutdown.isoformat()}; "
-            f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.",
-        )
-        return True
+        """A model past its shutdown date fails here, before the moderation call or any other."""
+        retired = self.plan.provider.retired(attempt.model, date.today())
+        if retired is not None:
+            self._fail(attempt, "model_unavailable", retired)
+        return retired is not None
 
     def _moderate(self, attempt: Attempt) -> bool:
         try:
@@ -417,12 +426,7 @@ class Generator:
         plan = self.plan
         with session_scope(self.engine, write=True) as session:
             estimate = budget.estimate_call(
-                session=session,
-                provider=plan.provider.name,
-                model=plan.model,
-                size=plan.size,
-                quality=plan.quality,
-                prompt=attempt.prompt,
+                session=session, provider=plan.provider, request=plan.request(attempt.prompt, attempt.variant)
             )
             attempt.started_at = utcnow()
             attempt.deadline_at = attempt.started_at + budget.longest_call(self.settings)
@@ -439,15 +443,7 @@ class Generator:
 
     def _call(self, attempt: Attempt, subject: dict[str, Any], started: float) -> GenerationResult:
         plan = self.plan
-        request = ImageRequest(
-            prompt=attempt.prompt,
-            model=plan.model,
-            size=plan.size,
-            quality=plan.quality,
-            output_format=plan.output_format,
-            variant=attempt.variant,
-            subject=subject,
-        )
+        request = plan.request(attempt.prompt, attempt.variant, subject)
         per_call = attempt.reserved_usd
         try:
             reply = plan.provider.generate(request, before_retry=lambda _: self._reserve_retry(attempt, per_call))
@@ -459,7 +455,7 @@ class Generator:
         except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
             self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}", *self._secrets))
             return self._store(attempt, started)
-        self._charge(attempt, reply)
+        self._charge(attempt, request, reply)
         self._charge_unanswered(attempt, reply.unanswered, per_call)
         return self._keep_image(attempt, reply, started)
 
@@ -477,33 +473,31 @@ class Generator:
             attempt.cost_usd = round(attempt.cost_usd + unanswered * per_call, 6)
             attempt.cost_source = "estimate" if attempt.cost_source in (None, "none") else attempt.cost_source
 
-    def _charge(self, attempt: Attempt, reply: ImageResult) -> None:
-        """Cost from the returned usage; the per-image price when the server sent none."""
+    def _charge(self, attempt: Attempt, request: ImageRequest, reply: ImageResult) -> None:
+        """Cost as the service reported it, else from the returned usage, else the per-image price."""
         attempt.request_id, attempt.provider_ms, attempt.retries = reply.request_id, reply.provider_ms, reply.retries
-        if not self.plan.provider.paid:
+        provider = self.plan.provider
+        if not provider.paid:
             attempt.cost_usd, attempt.cost_source = 0.0, "none"
+            return
+        usage = reply.usage
+        if usage is not None:
+            attempt.input_text_tokens, attempt.input_image_tokens = usage.input_text_tokens, usage.input_image_tokens
+            attempt.output_image_tokens, attempt.output_text_tokens = (
+                usage.output_image_tokens,
+                usage.output_text_tokens,
+            )
+        if reply.cost_usd is not None:  # the service's own figure (FLUX reports credits)
+            attempt.cost_usd, attempt.cost_source = round(max(0.0, reply.cost_usd), 6), "reported"
             return
         with Session(self.engine) as session:
             price, own = budget.price_for(session=session, model=attempt.model)
-            usage = reply.usage
-            source = "usage" if own else "assumed_price"
-            if usage is None:  # the per-image price of what was made, where the reply says so
-                size, quality = _made(reply, attempt)
-                usage = Usage(
-                    input_text_tokens=budget.prompt_tokens(attempt.prompt),
-                    output_image_tokens=budget.expected_output_tokens(size, quality),
-                )
-                source = "per_image" if own else "assumed_price"
-            else:
-                attempt.input_text_tokens, attempt.input_image_tokens = (
-                    usage.input_text_tokens,
-                    usage.input_image_tokens,
-                )
-                attempt.output_image_tokens, attempt.output_text_tokens = (
-                    usage.output_image_tokens,
-                    usage.output_text_tokens,
-                )
-            attempt.cost_usd, attempt.cost_source = budget.cost_from_usage(price, usage), source
+        source = "usage" if own else "assumed_price"
+        if usage is None:  # the per-image price of what was made, where the reply says so
+            size, quality = _made(reply, attempt)
+            usage = provider.expected_usage(dataclasses.replace(request, size=size, quality=quality))
+            source = "per_image" if own else "assumed_price"
+        attempt.cost_usd, attempt.cost_source = budget.cost_from_usage(price, usage), source
 
     def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
         try:
@@ -613,7 +607,7 @@ def _made(reply: ImageResult, attempt: Attempt) -> tuple[str, str]:
     if size == "auto" and reply.size:
         with contextlib.suppress(ConfigError):  # not a size we can price: keep the dearest `auto` may be
             size = check_size(reply.size)
-    if quality == "auto" and reply.quality in budget.OUTPUT_TOKENS_1024:
+    if quality == "auto" and reply.quality in OUTPUT_TOKENS_1024:
         quality = reply.quality
     return size, quality
 

@@ -12,7 +12,7 @@ from .config import UserError
 from .models import Solution
 
 if TYPE_CHECKING:
-    from .providers import Provider
+    from .providers.base import Provider
 
 # Built on the marketplace's own prompt (aixchange-contract.md), with the title and category that
 # make a card distinct, and a request for no lettering (image models garble small text).
@@ -179,7 +179,7 @@ class CheckReport:
 
 def run_checks(prompt: str, *, model: str, description: str, provider: Provider | None = None) -> CheckReport:
     """Length and description checks, then moderation through `provider` (as generation would run it)."""
-    from .providers import ProviderError
+    from .providers.base import ProviderError
 
     report = CheckReport(length=len(prompt), limit=prompt_limit(model))
     try:

@@ -37,8 +37,8 @@ from .models import (
     Solution,
     SolutionOrigin,
 )
-from .providers import redact
 from .recovery import recover
+from .redaction import redact
 
 # The columns we read, as its Prisma migrations name them (quoted camelCase).
 COLUMNS = (

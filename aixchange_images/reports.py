@@ -86,3 +86,16 @@ def jobs_text(payload: dict[str, Any]) -> str:
             f"{job['failed']:>6}  {'$' + format(job['cost_usd'], '.4f'):>9}  {job['actor']}{stopping}"
         )
     return "\n".join(lines if payload["jobs"] else ["No jobs yet."])
+
+
+def providers_text(payload: dict[str, Any]) -> str:
+    """`providers` for a person: one paragraph per provider."""
+    lines = []
+    for p in payload["providers"]:
+        state = "ready" if p["ready"] else f"not ready: {p['missing']}"
+        can = "generates and refines" if p["edits"] else "generates (no refine)"
+        lines.append(f"{p['name']} ({p['label']}): {state}")
+        lines.append(f"  {can}; models: {', '.join(p['models'])}")
+        if p["variables"]:
+            lines.append(f"  reads {', '.join(p['variables'])}")
+    return "\n".join(lines)

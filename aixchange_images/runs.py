@@ -25,8 +25,8 @@ from .deliveries import deliver_waiting
 from .jobitems import Outcome
 from .jobmodels import ItemStatus, Job, JobItem, JobKind
 from .pipeline import GenerateOptions, Generator
-from .providers import redact
 from .pull import pull
+from .redaction import redact
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.5

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
+from . import __version__, provider_registry
 from .config import ConfigError, Settings
 from .engines import get_engine
 from .intake import (
@@ -46,8 +46,8 @@ from .intake import (
     spending_is_bounded,
 )
 from .models import PLACEHOLDER_URL
-from .providers import redact
 from .pull import Schedule
+from .redaction import redact
 
 log = logging.getLogger(__name__)
 ROUTE = "/api/generate-image"
@@ -298,10 +298,12 @@ def create_app(
 def _health(intake: Intake) -> JSONResponse:
     mode = "review" if intake.review else "publish"
     try:
-        provider = intake.current_settings().provider_name  # reads the database: the check itself
+        provider = provider_registry.chosen(intake.current_settings())  # reads the database: the check itself
     except Exception:  # noqa: BLE001 - any failure to read is "unreachable"; the log says why
         log.warning(redact(f"Health check: database unreachable\n{traceback.format_exc()}", *intake.settings.secrets))
-        health = Health(status="error", database="unreachable", provider=intake.settings.provider_name, mode=mode)
+        health = Health(
+            status="error", database="unreachable", provider=provider_registry.chosen(intake.settings), mode=mode
+        )
         return JSONResponse(health.model_dump(), status_code=503)
     return JSONResponse(Health(status="ok", database="ok", provider=provider, mode=mode).model_dump())
 
@@ -362,7 +364,7 @@ def serve(settings: Settings, *, host: str, port: int, review: bool, candidates:
     current = server.config.app.state.intake.current_settings()
     if not spending_is_bounded(current):
         raise ConfigError(NO_DAILY_CAP.replace("ask an admin to set", "set"))
-    provider = current.provider_name
+    provider = provider_registry.chosen(current)
     print(
         f"POST {ROUTE}: {mode}, provider {provider}, "
         f"{settings.service_rate_limit} per client, bodies up to {settings.service_max_body_bytes:,} bytes.",

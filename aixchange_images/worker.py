@@ -24,7 +24,7 @@ from . import admin, jobitems, leases, runs, schedules
 from .config import Settings, UserError
 from .engines import get_engine
 from .jobqueue import JobQueue
-from .providers import redact
+from .redaction import redact
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 2.0

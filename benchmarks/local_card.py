@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from aixchange_images.config import load_settings  # noqa: E402
 from aixchange_images.prompts import DEFAULT_TEMPLATE  # noqa: E402
-from aixchange_images.providers import ImageRequest, LocalProvider  # noqa: E402
+from aixchange_images.providers.base import ImageRequest  # noqa: E402
+from aixchange_images.providers.local import LocalProvider  # noqa: E402
 
 SUBJECT = {
     "title": "Smart Document Summarizer",

@@ -7,10 +7,9 @@ import streamlit as st
 
 import jobs_panel
 import ui
-from aixchange_images import admin, batch, catalogue, jobs, pipeline, templates
+from aixchange_images import batch, catalogue, jobs, pipeline, provider_registry, templates
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.jobmodels import ACTIVE, Job
-from aixchange_images.providers import model_notice
 
 LAST_RUN_ROWS = 500  # a table of thumbnails; the summary above it counts everything
 actor = ui.guard("generate")
@@ -38,24 +37,28 @@ def choose_solutions() -> list[str]:
 
 def choose_options() -> pipeline.GenerateOptions:
     with ui.db() as session:
-        models = [p.model for p in admin.prices(session=session)]
         template_refs = templates.version_refs(session=session)
         template_labels = templates.all_labels(session=session)
     c1, c2, c3, c4 = st.columns(4)
-    providers = ["local", "openai"]
+    providers = provider_registry.provider_names()
     provider = c1.selectbox(
         "Provider",
         providers,
-        index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
-        help=None if settings.openai_api_key is not None else "openai needs OPENAI_API_KEY on the server.",
+        index=providers.index(provider_registry.chosen(settings))
+        if provider_registry.chosen(settings) in providers
+        else 0,
+        format_func=lambda name: provider_registry.provider_class(name).label,
     )
-    model_options = sorted(set(models) | {settings.image_model})
+    chosen = provider_registry.get_provider(provider, settings)
+    model_options = provider_registry.model_names(provider)
+    if chosen.serves(settings.image_model) and settings.image_model not in model_options:
+        model_options.insert(0, settings.image_model)
+    default = settings.image_model if settings.image_model in model_options else chosen.default_model
     model = c2.selectbox(
         "Model",
         model_options,
-        index=model_options.index(settings.image_model),
-        disabled=provider == "local",
-        help="The local provider draws its own cards.",
+        index=model_options.index(default),
+        disabled=len(model_options) == 1,
     )
     size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES[:3]])))
     qualities = ["low", "medium", "high"]
@@ -97,17 +100,14 @@ def choose_options() -> pipeline.GenerateOptions:
 
 def notices(options: pipeline.GenerateOptions) -> None:
     """What the chosen settings need to know before anything runs; stops the page when it cannot run."""
-    notice = model_notice(options.model, date.today()) if options.provider != "local" else None
+    provider = provider_registry.get_provider(options.provider or provider_registry.chosen(settings), settings)
+    notice = provider.notice(options.model or provider.default_model, date.today())
     if notice:
         st.warning(ui.literal(notice), icon=":material/schedule:")
     if settings.quality_notice:
         st.info(ui.literal(settings.quality_notice))
-    if options.provider == "openai" and settings.openai_api_key is None:
-        st.error(
-            "The openai provider needs OPENAI_API_KEY in the server's environment or .env; "
-            "use the local provider meanwhile.",
-            icon=":material/key_off:",
-        )
+    if missing := provider.missing():
+        st.error(f"The {provider.name} provider cannot run here: {missing}", icon=":material/key_off:")
         st.stop()
 
 

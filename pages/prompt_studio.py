@@ -10,7 +10,7 @@ import jobs_panel
 import ui
 from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
-from aixchange_images.provider_registry import get_provider
+from aixchange_images.provider_registry import chosen, get_provider
 
 actor = ui.guard("edit_templates")
 settings = ui.settings()
@@ -157,7 +157,7 @@ def check(text: str, solution: Solution) -> None:
         ["local", "openai"],
         horizontal=True,
         key="ps_check_with",
-        index=1 if settings.provider_name == "openai" else 0,
+        index=1 if chosen(settings) == "openai" else 0,
         help="openai sends the prompt to /v1/moderations (free, needs the key).",
     )
     if not st.button("Check length and moderation", icon=":material/policy:"):
@@ -266,7 +266,7 @@ def trial_choices() -> tuple[str, str, list[str], str]:
     size = c2.number_input("Solutions", 1, trials.MAX_SAMPLE, 4)
     if c3.button("Shuffle", icon=":material/shuffle:"):
         st.session_state["ps_seed"] = st.session_state.get("ps_seed", 0) + 1
-    has_key = settings.openai_api_key is not None
+    has_key = get_provider("openai", settings).missing() is None
     provider = c4.radio(
         "Provider",
         ["local", "openai"] if has_key else ["local"],

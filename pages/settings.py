@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
@@ -10,7 +9,7 @@ from sqlmodel import Session
 
 import jobs_panel
 import ui
-from aixchange_images import admin, auditlog, auth, review, wording
+from aixchange_images import admin, auditlog, auth, provider_registry, review, wording
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
 from aixchange_images.models import Role, User
 
@@ -20,13 +19,6 @@ AUDIT_PAGE = 100
 actor = ui.guard("manage")
 settings = ui.settings()
 st.title("Settings")
-
-
-def base_url_shown(url: str) -> str:
-    """The base URL without any user:password part (a proxy's URL may carry one), safe in a code span."""
-    parts = urlsplit(url)
-    shown = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
-    return shown.replace("`", "%60")
 
 
 def change_user(users: list[User]) -> None:
@@ -118,12 +110,25 @@ def users_tab() -> None:
         change_user(users)
 
 
+def providers_table() -> None:
+    """Each provider: ready or what it lacks, its models, and the variables it reads (never their values)."""
+    st.markdown("**Image providers** (set their variables on the server; keys are never shown or stored)")
+    rows = [
+        {
+            "Provider": p["label"],
+            "Ready": "ready" if p["ready"] else p["missing"],
+            "Models": ", ".join(p["models"]),
+            "Refine": "yes" if p["edits"] else "no",
+            "Reads": ", ".join(p["variables"]) or "nothing",
+            "Address": p["address"] or "",
+        }
+        for p in provider_registry.describe(settings)
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
 def defaults_tab() -> None:
-    key_state = "configured" if settings.openai_api_key else "not configured"
-    st.markdown(
-        f"OpenAI API key: **{key_state}** (set `OPENAI_API_KEY` on the server; it is never shown or stored)."
-        + (f" Base URL: `{base_url_shown(settings.openai_base_url)}`." if settings.openai_base_url else "")
-    )
+    providers_table()
     if settings.quality_notice:
         st.info(ui.literal(settings.quality_notice))
     with st.form("defaults"):
@@ -144,11 +149,14 @@ def defaults_tab() -> None:
 
 def defaults_form() -> dict:
     c1, c2, c3 = st.columns(3)
-    providers = ["local", "openai"]
+    providers = provider_registry.provider_names()
     provider = c1.selectbox(
         "Provider",
         providers,
-        index=providers.index(settings.provider_name) if settings.provider_name in providers else 0,
+        index=providers.index(provider_registry.chosen(settings))
+        if provider_registry.chosen(settings) in providers
+        else 0,
+        format_func=lambda name: provider_registry.provider_class(name).label,
     )
     model = c2.text_input("Model", settings.image_model)
     size = c3.selectbox("Size", list(dict.fromkeys([settings.dalle_image_size, *STANDARD_SIZES])))

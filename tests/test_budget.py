@@ -35,10 +35,11 @@ from aixchange_images import (
     templates,
 )
 from aixchange_images.auth import Actor, PermissionDenied
-from aixchange_images.budget import Usage
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
 from aixchange_images.models import Attempt, AttemptStatus, AuditEvent, Candidate, Price, Solution, utcnow
+from aixchange_images.providers.base import ImageRequest, Usage
+from aixchange_images.providers.openai import OpenAIProvider
 
 ALICE = Actor("alice", "admin")
 MIA = Actor("mia", "manager")
@@ -358,14 +359,7 @@ def test_an_estimate_from_prompt_columns_matches_one_from_whole_solutions(engine
         generator = pipeline.Generator(engine, openai_settings, plan)
         requests = [generator.prepare(session, session.get(Solution, sid), v) for sid in ids for v in (0, 1)]
         each = [
-            budget.estimate_call(
-                session=session,
-                provider="openai",
-                model=plan.model,
-                size=plan.size,
-                quality=plan.quality,
-                prompt=r.prompt,
-            )
+            budget.estimate_call(session=session, provider=plan.provider, request=plan.request(r.prompt))
             for r in requests
             if r.problem is None
         ]
@@ -517,9 +511,8 @@ def test_the_dashboard_banner_stays_away_below_the_alert_share(engine, make_solu
 # -- reservations hold what a call can cost ------------------------------------------------------
 def estimate(engine, prompt: str, size: str, quality: str) -> float:
     with Session(engine) as session:
-        return budget.estimate_call(
-            session=session, provider="openai", model="gpt-image-2", size=size, quality=quality, prompt=prompt
-        )
+        request = ImageRequest(prompt=prompt, model="gpt-image-2", size=size, quality=quality, output_format="png")
+        return budget.estimate_call(session=session, provider=OpenAIProvider(load_settings()), request=request)
 
 
 def test_auto_quality_and_size_reserve_the_dearest_image_the_service_may_choose(engine):

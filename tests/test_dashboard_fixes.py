@@ -12,7 +12,7 @@ from conftest import app_test, open_page, run_jobs, stored_actor
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from aixchange_images import admin, auth
+from aixchange_images import admin, auth, provider_registry
 from aixchange_images.auth import Actor
 from aixchange_images.config import ConfigError, UserError, load_settings
 from aixchange_images.models import Price, Setting, Solution, User
@@ -183,7 +183,7 @@ def test_save_defaults_without_a_change_stores_nothing(engine):
 
 
 def test_changed_settings_compares_with_the_provider_in_use(settings):
-    values = {"image_provider": settings.provider_name, "image_concurrency": settings.image_concurrency + 1}
+    values = {"image_provider": provider_registry.chosen(settings), "image_concurrency": settings.image_concurrency + 1}
     assert admin.changed_settings(settings=settings, values=values) == {
         "image_concurrency": settings.image_concurrency + 1
     }

@@ -24,7 +24,8 @@ from aixchange_images.models import (
     Role,
     Solution,
 )
-from aixchange_images.providers import ImageRequest, LocalProvider
+from aixchange_images.providers.base import ImageRequest
+from aixchange_images.providers.local import LocalProvider
 
 
 def test_after_demo_data_every_table_it_filled_takes_new_rows(engine):

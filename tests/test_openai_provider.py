@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from aixchange_images import batch, pipeline
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.models import Attempt, AttemptStatus, Candidate, ImageStatus
-from aixchange_images.openai_provider import OpenAIProvider
-from aixchange_images.providers import ImageRequest, ProviderError
+from aixchange_images.providers.base import ImageRequest, ProviderError
+from aixchange_images.providers.openai import OpenAIProvider
 
 
 def openai_config(**overrides) -> Settings:

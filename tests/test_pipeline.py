@@ -25,7 +25,7 @@ from aixchange_images.models import (
     Solution,
 )
 from aixchange_images.provider_registry import get_provider
-from aixchange_images.providers import ImageRequest
+from aixchange_images.providers.base import ImageRequest
 
 
 @pytest.fixture
@@ -328,7 +328,8 @@ def test_a_surprise_after_a_paid_call_is_a_recorded_failure_and_the_batch_goes_o
 def test_a_proxy_password_never_reaches_a_failure_or_the_log(engine, make_solutions, monkeypatch, caplog):
     (sid,) = make_solutions(1)
     proxy = "http://user:proxy-pass-123456@proxy.invalid/v1"
-    settings = load_settings(dalle_image_size="256x256", openai_base_url=proxy)
+    monkeypatch.setenv("OPENAI_BASE_URL", proxy)
+    settings = load_settings(dalle_image_size="256x256")
 
     def store(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError(f"could not reach {proxy}")

@@ -25,21 +25,26 @@ def test_equal_settings_objects_share_one_provider(keyed, name):
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("variables", "change"),
     [
-        {"openai_base_url": "http://127.0.0.1:10/v1"},
-        {"openai_api_key": "another-key-not-real-9876543210"},
-        {"image_timeout_seconds": 7.0},
-        {"image_max_retries": 5},
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:10/v1"}, {}),
+        ({"OPENAI_API_KEY": "another-key-not-real-9876543210"}, {}),
+        ({}, {"image_timeout_seconds": 7.0}),
+        ({}, {"image_max_retries": 5}),
     ],
 )
-def test_a_changed_setting_builds_a_new_provider(keyed, change):
+def test_a_changed_setting_builds_a_new_provider(keyed, monkeypatch, variables, change):
     before = get_provider("openai", load_settings())
+    for name, value in variables.items():  # the provider's own settings, read from the environment
+        monkeypatch.setenv(name, value)
 
     after = get_provider("openai", load_settings(**change))
 
     assert after is not before
-    assert after.settings.model_dump(include=set(change)) != before.settings.model_dump(include=set(change))
+    assert (after.settings.model_dump(include=set(change)), after.options) != (
+        before.settings.model_dump(include=set(change)),
+        before.options,
+    )
     assert get_provider("openai", load_settings(**change)) is after
 
 

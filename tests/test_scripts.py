@@ -12,7 +12,8 @@ from PIL import Image, ImageChops, ImageFont, ImageStat, features
 from aixchange_images import artwork, artwork_motifs, fonts, lettering, looks
 from aixchange_images.config import load_settings
 from aixchange_images.prompts import DEFAULT_TEMPLATE
-from aixchange_images.providers import ImageRequest, LocalProvider
+from aixchange_images.providers.base import ImageRequest
+from aixchange_images.providers.local import LocalProvider
 
 SENALES = "Análisis de Señales – 信号 Studio"
 TITLES = {
@@ -146,7 +147,7 @@ def test_with_raqm_arabic_letters_join():
 
 
 def test_a_title_no_font_can_draw_is_reported_not_silently_dropped(caplog):
-    caplog.set_level(logging.WARNING, logger="aixchange_images.providers")
+    caplog.set_level(logging.WARNING, logger="aixchange_images.providers.local")
     png = local_png("\uf8ff\ue001 Private")
     assert Image.open(io.BytesIO(png)).size == (256, 256)
     assert "\uf8ff" in caplog.text and "could not be drawn" in caplog.text

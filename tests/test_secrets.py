@@ -13,7 +13,7 @@ from sqlmodel import Session, SQLModel, select
 
 from aixchange_images import cli, engines
 from aixchange_images.models import Attempt, Candidate
-from aixchange_images.providers import redact
+from aixchange_images.redaction import redact
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], outputs: list[str], *argv: str) -> int:

@@ -18,7 +18,8 @@ from aixchange_images.auth import Actor
 from aixchange_images.config import load_settings
 from aixchange_images.models import Candidate
 from aixchange_images.prompts import Template, render_template
-from aixchange_images.providers import ImageRequest, LocalProvider, subject_texts
+from aixchange_images.providers.base import ImageRequest
+from aixchange_images.providers.local import LocalProvider, subject_texts
 from aixchange_images.style_cues import read, understood
 
 BODY = 'A product card for "{title}", an AI solution in {category} that {description}'

@@ -1,4 +1,5 @@
-"""The `openai` provider: the official SDK against the Images API (GPT image models only)."""
+"""The `openai` provider: the official SDK against the Images API (GPT image models only), or any
+server compatible with it at OPENAI_BASE_URL."""
 
 from __future__ import annotations
 
@@ -6,26 +7,16 @@ import base64
 import binascii
 import logging
 import math
-import random
+import threading
 import time
 from datetime import date
+from typing import Any
 
-import openai
+from pydantic import SecretStr, field_validator
 
-from .budget import Usage
-from .deadline import DeadlineClient, deadline
-from .providers import (
-    CURRENT_MODEL,
-    RETRYABLE,
-    SHUTDOWN_DATES,
-    ImageRequest,
-    ImageResult,
-    ModerationResult,
-    Provider,
-    ProviderError,
-    RetryCheck,
-    redact,
-)
+from ..config import ProviderSettings, check_base_url
+from ..redaction import redact
+from .base import ImageRequest, ImageResult, Model, ModerationResult, Provider, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 MODERATION_MODEL = "omni-moderation-latest"
@@ -64,82 +55,136 @@ for _name in HTTP_LOGGERS:
     logging.getLogger(_name).addFilter(_log_filter)
 
 
+class OpenAISettings(ProviderSettings):
+    provider = "openai"
+    key_field = "openai_api_key"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_base_url(value.strip())
+        return value.strip() if value else None
+
+
+# USD per 1M tokens: text in, image in, image out (openai-images.md, late 2026); seeded into the price table.
+GPT_IMAGE_MODELS = (
+    Model("gpt-image-2", 5.00, 8.00, 30.00),
+    Model("gpt-image-2-2026-04-21", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.5-sunburst", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.5-sunburst-2026-09-08", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.5-flare", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.5-flare-2026-09-08", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.6-sunburst", 5.00, 8.00, 30.00),
+    Model("gpt-image-2.6-flare", 5.00, 8.00, 30.00),
+    Model("gpt-image-1.5", 5.00, 8.00, 32.00, date(2026, 12, 1)),
+    Model("gpt-image-1-mini", 2.00, 2.50, 8.00, date(2026, 12, 1)),
+    Model("chatgpt-image-latest", 5.00, 8.00, 32.00, date(2026, 12, 1)),
+    Model("gpt-image-1", shutdown=date(2026, 10, 23)),
+    Model("dall-e-2", shutdown=date(2026, 5, 12)),
+    Model("dall-e-3", shutdown=date(2026, 5, 12)),
+)
+
+
 class OpenAIProvider(Provider):
+    """The Images API through the official SDK; `azure` is this with another client and settings."""
+
     name = "openai"
+    label = "OpenAI"
     paid = True
+    models = GPT_IMAGE_MODELS
+    default_model = "gpt-image-2"
+    any_model = True  # a compatible server at OPENAI_BASE_URL may serve others
+    edits = True
+    reports_usage = True
+    config: Any = OpenAISettings
+    key_variable = "OPENAI_API_KEY"
+    address_variable = "OPENAI_BASE_URL"
+    moderation = True  # the service's own moderation endpoint screens prompts
 
     def __init__(self, settings):  # type: ignore[no-untyped-def]
         super().__init__(settings)
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         self._secrets = settings.secrets
         _log_filter.add(self._secrets)
-        self._client = None
-        if key:
-            # Retries are ours (below): the SDK would also retry insufficient_quota, which never helps.
-            self._client = openai.OpenAI(
-                api_key=key,
-                base_url=settings.openai_base_url or None,
-                timeout=settings.image_timeout_seconds,
-                max_retries=0,
-                http_client=DeadlineClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True),
-            )
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def missing(self) -> str | None:
+        if self.options is None or not self.options.has_key:
+            return f"{self.key_variable} is not set: put it in the environment or .env, or use the local provider."
+        return None
 
     @property
-    def client(self) -> openai.OpenAI:
-        if self._client is None:
-            raise ProviderError(
-                "auth", "OPENAI_API_KEY is not set: put it in the environment or .env, or use the local provider."
-            )
-        return self._client
+    def client(self) -> Any:
+        """The SDK's client, made at the first call (the SDK loads only then)."""
+        with self._client_lock:
+            if self._client is None:
+                if problem := self.missing():
+                    raise ProviderError("auth", problem)
+                self._client = self.make_client()
+            return self._client
 
-    def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:
-        shutdown = SHUTDOWN_DATES.get(request.model)
-        if shutdown and date.today() >= shutdown:
-            raise ProviderError(
-                "model_unavailable",
-                f"Model {request.model} was retired on {shutdown.isoformat()}; "
-                f"set IMAGE_MODEL to a current model such as {CURRENT_MODEL}.",
-            )
-        retries = unanswered = 0
-        while True:
-            try:
-                result = self._call(request)
-                result.retries, result.unanswered = retries, unanswered
-                return result
-            except ProviderError as exc:
-                unanswered += exc.kind == "timeout" or exc.billed  # billed, maybe, with no usage to show
-                exc.retries, exc.unanswered = retries, unanswered  # what the whole call took
-                if exc.kind not in RETRYABLE or retries >= self.settings.image_max_retries:
-                    raise
-                wait = (
-                    exc.retry_after if exc.retry_after is not None else 0.5 * 2**retries * (0.75 + random.random() / 4)
-                )
-                if wait > self.settings.image_max_retry_wait_seconds:
-                    raise
-                if before_retry is not None and not before_retry(exc):
-                    exc.message += " It was not retried: the image budget cannot cover another call."
-                    raise
-                retries += 1
-                time.sleep(wait)  # backing off before the provider's next try, not synchronisation
+    def make_client(self) -> Any:
+        import openai
 
-    def _call(self, request: ImageRequest) -> ImageResult:
+        from ..deadline import DeadlineClient  # the HTTP stack loads with the SDK, at the first call
+
+        # Retries are the base class's: the SDK would also retry insufficient_quota, which never helps.
+        return openai.OpenAI(
+            api_key=self.options.openai_api_key.get_secret_value(),
+            base_url=self.options.openai_base_url or None,
+            timeout=self.settings.image_timeout_seconds,
+            max_retries=0,
+            http_client=DeadlineClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True),
+        )
+
+    def deployment(self, model: str) -> str:
+        """What the SDK's `model` argument is for this model (Azure calls it a deployment)."""
+        return model
+
+    def call(self, request: ImageRequest) -> ImageResult:
+        return self._reply(
+            request,
+            lambda: self.client.images.with_raw_response.generate(
+                model=self.deployment(request.model),
+                prompt=request.prompt,
+                n=1,
+                size=request.size,
+                quality=request.quality,
+                output_format=request.output_format,
+            ),
+        )
+
+    def call_edit(self, request: ImageRequest) -> ImageResult:
+        if not request.image:
+            raise ProviderError("invalid_request", "There is no image to change.")
+        suffix = "jpg" if request.image[:3] == b"\xff\xd8\xff" else "png"
+        return self._reply(
+            request,
+            lambda: self.client.images.with_raw_response.edit(
+                model=self.deployment(request.model),
+                image=(f"candidate.{suffix}", request.image, f"image/{'jpeg' if suffix == 'jpg' else 'png'}"),
+                prompt=request.prompt,
+                n=1,
+                size=request.size,
+                quality=request.quality,
+                output_format=request.output_format,
+            ),
+        )
+
+    def _reply(self, request: ImageRequest, send: Any) -> ImageResult:
+        from ..deadline import deadline
+
         started = time.perf_counter()
         try:
             # The timeout bounds each read; the deadline, the whole call (a trickling reply included).
             with deadline(self.settings.image_timeout_seconds):
-                raw = self.client.images.with_raw_response.generate(
-                    model=request.model,
-                    prompt=request.prompt,
-                    n=1,
-                    size=request.size,
-                    quality=request.quality,  # type: ignore[arg-type]
-                    output_format=request.output_format,  # type: ignore[arg-type]
-                )
+                raw = send()
                 response = raw.parse()
-        except openai.OpenAIError as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted into an error kind; a bug in ours is re-raised there
             raise self._classify(exc, request.model) from None
-        except ValueError:  # a body labelled JSON that is not (say, a proxy's HTML error page)
-            raise ProviderError("bad_image", "The image service's reply was not the JSON it should be.") from None
         elapsed = int((time.perf_counter() - started) * 1000)
         request_id = self._clean(raw.headers.get("x-request-id"))
         data = _first_image(response, request_id)
@@ -153,16 +198,24 @@ class OpenAIProvider(Provider):
         )
 
     def moderate(self, text: str) -> ModerationResult:
+        if not self.moderation:
+            return super().moderate(text)
+        from ..deadline import deadline
+
         try:
             with deadline(self.settings.image_timeout_seconds):
                 result = self.client.moderations.create(model=MODERATION_MODEL, input=text).results[0]
-        except openai.OpenAIError as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted as above
             raise self._classify(exc, MODERATION_MODEL) from None
         flagged = [name for name, hit in result.categories.model_dump(by_alias=True).items() if hit]
-        return ModerationResult(flagged=bool(result.flagged), categories=tuple(flagged), source="openai")
+        return ModerationResult(flagged=bool(result.flagged), categories=tuple(flagged), source=self.name)
 
-    def _classify(self, exc: openai.OpenAIError, model: str) -> ProviderError:
-        kind, message = classify(exc, model)
+    def _classify(self, exc: Exception, model: str) -> ProviderError:
+        import openai
+
+        if not isinstance(exc, openai.OpenAIError | ValueError):
+            raise exc  # not the service's doing: the pipeline records it as a surprise, with its traceback
+        kind, message = classify(exc, model, self)
         retry_after = None
         request_id = self._clean(getattr(exc, "request_id", None))
         response = getattr(exc, "response", None)
@@ -175,29 +228,33 @@ class OpenAIProvider(Provider):
         return None if text is None else redact(text, *self._secrets)
 
 
-def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:
+def classify(exc: Exception, model: str, provider: OpenAIProvider) -> tuple[str, str]:
     """Map an SDK exception to (error_kind, one sentence for a person)."""
+    import openai
+
+    if not isinstance(exc, openai.OpenAIError):  # a body labelled JSON that is not (a proxy's HTML error page)
+        return "bad_image", "The image service's reply was not the JSON it should be."
     code = (getattr(exc, "code", None) or "").lower()
     etype = (getattr(exc, "type", None) or "").lower()
     detail = _detail(exc)
     if isinstance(exc, openai.APITimeoutError):
         return "timeout", "The image service did not answer in time; try again or raise IMAGE_TIMEOUT_SECONDS."
     if isinstance(exc, openai.APIConnectionError):
-        return "connection", "Could not reach the image service; check the network or OPENAI_BASE_URL."
+        return "connection", f"Could not reach the image service; check the network or {provider.address_variable}."
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return "auth", "The image service refused the API key; check OPENAI_API_KEY."
+        return "auth", f"The image service refused the API key; check {provider.key_variable}."
     if isinstance(exc, openai.RateLimitError):
         if "insufficient_quota" in (code, etype):
             return "quota_exceeded", "The OpenAI account is out of credit; add credit or raise its limit."
         return "rate_limited", f"The image service is rate-limiting us; it will be retried later. {detail}".strip()
-    if code in ("moderation_blocked", "content_policy_violation"):
+    if code in ("moderation_blocked", "content_policy_violation", "content_filter"):
         return "moderation_blocked", "The image service's safety system refused this prompt; reword the description."
     if code == "billing_hard_limit_reached":
         return "quota_exceeded", "The OpenAI account reached its billing hard limit; raise it to continue."
     if isinstance(exc, openai.NotFoundError) or code == "model_not_found":
         return "model_unavailable", (
             f"Model {model} is not available (retired or unknown); set IMAGE_MODEL to a current model "
-            f"such as {CURRENT_MODEL}."
+            f"such as {provider.default_model}."
         )
     if isinstance(exc, openai.InternalServerError):
         return "server_error", f"The image service had an internal error; it will be retried later. {detail}".strip()
@@ -213,7 +270,7 @@ def classify(exc: openai.OpenAIError, model: str) -> tuple[str, str]:
     return "server_error", "The image service gave a reply this version does not understand."
 
 
-def _detail(exc: openai.OpenAIError) -> str:
+def _detail(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"][:300]

@@ -1,0 +1,1 @@
+"""Image providers: one module each, a `Provider` subclass in each (see `base`)."""
