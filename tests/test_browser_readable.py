@@ -121,7 +121,7 @@ def as_read(locator) -> str:  # noqa: ANN001 - a Playwright locator
     """The text a person reads there (the invisible word joiners that keep URLs from linking go)."""
     from playwright.sync_api import expect
 
-    expect(locator).to_be_visible()
+    expect(locator).to_be_visible(timeout=30_000)  # the page may still be drawing on a loaded machine
     return locator.inner_text().replace(WORD_JOINER, "").strip()
 
 
