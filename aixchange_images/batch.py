@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from . import budget
+from .budget import Estimate
+from .cache import cached_sources, reusable
 from .catalogue import titles
 from .claims import Claims
 from .config import Settings
@@ -26,9 +28,7 @@ from .pipeline import (
     Generator,
     Plan,
     Request,
-    cached_sources,
     make_plan,
-    reusable,
 )
 from .prompts import SUBJECT_COLUMNS, Subject
 from .recovery import recover
@@ -132,9 +132,7 @@ def _guarded(
     return result
 
 
-def estimate_batch(
-    engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions
-) -> dict[str, Any]:
+def estimate_batch(engine: Engine, settings: Settings, solution_ids: list[str], options: GenerateOptions) -> Estimate:
     """Paid calls and dollars a batch is expected to take, against what the budget has left.
 
     Built for thousands of solutions: only the columns a prompt is made of are read, in chunks, as
@@ -150,14 +148,13 @@ def estimate_batch(
         paid = _not_cached(session, planned) if options.use_cache else planned
         dollars = _dollars(session, plan, paid)
         left = budget.budget_state(session=session, settings=settings).left
-    return {
-        "calls": len(paid),
-        "paid": plan.provider.paid,
-        "expected_cache_hits": len(planned) - len(paid),
-        "estimated_cost_usd": round(dollars, 6),
-        "budget_left_usd": None if left is None else round(left, 6),
-        "fits_budget": left is None or dollars <= left + 1e-9,
-    }
+    return Estimate(
+        calls=len(paid) if plan.provider.paid else 0,
+        paid=plan.provider.paid,
+        expected_cache_hits=len(planned) - len(paid),
+        cost_usd=dollars,
+        budget_left_usd=left,
+    )
 
 
 def _subjects(session: Session, ids: list[str]) -> dict[str, Subject]:

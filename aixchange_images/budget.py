@@ -68,6 +68,42 @@ def estimate_call(*, session: Session, provider: Provider, request: ImageRequest
     return cost_from_usage(price, provider.expected_usage(request))
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What a batch (or a trial, the sum of its sides) is expected to take before it runs."""
+
+    calls: int  # paid calls: a free provider's count none
+    paid: bool
+    expected_cache_hits: int
+    cost_usd: float
+    budget_left_usd: float | None  # None: no cap
+
+    @property
+    def fits_budget(self) -> bool:
+        return self.budget_left_usd is None or self.cost_usd <= self.budget_left_usd + 1e-9
+
+    def __add__(self, other: Estimate) -> Estimate:
+        """Two runs against the same budget."""
+        return Estimate(
+            calls=self.calls + other.calls,
+            paid=self.paid or other.paid,
+            expected_cache_hits=self.expected_cache_hits + other.expected_cache_hits,
+            cost_usd=self.cost_usd + other.cost_usd,
+            budget_left_usd=self.budget_left_usd,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """As `generate --json` reports it."""
+        return {
+            "calls": self.calls,
+            "paid": self.paid,
+            "expected_cache_hits": self.expected_cache_hits,
+            "estimated_cost_usd": round(self.cost_usd, 6),
+            "budget_left_usd": None if self.budget_left_usd is None else round(self.budget_left_usd, 6),
+            "fits_budget": self.fits_budget,
+        }
+
+
 def period_starts(now: datetime | None = None) -> tuple[datetime, datetime]:
     """Start of the current UTC day and month: the budget periods."""
     now = now or utcnow()

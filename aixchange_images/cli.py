@@ -319,11 +319,11 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     if ids:
         print(
             f"Generating {len(ids) * args.candidates} image(s) with {plan.provider.name}/{plan.model}"
-            f" (about ${estimate['estimated_cost_usd']:.4f}).",
+            f" (about ${estimate.cost_usd:.4f}).",
             file=sys.stderr,
         )
     results, summary = batch.run_batch(engine, settings, ids, options, progress=_print_progress)
-    summary["estimate"] = estimate
+    summary["estimate"] = estimate.as_dict()
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()
     payload = {"results": [{k: r.as_dict()[k] for k in RESULT_KEYS} for r in results], "summary": summary}

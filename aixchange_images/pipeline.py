@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -12,15 +10,16 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import flag_modified
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from . import budget, calls, storage
+from . import cache, calls, storage
 from .auth import CLI_ACTOR, Actor, require
 from .config import ConfigError, Settings, check_size
 from .db import session_scope
@@ -29,7 +28,6 @@ from .models import (
     PLACEHOLDER_URL,
     Attempt,
     AttemptStatus,
-    Candidate,
     CandidateState,
     ImageStatus,
     Purpose,
@@ -47,13 +45,13 @@ from .prompts import (
 )
 from .provider_registry import chosen, get_provider
 from .providers.base import (
-    OUTPUT_TOKENS_1024,
     ImageRequest,
     ImageResult,
     Provider,
     ProviderError,
 )
 from .redaction import redact
+from .reservations import Reservation
 from .templates import resolve as resolve_template
 
 log = logging.getLogger(__name__)
@@ -177,35 +175,14 @@ def make_plan(settings: Settings, options: GenerateOptions) -> Plan:
     )
 
 
-_LIVE = (CandidateState.pending, CandidateState.approved)
 SPENT = (CandidateState.rejected, CandidateState.rolled_back, CandidateState.superseded)
 
 
-def cached_sources(keys: list[str]) -> Any:
-    """(candidate, request key) for the images earlier successful requests with these keys made, not
-    cleaned up and never turned down (rejected or rolled back): what the cache may serve."""
-    return (
-        select(Candidate, Attempt.request_key)
-        .join(Attempt, Attempt.candidate_id == Candidate.id)
-        .where(
-            col(Attempt.request_key).in_(keys),
-            Attempt.status == AttemptStatus.succeeded,
-            col(Candidate.deleted_at).is_(None),
-            col(Candidate.state).not_in((CandidateState.rejected, CandidateState.rolled_back)),
-        )
-    )
-
-
-def reusable(source: Candidate, solution_id: str) -> bool:
-    """A cached image may serve another solution; for its own only while waiting or published, so a
-    replaced image never comes back."""
-    return source.solution_id != solution_id or source.state in _LIVE
-
-
-def request_key(plan: Plan, prompt: str, variant: int) -> str:
-    """Identity of a request for the cache: same key, same kind of image."""
+def request_key(plan: Plan, prompt: str, variant: int, changing: str | None = None) -> str:
+    """Identity of a request for the cache: same key, same kind of image. A refine's key holds the
+    digest of the image it changes (`changing`)."""
     parts = (plan.provider.name, plan.model, plan.size, plan.quality, plan.output_format, prompt, str(variant))
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return hashlib.sha256("\x1f".join(parts + ((f"edit:{changing}",) if changing else ())).encode()).hexdigest()
 
 
 class RateLimiter:
@@ -235,7 +212,12 @@ class RateLimiter:
 
 
 class Generator:
-    """Runs attempts for one plan; shared by the batch's worker threads."""
+    """Runs attempts for one plan; shared by the batch's worker threads.
+
+    Every attempt, a new image or a refine, passes the same steps (`run`): its prompt was made, the
+    cache, the model is current, moderation, the rate limit, the budget's reservation, the call, its
+    charge, keeping the image, auto-approval. Each step may end the attempt; what it made is recorded.
+    """
 
     def __init__(self, engine: Engine, settings: Settings, plan: Plan, stop: threading.Event | None = None):
         self.engine = engine
@@ -251,9 +233,15 @@ class Generator:
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
+        """A new image for a solution, from its prompt template."""
+        return self.guarded(solution_id, lambda started: self._generate(solution_id, variant, started))
+
+    def guarded(self, solution_id: str, attempt: Callable[[float], GenerationResult]) -> GenerationResult:
+        """Run one attempt; a surprise is recorded, not raised, and a solution left with no image
+        gets the placeholder."""
         started = time.perf_counter()
         try:
-            result = self._generate(solution_id, variant, started)
+            result = attempt(started)
         except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
             message = self._surprise(f"Generation failed unexpectedly for {solution_id}", exc)
             result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
@@ -269,30 +257,37 @@ class Generator:
                     solution_id, "failed", "invalid_request", error=f"No solution with id {solution_id}."
                 )
             attempt = self._new_attempt(session, solution, variant)
-            subject = {
-                "title": solution.title,
-                "description": solution.description,
-                "category": solution.category,
-                "tags": list(solution.tags or []),
-                "provider": solution.provider or "",
-            }
+        subject = {
+            "title": solution.title,
+            "description": solution.description,
+            "category": solution.category,
+            "tags": list(solution.tags or []),
+            "provider": solution.provider or "",
+        }
+        return self.run(attempt, self.plan.request(attempt.prompt, variant, subject), started)
+
+    def run(self, attempt: Attempt, request: ImageRequest, started: float, **kept: Any) -> GenerationResult:
+        """The steps of one attempt, in order. A request with an image is a refine (`provider.edit`);
+        `kept` are the new candidate's own fields (a refine's parent and instruction)."""
         if attempt.status == AttemptStatus.failed:  # the prompt could not be made
             return self._store(attempt, started)
-        if self.plan.options.use_cache:
-            cached = self._from_cache(attempt, started)
-            if cached is not None:
-                return cached
+        if self.plan.options.use_cache and (served := self._from_cache(attempt, started)) is not None:
+            return served
         if self._retired(attempt) or not self._moderate(attempt):
             return self._store(attempt, started)
         if not self.limiter.acquire():  # before the reservation: a reservation is held only by a call
             self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
             return self._store(attempt, started)
-        if not self._reserve(attempt):
+        money = Reservation(self.engine, self.settings, self.plan.provider, attempt)
+        if not money.open(request):
             return self._result(attempt)
         try:
-            return self._call(attempt, subject, started)
+            reply = self._call(attempt, request, money)
         finally:
             calls.ended(attempt.id)
+        if reply is None:
+            return self._store(attempt, started)
+        return self._keep_image(attempt, reply, started, kept)
 
     def _render(self, session: Session, solution: Subject) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""
@@ -312,10 +307,19 @@ class Generator:
         return Request(solution.id, variant, template.ref, prompt, request_key(self.plan, prompt, variant))
 
     def _new_attempt(self, session: Session, solution: Solution, variant: int) -> Attempt:
-        plan = self.plan
         request = self.prepare(session, solution, variant)
-        attempt = Attempt(
-            solution_id=solution.id,
+        attempt = self.new_attempt(solution.id, request.prompt, variant, request.key, request.template_ref)
+        if request.problem is not None:
+            self._fail(attempt, "invalid_request", request.problem)
+        return attempt
+
+    def new_attempt(
+        self, solution_id: str, prompt: str, variant: int, key: str, template_ref: str | None, **fields: Any
+    ) -> Attempt:
+        """An attempt of this plan, not stored yet."""
+        plan = self.plan
+        return Attempt(
+            solution_id=solution_id,
             batch_id=plan.batch_id,
             purpose=plan.options.purpose,
             actor=plan.options.actor.username,
@@ -324,70 +328,22 @@ class Generator:
             size=plan.size,
             quality=plan.quality,
             output_format=plan.output_format,
-            template_ref=request.template_ref,
-            prompt=request.prompt,
+            template_ref=template_ref,
+            prompt=prompt,
             variant=variant,
-            request_key=request.key,
+            request_key=key,
             pid=os.getpid(),
             host=HOST,
             runner=RUNNER,
+            **fields,
         )
-        if request.problem is not None:
-            attempt.status, attempt.error_kind, attempt.error_message = (
-                AttemptStatus.failed,
-                "invalid_request",
-                request.problem,
-            )
-        return attempt
 
     def _from_cache(self, attempt: Attempt, started: float) -> GenerationResult | None:
         """Reuse an identical earlier success at $0: a new candidate, or the same pending one."""
         with session_scope(self.engine, write=True) as session:
-            sources = session.exec(cached_sources([attempt.request_key]).order_by(Attempt.id.desc())).all()
-            source = next(
-                (
-                    c
-                    for c, _ in sources
-                    if reusable(c, attempt.solution_id) and (self.settings.data_dir / c.file_path).is_file()
-                ),
-                None,
-            )
-            if source is None:
+            candidate = cache.serve(session, attempt, lambda c: (self.settings.data_dir / c.file_path).is_file())
+            if candidate is None:
                 return None
-            if source.solution_id == attempt.solution_id:
-                candidate = source  # the same image is already waiting or published: nothing new to keep
-                if candidate.state == CandidateState.pending and attempt.purpose == Purpose.regular:
-                    candidate.purpose = Purpose.regular  # a trial's image asked for by a real run joins the queue
-                    session.add(candidate)
-            else:
-                candidate = Candidate(
-                    **source.model_dump(
-                        exclude={
-                            "id",
-                            "state",
-                            "reject_reason",
-                            "reject_note",
-                            "reviewed_at",
-                            "reviewed_by",
-                            "created_at",
-                            "solution_id",
-                            "cost_usd",
-                            "template_ref",
-                            "purpose",
-                        }
-                    ),
-                    solution_id=attempt.solution_id,
-                    purpose=attempt.purpose,
-                    cost_usd=0.0,
-                    template_ref=attempt.template_ref,
-                )
-                candidate.cache_hit = True
-                session.add(candidate)
-                session.flush()
-            attempt.cache_hit, attempt.cost_source, attempt.bytes = True, "cache", candidate.bytes
-            origin = session.get(Attempt, source.attempt_id) if source.attempt_id else None
-            attempt.saved_usd = origin.cost_usd if origin is not None else 0.0
-            attempt.candidate_id = candidate.id
             self._finish(attempt, started, AttemptStatus.succeeded)
             session.add(attempt)
             if candidate.state == CandidateState.pending:
@@ -422,97 +378,39 @@ class Generator:
             return False
         return True
 
-    def _reserve(self, attempt: Attempt) -> bool:
-        plan = self.plan
-        with session_scope(self.engine, write=True) as session:
-            estimate = budget.estimate_call(
-                session=session, provider=plan.provider, request=plan.request(attempt.prompt, attempt.variant)
-            )
-            attempt.started_at = utcnow()
-            attempt.deadline_at = attempt.started_at + budget.longest_call(self.settings)
-            ok = budget.open_attempt(session=session, settings=self.settings, attempt=attempt, estimate=estimate)
-            if ok:  # in flight before anyone can see the row running, so no settle closes a live call
-                calls.started(attempt.id)
-            try:
-                session.commit()
-                session.refresh(attempt)
-            except BaseException:
-                calls.ended(attempt.id)
-                raise
-        return ok
-
-    def _call(self, attempt: Attempt, subject: dict[str, Any], started: float) -> GenerationResult:
-        plan = self.plan
-        request = plan.request(attempt.prompt, attempt.variant, subject)
-        per_call = attempt.reserved_usd
+    def _call(self, attempt: Attempt, request: ImageRequest, money: Reservation) -> ImageResult | None:
+        """The provider's reply, charged; None when the call failed (recorded on the attempt)."""
+        provider = self.plan.provider
+        call = provider.edit if request.image is not None else provider.generate
         try:
-            reply = plan.provider.generate(request, before_retry=lambda _: self._reserve_retry(attempt, per_call))
+            reply = call(request, before_retry=money.retry)
         except ProviderError as exc:
             attempt.request_id, attempt.retries = exc.request_id, exc.retries
             self._fail(attempt, exc.kind, exc.message)
-            self._charge_unanswered(attempt, exc.unanswered, per_call)
-            return self._store(attempt, started)
+            money.settle_unanswered(exc.unanswered)
+            return None
         except Exception as exc:  # noqa: BLE001 - a provider bug must still leave a record
             self._fail(attempt, "server_error", redact(f"The provider failed unexpectedly: {exc}", *self._secrets))
-            return self._store(attempt, started)
-        self._charge(attempt, request, reply)
-        self._charge_unanswered(attempt, reply.unanswered, per_call)
-        return self._keep_image(attempt, reply, started)
+            return None
+        money.settle(request, reply)
+        return reply
 
-    def _reserve_retry(self, attempt: Attempt, per_call: float) -> bool:
-        """A retry is another call that may be billed: reserve for it too, or do not make it."""
-        with session_scope(self.engine, write=True) as session:
-            ok = budget.extend_reservation(session=session, settings=self.settings, attempt=attempt, extra=per_call)
-            session.commit()
-        return ok
-
-    def _charge_unanswered(self, attempt: Attempt, unanswered: int, per_call: float) -> None:
-        """Tries that timed out, or answered with usage that makes no sense, may have been billed with no
-        usage to trust: charge their estimate."""
-        if unanswered and self.plan.provider.paid:
-            attempt.cost_usd = round(attempt.cost_usd + unanswered * per_call, 6)
-            attempt.cost_source = "estimate" if attempt.cost_source in (None, "none") else attempt.cost_source
-
-    def _charge(self, attempt: Attempt, request: ImageRequest, reply: ImageResult) -> None:
-        """Cost as the service reported it, else from the returned usage, else the per-image price."""
-        attempt.request_id, attempt.provider_ms, attempt.retries = reply.request_id, reply.provider_ms, reply.retries
-        provider = self.plan.provider
-        if not provider.paid:
-            attempt.cost_usd, attempt.cost_source = 0.0, "none"
-            return
-        usage = reply.usage
-        if usage is not None:
-            attempt.input_text_tokens, attempt.input_image_tokens = usage.input_text_tokens, usage.input_image_tokens
-            attempt.output_image_tokens, attempt.output_text_tokens = (
-                usage.output_image_tokens,
-                usage.output_text_tokens,
-            )
-        if reply.cost_usd is not None:  # the service's own figure (FLUX reports credits)
-            attempt.cost_usd, attempt.cost_source = round(max(0.0, reply.cost_usd), 6), "reported"
-            return
-        with Session(self.engine) as session:
-            price, own = budget.price_for(session=session, model=attempt.model)
-        source = "usage" if own else "assumed_price"
-        if usage is None:  # the per-image price of what was made, where the reply says so
-            size, quality = _made(reply, attempt)
-            usage = provider.expected_usage(dataclasses.replace(request, size=size, quality=quality))
-            source = "per_image" if own else "assumed_price"
-        attempt.cost_usd, attempt.cost_source = budget.cost_from_usage(price, usage), source
-
-    def _keep_image(self, attempt: Attempt, reply: ImageResult, started: float) -> GenerationResult:
+    def _keep_image(
+        self, attempt: Attempt, reply: ImageResult, started: float, kept: dict[str, Any]
+    ) -> GenerationResult:
         try:
-            info = storage.verify_image(reply.data, source="reply", size=attempt.size)
-            data, info = storage.normalise_format(reply.data, info)
-            candidate = storage.keep_candidate(
+            candidate = storage.keep_reply(
                 self.settings,
                 attempt.solution_id,
-                data,
-                info,
+                reply.data,
+                size=attempt.size,
                 attempt_id=attempt.id,
                 template_ref=attempt.template_ref,
                 model=attempt.model,
+                provider=attempt.provider,
                 cost_usd=attempt.cost_usd,
                 purpose=attempt.purpose,
+                **kept,
             )
         except storage.BadImage as exc:
             self._fail(attempt, "bad_image", str(exc))
@@ -525,7 +423,7 @@ class Generator:
                 attempt, "storage", self._surprise(f"The image for {attempt.solution_id} could not be kept", exc)
             )
             return self._store(attempt, started)
-        attempt.bytes = info.bytes
+        attempt.bytes = candidate.bytes
         self._finish(attempt, started, AttemptStatus.succeeded)
         with session_scope(self.engine, write=True) as session:
             session.add(candidate)
@@ -599,17 +497,6 @@ class Generator:
             session.commit()
         if first:
             deliver_waiting(self.engine, self.settings)  # the marketplace row shows it now, or the outbox keeps it
-
-
-def _made(reply: ImageResult, attempt: Attempt) -> tuple[str, str]:
-    """Size and quality of the image the service made: its word for what was asked as `auto`."""
-    size, quality = attempt.size, attempt.quality
-    if size == "auto" and reply.size:
-        with contextlib.suppress(ConfigError):  # not a size we can price: keep the dearest `auto` may be
-            size = check_size(reply.size)
-    if quality == "auto" and reply.quality in OUTPUT_TOKENS_1024:
-        quality = reply.quality
-    return size, quality
 
 
 # What a finished call knows better than anyone: written whole, even over a settle that closed the

@@ -185,6 +185,14 @@ def keep_candidate(settings: Settings, solution_id: str, data: bytes, info: Imag
     )
 
 
+def keep_reply(settings: Settings, solution_id: str, data: bytes, *, size: str, **fields: Any) -> Candidate:
+    """A provider's reply, verified (an image of the size asked for), made servable, stored with its
+    thumbnail and described as a new (unsaved) candidate; BadImage or StorageError when it cannot be."""
+    info = verify_image(data, source="reply", size=size)
+    data, info = normalise_format(data, info)
+    return keep_candidate(settings, solution_id, data, info, **fields)
+
+
 def read_data_file(settings: Settings, rel_path: str) -> bytes:
     path = (settings.data_dir / rel_path).resolve()
     if settings.data_dir.resolve() not in path.parents:

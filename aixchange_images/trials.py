@@ -9,6 +9,7 @@ in the yield table like any other.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from . import batch, jobs, pipeline
 from .auth import Actor, require
-from .budget import budget_state
+from .budget import Estimate, budget_state
 from .config import Settings, UserError
 from .jobmodels import ACTIVE, JobItem
 from .metrics import APPROVED_STATES, FINISHED, frame
@@ -204,23 +205,15 @@ def estimate_trial(
     solution_ids: list[str],
     provider: str,
     quality: str | None = None,
-) -> dict[str, Any]:
+) -> Estimate:
     """Paid calls and dollars the trial is expected to take, against what the budget has left."""
     with Session(engine) as session:
         refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
         left = budget_state(session=session, settings=settings).left
-    parts = [
+    first, second = (
         batch.estimate_batch(engine, settings, solution_ids, _options(actor, provider, ref, quality)) for ref in refs
-    ]
-    dollars = sum(p["estimated_cost_usd"] for p in parts)
-    return {
-        "calls": sum(p["calls"] for p in parts) if parts[0]["paid"] else 0,
-        "paid": parts[0]["paid"],
-        "expected_cache_hits": sum(p["expected_cache_hits"] for p in parts),
-        "estimated_cost_usd": round(dollars, 6),
-        "budget_left_usd": None if left is None else round(left, 6),
-        "fits_budget": left is None or dollars <= left + 1e-9,
-    }
+    )
+    return dataclasses.replace(first + second, budget_left_usd=left)
 
 
 def start_trial(

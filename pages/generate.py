@@ -8,6 +8,7 @@ import streamlit as st
 import jobs_panel
 import ui
 from aixchange_images import batch, catalogue, jobs, pipeline, provider_registry, templates
+from aixchange_images.budget import Estimate
 from aixchange_images.config import STANDARD_SIZES
 from aixchange_images.jobmodels import ACTIVE, Job
 
@@ -112,7 +113,7 @@ def notices(options: pipeline.GenerateOptions) -> None:
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=20)
-def cached_estimate(database: str, selection: str, _ids: list[str], options: pipeline.GenerateOptions) -> dict:
+def cached_estimate(database: str, selection: str, _ids: list[str], options: pipeline.GenerateOptions) -> Estimate:
     """The estimate for a selection (keyed by its digest: Streamlit hashes 10,000 ids in ~40 ms of CPU) and
     options, kept 30 s rather than redone on every rerun; an action through ui.attempt or ui.write clears it."""
     return batch.estimate_batch(ui.engine(), settings, _ids, options)
@@ -128,20 +129,20 @@ def show_estimate(ids: list[str], options: pipeline.GenerateOptions) -> None:
     m1.metric("Images", f"{len(ids) * options.candidates:,}")
     m2.metric(
         "Paid calls",
-        f"{estimate['calls'] if estimate['paid'] else 0:,}",
-        help=f"{estimate['expected_cache_hits']:,} expected from the cache, free",
+        f"{estimate.calls:,}",
+        help=f"{estimate.expected_cache_hits:,} expected from the cache, free",
     )
     auto = "auto" in (options.size, options.quality)
     m3.metric(
         "Estimated cost",
-        ui.money(estimate["estimated_cost_usd"]),
+        ui.money(estimate.cost_usd),
         help="With size or quality auto the service chooses, so this is the most it can cost."
         if auto
         else "Expected output tokens for this size and quality, plus the prompt's tokens.",
     )
-    left = estimate["budget_left_usd"]
+    left = estimate.budget_left_usd
     m4.metric("Budget left", "no cap" if left is None else ui.money(left))
-    if not estimate["fits_budget"]:
+    if not estimate.fits_budget:
         st.warning("The estimate is more than the budget has left: calls past the cap will fail as over budget.")
 
 

@@ -289,18 +289,18 @@ def trial_estimate(side_a: str, side_b: str, ids: list[str], provider: str) -> b
     )
     if not estimate:
         return False
-    if not estimate["paid"]:
+    if not estimate.paid:
         st.caption(f"{len(ids)} solution(s) × 2 versions with the local provider: free.")
         return True
     m1, m2, m3 = st.columns(3)
-    m1.metric("Paid calls", estimate["calls"], help=f"{estimate['expected_cache_hits']} reused from the cache")
-    m2.metric("Estimated cost", ui.money(estimate["estimated_cost_usd"]))
-    left = estimate["budget_left_usd"]
+    m1.metric("Paid calls", estimate.calls, help=f"{estimate.expected_cache_hits} reused from the cache")
+    m2.metric("Estimated cost", ui.money(estimate.cost_usd))
+    left = estimate.budget_left_usd
     m3.metric("Budget left", "no cap" if left is None else ui.money(left))
-    if not estimate["fits_budget"]:
+    if not estimate.fits_budget:
         st.warning("The estimate is more than the budget has left; try fewer solutions.")
         return False
-    return st.checkbox(ui.md("Spend about {} on this trial", ui.money(estimate["estimated_cost_usd"])))
+    return st.checkbox(ui.md("Spend about {} on this trial", ui.money(estimate.cost_usd)))
 
 
 def start_trial(side_a: str, side_b: str, ids: list[str], provider: str) -> None:

@@ -327,7 +327,9 @@ def test_an_estimate_counts_paid_calls_cache_hits_and_dollars_without_calling(
     requests_before = len(standin.requests)
 
     def estimate(**options) -> dict:
-        return batch.estimate_batch(engine, settings, [done, fresh, other], pipeline.GenerateOptions(**options))
+        return batch.estimate_batch(
+            engine, settings, [done, fresh, other], pipeline.GenerateOptions(**options)
+        ).as_dict()
 
     one, two, uncached = estimate(), estimate(candidates=2), estimate(use_cache=False)
 
@@ -366,8 +368,8 @@ def test_an_estimate_from_prompt_columns_matches_one_from_whole_solutions(engine
 
     estimate = batch.estimate_batch(engine, openai_settings, ids, options)
 
-    assert estimate["calls"] == len(each) == 10
-    assert estimate["estimated_cost_usd"] == pytest.approx(sum(each), abs=1e-6)
+    assert estimate.calls == len(each) == 10
+    assert estimate.cost_usd == pytest.approx(sum(each), abs=1e-6)
 
 
 def test_a_database_from_before_migration_14_gains_the_indexes_estimates_and_yields_read(engine):
@@ -399,7 +401,7 @@ def test_an_estimate_over_what_the_budget_has_left_does_not_fit(engine, openai_s
 
     estimate = batch.estimate_batch(engine, settings, ids, pipeline.GenerateOptions())
 
-    assert (estimate["calls"], estimate["budget_left_usd"], estimate["fits_budget"]) == (2, 0.05, False)
+    assert (estimate.calls, estimate.budget_left_usd, estimate.fits_budget) == (2, 0.05, False)
 
 
 def test_generate_json_summary_carries_the_estimate_it_printed_before_the_batch(

@@ -586,8 +586,8 @@ def test_a_paid_trial_is_estimated_before_any_call(engine, openai_settings, stan
         engine, openai_settings, actor=PAT, refs=("default@1", "default@2"), solution_ids=ids, provider="openai"
     )
 
-    assert (estimate["paid"], estimate["calls"], estimate["fits_budget"]) == (True, 6, True)
-    assert 6 * 0.03 < estimate["estimated_cost_usd"] < 6 * 0.04  # about $0.032 a medium 1024x1024 image
+    assert (estimate.paid, estimate.calls, estimate.fits_budget) == (True, 6, True)
+    assert 6 * 0.03 < estimate.cost_usd < 6 * 0.04  # about $0.032 a medium 1024x1024 image
     assert standin.requests == []
 
 
