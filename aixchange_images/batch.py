@@ -28,6 +28,7 @@ from .pipeline import (
     Generator,
     Plan,
     Request,
+    Stopped,
     make_plan,
 )
 from .prompts import SUBJECT_COLUMNS, Subject
@@ -37,6 +38,7 @@ from .wording import error_kind, money, plain_error, seconds
 if TYPE_CHECKING:
     import pandas as pd
 
+FINISHING = 2  # workers beyond the concurrency: about one per core keeping images while calls go on
 ProgressFn = Callable[[int, int, GenerationResult], None]
 
 
@@ -60,7 +62,11 @@ def run_batch(
     generator = start_run(engine, settings, options, stop)
     with Session(engine) as session:
         tasks = _tasks(session, solution_ids, options)
-    workers = max(1, min(options.concurrency or settings.image_concurrency, len(tasks) or 1))
+    # A worker keeping its image (verify, thumbnail, hash, fsync) has given its call slot back, so
+    # FINISHING more workers than calls keep the provider busy meanwhile (Generator.slots).
+    # At concurrency 1 the run stays one solution after another, in order.
+    extra = min(FINISHING, generator.concurrency - 1)
+    workers = max(1, min(generator.concurrency + extra, len(tasks) or 1))
     results: list[GenerationResult] = []
     started = time.perf_counter()
     with (
@@ -126,7 +132,10 @@ def _guarded(
     with claims.hold(solution_id) as held:
         if not held or generator.stop.is_set():
             return None  # stopped before it began: nothing was asked, nothing is recorded
-        result = generator.generate(solution_id, variant)
+        try:
+            result = generator.generate(solution_id, variant)
+        except Stopped:
+            return None  # stopped while it waited for a call slot or the rate limit: the same
     if kept is not None:
         kept.append(result)  # list.append is atomic: workers share the list safely
     return result

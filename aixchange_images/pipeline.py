@@ -185,6 +185,10 @@ def request_key(plan: Plan, prompt: str, variant: int, changing: str | None = No
     return hashlib.sha256("\x1f".join(parts + ((f"edit:{changing}",) if changing else ())).encode()).hexdigest()
 
 
+class Stopped(Exception):  # noqa: N818 - a state, not an error
+    """The run was stopped before this attempt made its call: nothing is recorded for it."""
+
+
 class RateLimiter:
     """At most `per_minute` calls in any sliding minute, shared by a batch's workers."""
 
@@ -225,6 +229,8 @@ class Generator:
         self.plan = plan
         self.stop = stop or threading.Event()
         self.limiter = RateLimiter(settings.image_rate_limit_per_minute, self.stop)
+        self.concurrency = plan.options.concurrency or settings.image_concurrency
+        self.slots = threading.BoundedSemaphore(self.concurrency)  # provider calls in flight
         self._publish_lock = threading.Lock()
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
@@ -242,6 +248,8 @@ class Generator:
         started = time.perf_counter()
         try:
             result = attempt(started)
+        except Stopped:
+            raise
         except Exception as exc:  # noqa: BLE001 - one solution's surprise must not end the batch
             message = self._surprise(f"Generation failed unexpectedly for {solution_id}", exc)
             result = GenerationResult(solution_id, "failed", "server_error", error=message[:1000])
@@ -273,21 +281,30 @@ class Generator:
             return self._store(attempt, started)
         if self.plan.options.use_cache and (served := self._from_cache(attempt, started)) is not None:
             return served
-        if self._retired(attempt) or not self._moderate(attempt):
+        if self._retired(attempt):
+            return self._store(attempt, started)
+        with self.slots:  # calls in flight stay at the concurrency; keeping a reply overlaps the next call
+            reply = self._called(attempt, request, started)
+        if isinstance(reply, GenerationResult):
+            return reply
+        return self._keep_image(attempt, reply, started, kept)
+
+    def _called(self, attempt: Attempt, request: ImageRequest, started: float) -> ImageResult | GenerationResult:
+        """Moderation, the rate limit, the reservation and the call: the reply, or how the attempt ended."""
+        if self.stop.is_set():
+            raise Stopped  # waited for a call slot while the run was stopped: nothing was asked
+        if not self._moderate(attempt):
             return self._store(attempt, started)
         if not self.limiter.acquire():  # before the reservation: a reservation is held only by a call
-            self._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
-            return self._store(attempt, started)
+            raise Stopped
         money = Reservation(self.engine, self.settings, self.plan.provider, attempt)
         if not money.open(request):
-            return self._result(attempt)
+            return self._result(attempt)  # stored as over budget by the reservation
         try:
             reply = self._call(attempt, request, money)
         finally:
             calls.ended(attempt.id)
-        if reply is None:
-            return self._store(attempt, started)
-        return self._keep_image(attempt, reply, started, kept)
+        return self._store(attempt, started) if reply is None else reply
 
     def _render(self, session: Session, solution: Subject) -> tuple[Template, str]:
         """The prompt for a solution; each (template, category) is resolved once per batch."""

@@ -24,7 +24,7 @@ from .config import Settings, UserError
 from .deliveries import deliver_waiting
 from .jobitems import Outcome
 from .jobmodels import ItemStatus, Job, JobItem, JobKind
-from .pipeline import GenerateOptions, Generator
+from .pipeline import GenerateOptions, Generator, Stopped
 from .pull import pull
 from .redaction import redact
 
@@ -81,7 +81,10 @@ class JobRun:
             for n in range(item.images):
                 if self.stop.is_set():
                     break
-                results.append(self.generator.generate(sid, first + n))
+                try:
+                    results.append(self.generator.generate(sid, first + n))
+                except Stopped:
+                    break  # cancelled before its call was made: nothing recorded, the item counts as cancelled
         failed = [r for r in results if r.status != "succeeded"]
         status = ItemStatus.cancelled if len(results) < item.images else ItemStatus.failed if failed else None
         return Outcome(

@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import math
+import random
 import re
 import socket
 import struct
@@ -31,7 +32,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-from PIL import Image
+from PIL import Image, ImageChops
 
 IMAGES_PATH = "/v1/images/generations"
 MODERATIONS_PATH = "/v1/moderations"
@@ -191,12 +192,19 @@ def _validate(body: dict[str, Any], models: dict[str, str | None]) -> dict[str, 
     }
 
 
+LOW_BITS = bytes(v & 0x0F for v in range(256))
+
+
 @functools.lru_cache(maxsize=256)
-def _image_bytes(size: tuple[int, int], fmt: str, variant: int, alpha: bool) -> bytes:
-    """A solid-colour image; its red channel (variant * 67 % 256) names the variant."""
+def _image_bytes(size: tuple[int, int], fmt: str, variant: int, alpha: bool, heavy: bool = False) -> bytes:
+    """A solid-colour image; its red channel (variant * 67 % 256) names the variant. `heavy`: the
+    colour with low-bit noise on top, so a 1024x1024 PNG weighs about 1.9 MB, as a real one does."""
     colour = (variant * 67 % 256, variant * 151 % 256, 128)
     mode, fill = ("RGBA", (*colour, 0)) if alpha else ("RGB", colour)
     image = Image.new(mode, size, fill)
+    if heavy:
+        noise = random.Random(variant).randbytes(size[0] * size[1] * 3).translate(LOW_BITS)
+        image.paste(ImageChops.add(image.convert("RGB"), Image.frombytes("RGB", size, noise)).convert(mode))
     out = io.BytesIO()
     image.save(out, format=fmt.upper())
     return out.getvalue()
@@ -250,8 +258,9 @@ class _Server(ThreadingHTTPServer):
 class OpenAIStandIn:
     """OpenAI-compatible server on 127.0.0.1 with scripted failures and recording."""
 
-    def __init__(self, latency: float = 0.0, expected_key: str | None = None):
+    def __init__(self, latency: float = 0.0, expected_key: str | None = None, *, heavy: bool = False):
         self.latency = latency
+        self.heavy = heavy  # images as heavy as real ones (about 1.9 MB a 1024x1024 PNG)
         self.expected_key = expected_key
         self.flag_words: set[str] = {"violence", "gore", "kill"}
         self.echo_key = False  # like a careless proxy: every x-request-id carries the caller's key
@@ -473,7 +482,7 @@ class OpenAIStandIn:
                 variants = [next(self._variants) % 256 for _ in range(n)]
             fmt = s["output_format"]
             made = tuple(map(int, opts["size"].split("x"))) if behaviour == "wrong_size" else (w, h)
-            images = [_image_bytes(made, fmt, v, alpha) for v in variants]
+            images = [_image_bytes(made, fmt, v, alpha, self.heavy) for v in variants]
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
         payload: dict[str, Any] = {
             "created": int(time.time()),

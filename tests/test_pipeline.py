@@ -278,16 +278,11 @@ def test_the_rate_limit_holds_back_calls_beyond_it(engine, openai_settings, stan
     )
 
     assert standin.image_calls == 2
-    assert sorted((r.status, r.error_kind) for r in results) == [
-        ("failed", "rate_limited"),
-        ("failed", "rate_limited"),
-        ("failed", "rate_limited"),
-        ("succeeded", None),
-        ("succeeded", None),
-    ]
-    held = rows(engine, Attempt, Attempt.status == AttemptStatus.failed)
-    assert all("stopped before this call was made" in a.error_message for a in held)
-    assert all(a.cost_usd == 0 for a in held)
+    assert sorted((r.status, r.error_kind) for r in results) == [("succeeded", None), ("succeeded", None)]
+    # the three held back asked nothing: no record, no charge, and their solutions keep what they had
+    assert len(rows(engine, Attempt)) == 2
+    waited = {sid for sid in ids} - {r.solution_id for r in results}
+    assert {get_solution(engine, sid).image_status for sid in waited} == {ImageStatus.none}
 
 
 def test_the_rate_limiter_gives_out_only_its_slots_per_minute():
@@ -358,6 +353,8 @@ def test_a_batch_stopped_by_its_event_keeps_every_result_it_finished_and_starts_
 
     results, _ = batch.run_batch(engine, local_settings, ids, options, stop=stop, kept=kept)
 
-    assert 1 <= len(kept) <= 2  # the first, and at most the other worker's call in flight; nothing new began
+    # the first, and at most what the other workers had begun (a call, or keeping a reply while a
+    # freed call slot went to the next): nothing new began after the stop
+    assert 1 <= len(kept) <= options.concurrency + min(batch.FINISHING, options.concurrency - 1) < len(ids)
     assert sorted(r.attempt_id for r in kept) == sorted(r.attempt_id for r in results)
     assert len(rows(engine, Attempt)) == len(kept)
