@@ -153,6 +153,14 @@ def openai_settings(standin: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch) -> 
     return load_settings(image_max_retry_wait_seconds=2.0, image_timeout_seconds=5.0)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Browser assertions wait as long as pages may take on a loaded 2-core machine (Playwright's 5 s
+    default ran out while a page was still drawing); a wait still ends as soon as the page shows it."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+
+
 @pytest.fixture
 def browser():
     """A headless Debian Chromium (tests/test_browser.py says how it is started)."""
