@@ -59,11 +59,12 @@ def _open() -> tuple[Settings, Engine]:
     migrates the database on first use (`init` semantics)."""
     from sqlmodel import Session
 
-    from . import admin
+    from . import admin, provider_registry
     from .config import load_settings
     from .engines import get_engine
 
     settings = load_settings()
+    provider_registry.check_settings(settings)  # a malformed provider variable is bad usage, whatever the command
     engine = get_engine(settings)
     with Session(engine) as session:
         settings = admin.effective_settings(session=session, settings=settings)

@@ -65,6 +65,13 @@ def _keyed(name: str, settings: Settings) -> bool:
     return config is not None and settings.provider_settings(config).has_key
 
 
+def check_settings(settings: Settings) -> None:
+    """Read every provider's own variables now: a malformed one fails with its one sentence (ConfigError)."""
+    for cls in _registry.values():
+        if cls.config is not None:
+            settings.provider_settings(cls.config)
+
+
 def provider_class(name: str) -> type[Provider]:
     found = _registry.get(name)
     if found is None:
