@@ -184,11 +184,18 @@ def generations(daily: pd.DataFrame) -> go.Figure:
 
 
 def approval_rates(reviewed: pd.DataFrame) -> go.Figure:
-    """Share of reviewed candidates approved, per template version (Prompt Studio's yield)."""
+    """Share of reviewed candidates approved, per template version or per provider and model
+    (Prompt Studio's yield: `yields.yield_table` either way)."""
+    if "template" in reviewed.columns:
+        names = list(reviewed["template"])
+    else:
+        names = [
+            f"{provider} · {model}" for provider, model in zip(reviewed["provider"], reviewed["model"], strict=True)
+        ]
     fig = _figure()
     fig.add_bar(
         x=reviewed["approval_rate"],
-        y=[plain(t) for t in reviewed["template"]],
+        y=[plain(name) for name in names],
         orientation="h",
         text=[f"{r:.0%}" for r in reviewed["approval_rate"]],
         hovertemplate="%{x:.0%} approved",

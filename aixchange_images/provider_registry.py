@@ -7,6 +7,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import date
 
 from .config import ConfigError, Settings
 from .providers import LocalProvider, Provider
@@ -26,6 +27,17 @@ def register(name: str, factory: Callable[[Settings], Provider]) -> None:
 
 def provider_names() -> list[str]:
     return sorted(_registry)
+
+
+def model_names(name: str) -> list[str]:
+    """The models a provider offers (a stand-in: providers will declare their own)."""
+    from .budget import DEFAULT_PRICES
+
+    if name == "local":
+        return ["local-card"]
+    return [
+        model for model, (*_, shutdown) in DEFAULT_PRICES.items() if not shutdown or shutdown > date.today().isoformat()
+    ]
 
 
 def get_provider(name: str, settings: Settings) -> Provider:

@@ -138,7 +138,7 @@ def test_try_it_queues_both_versions_as_jobs_and_compares_them_once_the_workers_
     assert (at.selectbox(key="ps_try_a").value, at.selectbox(key="ps_try_b").value) == ("default@1", "default@2")
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
 
-    button(at, "Run both versions").click().run()
+    button(at, "Run both sides").click().run()
 
     assert not at.exception
     assert stored(engine, Candidate) == []  # queued for the workers, not run in the page
@@ -160,7 +160,7 @@ def test_the_yield_table_has_a_row_per_version_with_its_figures(engine, make_sol
     at = studio()
     assert any("No generations yet" in i.value for i in at.info)
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
-    button(at, "Run both versions").click().run()
+    button(at, "Run both sides").click().run()
     run_jobs(engine, load_settings())  # the workers' part
     at.run()
 
