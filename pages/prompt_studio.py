@@ -350,8 +350,8 @@ def trial_results(trial: trials.Trial) -> None:
         rows = trials.comparison(session=session, trial=trial)
     for head, label, side in zip(st.columns(2), trial.labels, trial.sides, strict=True):
         summary = trial.summaries.get(label, {})
-        made = f" · {summary.get('succeeded', 0)} made · "
-        head.markdown(ui.md("**{}**", label) + ui.literal(made + ui.money(summary.get("cost_usd"))))
+        made = f"{summary.get('succeeded', 0)} made · {ui.money(summary.get('cost_usd'))}"
+        head.markdown(ui.md("**{}** · {}", label, made))
         head.caption(ui.literal(side.describe()))
     for row in rows:
         for column, label in zip(st.columns(2), trial.labels, strict=True):
