@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, cast, func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
+from .attribution import by_provider
 from .metrics import APPROVED_STATES, FINISHED, frame
 from .models import Attempt, AttemptStatus, Candidate, CandidateState
 from .templates import all_labels, version_refs
@@ -161,33 +162,18 @@ def _candidate_figures(session: Session, since: datetime | None, until: datetime
 def _pair_candidate_figures(
     session: Session, since: datetime | None, until: datetime | None, served: set[tuple[str, str]]
 ) -> dict[tuple, dict]:
-    """Generated candidates per provider, model and state (no reasons: the pair view leaves them out).
-
-    A candidate records its model, not its provider: a model one provider `served` in the period is
-    that provider's, read from the time index alone; the candidates of any other model (served by
-    several providers, or by none in the period) find their provider through their attempts."""
+    """Generated candidates per provider, model and state (no reasons: the pair view leaves them out);
+    `served` (the period's provider and model pairs) tells most candidates' provider by their model."""
     owners: dict[str, set[str]] = {}
     for provider, model in served:
         owners.setdefault(model, set()).add(provider)
-    query = select(Candidate.model, Candidate.state, func.count()).where(Candidate.source == "generated")
-    query = _made_between(query, Candidate.created_at, since, until).group_by(Candidate.model, Candidate.state)
+
+    def narrow(query: Any) -> Any:
+        return _made_between(query.where(Candidate.source == "generated"), Candidate.created_at, since, until)
+
     figures: dict[tuple, dict] = {}
-    shared = set()
-    for model, state, n in session.exec(query).all():
-        if len(owners.get(model, ())) == 1:
-            _count(figures.setdefault((next(iter(owners[model])), model), {}), (state, None), n)
-        else:
-            shared.add(model)
-    if shared:
-        joined = select(Attempt.provider, Candidate.model, Candidate.state, func.count()).join(
-            Attempt, Attempt.id == Candidate.attempt_id
-        )
-        joined = joined.where(Candidate.source == "generated", col(Candidate.model).in_(shared))
-        joined = _made_between(joined, Candidate.created_at, since, until)
-        for provider, model, state, n in session.exec(
-            joined.group_by(Attempt.provider, Candidate.model, Candidate.state)
-        ):
-            _count(figures.setdefault((provider, model), {}), (state, None), n)
+    for provider, model, state, n in by_provider(session, owners, narrow, (Candidate.state,), (func.count(),)):
+        _count(figures.setdefault((provider, model), {}), (state, None), n)
     return figures
 
 

@@ -267,6 +267,7 @@ def test_metrics_page_shows_headline_figures_and_charts(engine, demo_data):
         "Why attempts failed",
         "Generation time (paid calls that succeeded)",
         "Space on disk",
+        "Spend by provider",
     }
 
 
@@ -279,7 +280,10 @@ def test_metrics_page_queries_and_draws_only_the_open_tab(engine, demo_data):
     assert [t.label for t in at.tabs][:4] == ["Spend per day", "Attempts and time", "Totals", "Storage"]
     assert len(at.get("plotly_chart")) == 4 and not at.dataframe  # this month's chart and the first tab's three
     open_tab(at, "metrics-tab", "Totals")
-    assert not at.get("plotly_chart")[1:] and len(at.dataframe) == 2
+    assert chart_titles(at) - {"Spend so far this month, the forecast to its end, and the monthly budget"} == {
+        "Spend by provider"
+    }
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 3
 
 
 def test_prompt_studio_previews_the_rendered_prompt(engine, make_solutions):
