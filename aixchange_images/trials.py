@@ -20,7 +20,6 @@ from sqlmodel import Session, col, select
 
 from . import batch, jobs, pipeline
 from .auth import Actor, require
-from .budget import budget_state
 from .config import ConfigError, Settings, UserError
 from .jobmodels import ACTIVE, JobItem
 from .models import Candidate, Purpose, Solution
@@ -153,13 +152,26 @@ def _options(actor: Actor, side: Side, quality: str | None) -> pipeline.Generate
     )
 
 
-def _sides(sides: tuple[Side, Side] | None, refs: tuple[str, str] | None, provider: str | None) -> tuple[Side, Side]:
-    """The sides asked for: given, or two versions on one provider (`refs`, `provider`)."""
-    if sides is not None:
-        return sides
-    if refs is None:
+def _checked(
+    engine: Engine,
+    settings: Settings,
+    actor: Actor,
+    solution_ids: list[str],
+    sides: tuple[Side, Side] | None,
+    refs: tuple[str, str] | None,
+    provider: str | None,
+) -> tuple[Side, Side]:
+    """`check_trial` on the sides asked for: given, or two versions on one provider (`refs`, `provider`)."""
+    if sides is None and refs is None:
         raise PromptError("Choose the two sides of the trial.")
-    return pair(refs, provider)
+    with Session(engine) as session:
+        return check_trial(
+            session=session,
+            settings=settings,
+            actor=actor,
+            sides=sides or pair(refs, provider),  # type: ignore[arg-type]
+            solution_ids=solution_ids,
+        )
 
 
 def estimate_trial(
@@ -175,23 +187,15 @@ def estimate_trial(
 ) -> dict[str, Any]:
     """Paid calls and dollars the trial is expected to take, in all and per side, against what the
     budget has left."""
-    with Session(engine) as session:
-        pinned = check_trial(
-            session=session,
-            settings=settings,
-            actor=actor,
-            sides=_sides(sides, refs, provider),
-            solution_ids=solution_ids,
-        )
-        left = budget_state(session=session, settings=settings).left
+    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
     parts = [batch.estimate_batch(engine, settings, solution_ids, _options(actor, side, quality)) for side in pinned]
-    dollars = sum(p["estimated_cost_usd"] for p in parts)
+    dollars, left = sum(p["estimated_cost_usd"] for p in parts), parts[0]["budget_left_usd"]
     return {
         "calls": sum(p["calls"] for p in parts if p["paid"]),
         "paid": any(p["paid"] for p in parts),
         "expected_cache_hits": sum(p["expected_cache_hits"] for p in parts),
         "estimated_cost_usd": round(dollars, 6),
-        "budget_left_usd": None if left is None else round(left, 6),
+        "budget_left_usd": left,
         "fits_budget": left is None or dollars <= left + 1e-9,
         "sides": [
             {
@@ -218,14 +222,7 @@ def start_trial(
     quality: str | None = None,
 ) -> list[int]:
     """Queue the trial for the workers: one generate job per side (purpose trial); their ids, A's first."""
-    with Session(engine) as session:
-        pinned = check_trial(
-            session=session,
-            settings=settings,
-            actor=actor,
-            sides=_sides(sides, refs, provider),
-            solution_ids=solution_ids,
-        )
+    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
     ids = list(dict.fromkeys(solution_ids))
     first = jobs.enqueue_generate(engine, settings, ids, _options(actor, pinned[0], quality))
     try:
@@ -269,14 +266,7 @@ def run_trial(
 ) -> Trial:
     """Generate one candidate per solution with each side here, in the foreground (the cache reuses
     identical requests); Prompt Studio queues its trials as jobs instead (`start_trial`)."""
-    with Session(engine) as session:
-        pinned = check_trial(
-            session=session,
-            settings=settings,
-            actor=actor,
-            sides=_sides(sides, refs, provider),
-            solution_ids=solution_ids,
-        )
+    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
     trial = Trial(sides=pinned, solution_ids=list(dict.fromkeys(solution_ids)))
     total, done = 2 * len(trial.solution_ids), 0
 

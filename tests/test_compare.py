@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from conftest import run_jobs
 from sqlmodel import Session, select
+from test_metrics import add_attempt, add_candidate
 
 from aixchange_images import charts, provider_registry, templates, trials, yields
 from aixchange_images.auth import Actor
 from aixchange_images.config import ConfigError
-from aixchange_images.models import Attempt, Candidate, utcnow
+from aixchange_images.models import Attempt, AttemptStatus, Candidate, utcnow
 from aixchange_images.prompts import PromptError
 
 PAT = Actor("pat", "product")
@@ -155,40 +156,12 @@ def test_two_versions_on_one_provider_still_run_as_before(engine, settings, make
 
 # -- the yield table per provider and model --------------------------------------------------------------
 def _attempt(session, sid: str, provider: str, model: str, *, cost: float, state: str | None, when=None) -> None:  # type: ignore[no-untyped-def]
+    """A finished attempt (failed when it made no candidate) and the candidate it made, in `state`."""
     when = when or utcnow()
-    attempt = Attempt(
-        solution_id=sid,
-        provider=provider,
-        model=model,
-        size="1024x1024",
-        quality="medium",
-        template_ref="default@1",
-        prompt="p",
-        request_key="k",
-        status="succeeded" if state else "failed",
-        cost_usd=cost,
-        started_at=when,
-    )
-    session.add(attempt)
-    session.flush()
+    status = AttemptStatus.succeeded if state else AttemptStatus.failed
+    attempt = add_attempt(session, sid, when, status=status, cost=cost, model=model, provider=provider)
     if state:
-        session.add(
-            Candidate(
-                solution_id=sid,
-                attempt_id=attempt.id,
-                file_path="c.png",
-                thumb_path="c.jpg",
-                image_format="png",
-                width=1,
-                height=1,
-                bytes=1,
-                sha256="c",
-                model=model,
-                state=state,
-                reject_reason="off_brand" if state == "rejected" else None,
-                created_at=when,
-            )
-        )
+        add_candidate(session, attempt, sid, when, state, 1)
 
 
 @pytest.fixture
