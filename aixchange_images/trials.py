@@ -25,7 +25,6 @@ from .jobmodels import ACTIVE, JobItem
 from .models import Candidate, Purpose, Solution
 from .prompts import PromptError
 from .provider_registry import get_provider, provider_names
-from .providers import ProviderError
 from .templates import resolve as resolve_template
 from .yields import yield_readable, yield_table  # noqa: F401  (their home before `yields`; callers still use these)
 
@@ -87,12 +86,22 @@ def provider_problem(name: str, settings: Settings) -> str | None:
     """Why provider `name` cannot make images with these settings (one sentence), or None when it can."""
     try:
         provider = get_provider(name, settings)
-        # A provider with a service builds its client on first use: a missing key fails there.
+    except UserError as error:
+        return str(error)
+    if hasattr(provider, "missing"):  # providers that say what they lack (the providers package)
+        return provider.missing()
+    return _key_problem(provider)
+
+
+def _key_problem(provider: Any) -> str | None:
+    """For providers that cannot say what they lack: one that calls a service builds its client on
+    first use, and a missing key fails there (no call is made)."""
+    from .providers import ProviderError
+
+    try:
         getattr(provider, "client", None)
     except ProviderError as error:
         return error.message if error.kind == "auth" else None
-    except UserError as error:
-        return str(error)
     return None
 
 
@@ -131,12 +140,12 @@ def check_trial(
 
 
 def _pin(session: Session, settings: Settings, actor: Actor, side: Side) -> Side:
+    """The side as it will run: its version pinned, the configured provider and its model named."""
     template = resolve_template(session=session, ref=side.template).ref
-    provider = side.provider or settings.provider_name
-    if problem := provider_problem(provider, settings):
+    plan = pipeline.make_plan(settings, _options(actor, Side(template, side.provider, side.model), None))
+    if problem := provider_problem(plan.provider.name, settings):
         raise ConfigError(problem)
-    plan = pipeline.make_plan(settings, _options(actor, Side(template, provider, side.model), None))
-    return Side(template, provider, plan.model)
+    return Side(template, plan.provider.name, plan.model)
 
 
 def _options(actor: Actor, side: Side, quality: str | None) -> pipeline.GenerateOptions:

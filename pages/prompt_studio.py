@@ -8,9 +8,19 @@ import streamlit as st
 
 import jobs_panel
 import ui
-from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording, yields
+from aixchange_images import (
+    catalogue,
+    charts,
+    prompts,
+    provider_registry,
+    style_cues,
+    templates,
+    trials,
+    wording,
+    yields,
+)
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
-from aixchange_images.provider_registry import get_provider, model_names
+from aixchange_images.provider_registry import get_provider
 
 actor = ui.guard("edit_templates")
 settings = ui.settings()
@@ -153,14 +163,13 @@ def preview(draft: prompts.Template) -> None:
 
 
 def check(text: str, solution: Solution) -> None:
-    runnable = [p for p, problem in trials.providers_here(settings).items() if problem is None]
     provider_name = st.radio(
         "Moderate with",
-        runnable,
+        ["local", "openai"],
         horizontal=True,
         key="ps_check_with",
-        index=runnable.index(settings.provider_name) if settings.provider_name in runnable else 0,
-        help="The local rule list, or the provider's own moderation (openai asks /v1/moderations, free).",
+        index=1 if settings.provider_name == "openai" else 0,
+        help="openai sends the prompt to /v1/moderations (free, needs the key).",
     )
     if not st.button("Check length and moderation", icon=":material/policy:"):
         return
@@ -289,7 +298,7 @@ def side_choice(column, letter: str, default_ref: str, runnable: list[str]) -> t
     ref = column.selectbox(f"Version {letter}", refs, key=key)
     choose(f"{key}_provider", runnable, runnable[0])  # free providers come first: a trial costs nothing by default
     provider = column.selectbox(f"Provider {letter}", runnable, key=f"{key}_provider")
-    models = model_names(provider)
+    models = provider_registry.model_names(provider)
     choose(f"{key}_model", models, settings.image_model if settings.image_model in models else models[0])
     model = column.selectbox(f"Model {letter}", models, key=f"{key}_model", disabled=len(models) == 1)
     return trials.Side(ref, provider, model)
