@@ -210,6 +210,9 @@ def test_try_it_runs_one_version_on_two_providers_and_shows_which_side_used_whic
 
     next(c for c in at.checkbox if c.label.startswith("Spend about")).check().run()
     button(at, "Run both sides").click().run()
+    bars = [shown(p.proto.text) for p in at.get("progress")]
+    assert any("Prompt Studio trial of default@1 with local · local-card" in bar for bar in bars), bars
+    assert any("Prompt Studio trial of default@1 with openai · gpt-image-2" in bar for bar in bars), bars
     run_jobs(engine, openai_settings)
     at.run()
 
