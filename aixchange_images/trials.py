@@ -183,6 +183,38 @@ def _checked(
         )
 
 
+def estimate_sides(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    solution_ids: list[str],
+    sides: tuple[Side, Side] | None = None,
+    refs: tuple[str, str] | None = None,
+    provider: str | None = None,
+    quality: str | None = None,
+) -> list[tuple[str, Side, dict[str, Any]]]:
+    """Each side's estimate before the trial runs: (its label, the side pinned, its batch's estimate)."""
+    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
+    return [
+        (label, side, batch.estimate_batch(engine, settings, solution_ids, _options(actor, side, quality)))
+        for label, side in zip(labels(pinned), pinned, strict=True)
+    ]
+
+
+def estimate_total(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sides' estimates added up against the one budget they share."""
+    dollars, left = sum(p["estimated_cost_usd"] for p in parts), parts[0]["budget_left_usd"]
+    return {
+        "calls": sum(p["calls"] for p in parts if p["paid"]),
+        "paid": any(p["paid"] for p in parts),
+        "expected_cache_hits": sum(p["expected_cache_hits"] for p in parts),
+        "estimated_cost_usd": round(dollars, 6),
+        "budget_left_usd": left,
+        "fits_budget": left is None or dollars <= left + 1e-9,
+    }
+
+
 def estimate_trial(
     engine: Engine,
     settings: Settings,
@@ -194,29 +226,18 @@ def estimate_trial(
     provider: str | None = None,
     quality: str | None = None,
 ) -> dict[str, Any]:
-    """Paid calls and dollars the trial is expected to take, in all and per side, against what the
-    budget has left."""
-    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
-    parts = [batch.estimate_batch(engine, settings, solution_ids, _options(actor, side, quality)) for side in pinned]
-    dollars, left = sum(p["estimated_cost_usd"] for p in parts), parts[0]["budget_left_usd"]
-    return {
-        "calls": sum(p["calls"] for p in parts if p["paid"]),
-        "paid": any(p["paid"] for p in parts),
-        "expected_cache_hits": sum(p["expected_cache_hits"] for p in parts),
-        "estimated_cost_usd": round(dollars, 6),
-        "budget_left_usd": left,
-        "fits_budget": left is None or dollars <= left + 1e-9,
-        "sides": [
-            {
-                "label": label,
-                "side": side,
-                "paid": part["paid"],
-                "calls": part["calls"] if part["paid"] else 0,
-                "estimated_cost_usd": part["estimated_cost_usd"],
-            }
-            for label, side, part in zip(labels(pinned), pinned, parts, strict=True)
-        ],
-    }
+    """Paid calls and dollars the whole trial is expected to take, against what the budget has left."""
+    found = estimate_sides(
+        engine,
+        settings,
+        actor=actor,
+        solution_ids=solution_ids,
+        sides=sides,
+        refs=refs,
+        provider=provider,
+        quality=quality,
+    )
+    return estimate_total([part for *_, part in found])
 
 
 def start_trial(

@@ -306,12 +306,14 @@ def side_choice(column, letter: str, default_ref: str, runnable: list[str]) -> t
 
 def trial_estimate(sides: tuple[trials.Side, trials.Side], ids: list[str]) -> bool:
     """The cost of a trial before it runs, per side; True when it may run."""
-    estimate = ui.read(lambda: trials.estimate_trial(ui.engine(), settings, actor=actor, sides=sides, solution_ids=ids))
-    if not estimate:
+    found = ui.read(lambda: trials.estimate_sides(ui.engine(), settings, actor=actor, sides=sides, solution_ids=ids))
+    if not found:
         return False
-    for letter, part in zip("AB", estimate["sides"], strict=True):
-        cost = f"{part['calls']} paid call(s), about {ui.money(part['estimated_cost_usd'])}" if part["paid"] else "free"
-        st.caption(ui.md("{}: {}", letter, part["side"].describe()) + f" · {len(ids)} solution(s), {cost}")
+    for letter, (_, side, part) in zip("AB", found, strict=True):
+        paid = part["paid"] and part["calls"]
+        cost = f"{part['calls']} paid call(s), about {ui.money(part['estimated_cost_usd'])}" if paid else "free"
+        st.caption(ui.md("{}: {}", letter, side.describe()) + f" · {len(ids)} solution(s), {cost}")
+    estimate = trials.estimate_total([part for *_, part in found])
     if not estimate["paid"]:
         return True
     m1, m2, m3 = st.columns(3)

@@ -93,21 +93,24 @@ def test_the_estimate_shows_each_side_with_its_provider_and_model(engine, openai
     ids = make_solutions(3)
     sides = (trials.Side("default@1", LOCAL), trials.Side("default@1", "openai"))
 
-    estimate = trials.estimate_trial(engine, openai_settings, actor=PAT, sides=sides, solution_ids=ids)
+    found = trials.estimate_sides(engine, openai_settings, actor=PAT, sides=sides, solution_ids=ids)
+    total = trials.estimate_trial(engine, openai_settings, actor=PAT, sides=sides, solution_ids=ids)
 
-    local, paid = estimate["sides"]
-    assert (local["label"], local["paid"], local["calls"], local["estimated_cost_usd"]) == (
+    (local_label, local_side, local), (paid_label, paid_side, paid) = found
+    assert (local_label, local_side.describe(), local["paid"], local["estimated_cost_usd"]) == (
         "local · local-card",
+        "default@1 with local · local-card",
         False,
         0,
-        0,
     )
-    assert (paid["label"], paid["paid"], paid["calls"]) == ("openai · gpt-image-2", True, 3)
-    assert paid["side"].describe() == "default@1 with openai · gpt-image-2"
-    assert (estimate["paid"], estimate["calls"]) == (True, 3)
-    assert (
-        estimate["estimated_cost_usd"] == pytest.approx(paid["estimated_cost_usd"]) and paid["estimated_cost_usd"] > 0
+    assert (paid_label, paid_side.describe(), paid["paid"], paid["calls"]) == (
+        "openai · gpt-image-2",
+        "default@1 with openai · gpt-image-2",
+        True,
+        3,
     )
+    assert (total["paid"], total["calls"]) == (True, 3)  # the free side's calls cost nothing
+    assert total["estimated_cost_usd"] == pytest.approx(paid["estimated_cost_usd"]) and total["estimated_cost_usd"] > 0
     assert standin.requests == []
 
 
