@@ -161,26 +161,20 @@ def _options(actor: Actor, side: Side, quality: str | None) -> pipeline.Generate
     )
 
 
-def _checked(
-    engine: Engine,
-    settings: Settings,
-    actor: Actor,
-    solution_ids: list[str],
-    sides: tuple[Side, Side] | None,
-    refs: tuple[str, str] | None,
-    provider: str | None,
-) -> tuple[Side, Side]:
-    """`check_trial` on the sides asked for: given, or two versions on one provider (`refs`, `provider`)."""
-    if sides is None and refs is None:
+def _asked(sides: tuple[Side, Side] | None, refs: tuple[str, str] | None, provider: str | None) -> tuple[Side, Side]:
+    """The sides asked for: given, or two versions on one provider (`refs`, `provider`)."""
+    if sides is not None:
+        return sides
+    if refs is None:
         raise PromptError("Choose the two sides of the trial.")
+    return pair(refs, provider)
+
+
+def _checked(
+    engine: Engine, settings: Settings, actor: Actor, ids: list[str], sides: tuple[Side, Side]
+) -> tuple[Side, Side]:
     with Session(engine) as session:
-        return check_trial(
-            session=session,
-            settings=settings,
-            actor=actor,
-            sides=sides or pair(refs, provider),  # type: ignore[arg-type]
-            solution_ids=solution_ids,
-        )
+        return check_trial(session=session, settings=settings, actor=actor, sides=sides, solution_ids=ids)
 
 
 def estimate_sides(
@@ -189,13 +183,11 @@ def estimate_sides(
     *,
     actor: Actor,
     solution_ids: list[str],
-    sides: tuple[Side, Side] | None = None,
-    refs: tuple[str, str] | None = None,
-    provider: str | None = None,
+    sides: tuple[Side, Side],
     quality: str | None = None,
 ) -> list[tuple[str, Side, dict[str, Any]]]:
     """Each side's estimate before the trial runs: (its label, the side pinned, its batch's estimate)."""
-    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
+    pinned = _checked(engine, settings, actor, solution_ids, sides)
     return [
         (label, side, batch.estimate_batch(engine, settings, solution_ids, _options(actor, side, quality)))
         for label, side in zip(labels(pinned), pinned, strict=True)
@@ -227,16 +219,8 @@ def estimate_trial(
     quality: str | None = None,
 ) -> dict[str, Any]:
     """Paid calls and dollars the whole trial is expected to take, against what the budget has left."""
-    found = estimate_sides(
-        engine,
-        settings,
-        actor=actor,
-        solution_ids=solution_ids,
-        sides=sides,
-        refs=refs,
-        provider=provider,
-        quality=quality,
-    )
+    asked = _asked(sides, refs, provider)
+    found = estimate_sides(engine, settings, actor=actor, solution_ids=solution_ids, sides=asked, quality=quality)
     return estimate_total([part for *_, part in found])
 
 
@@ -252,7 +236,7 @@ def start_trial(
     quality: str | None = None,
 ) -> list[int]:
     """Queue the trial for the workers: one generate job per side (purpose trial); their ids, A's first."""
-    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
+    pinned = _checked(engine, settings, actor, solution_ids, _asked(sides, refs, provider))
     ids = list(dict.fromkeys(solution_ids))
     first = jobs.enqueue_generate(engine, settings, ids, _options(actor, pinned[0], quality))
     try:
@@ -296,7 +280,7 @@ def run_trial(
 ) -> Trial:
     """Generate one candidate per solution with each side here, in the foreground (the cache reuses
     identical requests); Prompt Studio queues its trials as jobs instead (`start_trial`)."""
-    pinned = _checked(engine, settings, actor, solution_ids, sides, refs, provider)
+    pinned = _checked(engine, settings, actor, solution_ids, _asked(sides, refs, provider))
     trial = Trial(sides=pinned, solution_ids=list(dict.fromkeys(solution_ids)))
     total, done = 2 * len(trial.solution_ids), 0
 
