@@ -24,7 +24,8 @@ KINDS = {JobKind.generate: "Generate", JobKind.marketplace_pull: "Marketplace pu
 
 def _kind(job: Job) -> str:
     if job.kind == JobKind.generate and job.options.get("purpose") == Purpose.trial:
-        return f"Prompt Studio trial of {job.options.get('template')}"
+        ran = " · ".join(str(job.options[k]) for k in ("provider", "model") if job.options.get(k))
+        return f"Prompt Studio trial of {job.options.get('template')}" + (f" with {ran}" if ran else "")
     return KINDS.get(job.kind, job.kind)
 
 

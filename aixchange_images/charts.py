@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .wording import error_kind, image_status
+from .wording import error_kind, image_status, money, seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,11 +184,18 @@ def generations(daily: pd.DataFrame) -> go.Figure:
 
 
 def approval_rates(reviewed: pd.DataFrame) -> go.Figure:
-    """Share of reviewed candidates approved, per template version (Prompt Studio's yield)."""
+    """Share of reviewed candidates approved, per template version or per provider and model
+    (Prompt Studio's yield: `yields.yield_table` either way)."""
+    if "template" in reviewed.columns:
+        names = list(reviewed["template"])
+    else:
+        names = [
+            f"{provider} · {model}" for provider, model in zip(reviewed["provider"], reviewed["model"], strict=True)
+        ]
     fig = _figure()
     fig.add_bar(
         x=reviewed["approval_rate"],
-        y=[plain(t) for t in reviewed["template"]],
+        y=[plain(name) for name in names],
         orientation="h",
         text=[f"{r:.0%}" for r in reviewed["approval_rate"]],
         hovertemplate="%{x:.0%} approved",
@@ -203,3 +210,30 @@ def approval_rates(reviewed: pd.DataFrame) -> go.Figure:
         hovermode="closest",
         height=110 + 34 * len(reviewed),
     )
+
+
+def provider_totals(totals: pd.DataFrame) -> go.Figure:
+    """Spend per provider, with what each approved image cost and how its calls went on hover
+    (`provider_metrics.provider_totals`)."""
+    fig = _figure()
+    per_approved = [money(usd) for usd in totals["cost_per_approved_usd"]]
+    fig.add_bar(
+        x=totals["spend_usd"],
+        y=[plain(p) for p in totals["provider"]],
+        orientation="h",
+        text=[f"{each} per approved image" if each != "—" else "nothing approved" for each in per_approved],
+        customdata=list(
+            zip(
+                [f"{n:,}" for n in totals["attempts"]],
+                ["—" if rate != rate or rate is None else f"{rate:.0%}" for rate in totals["success_rate"]],
+                [seconds(ms) for ms in totals["p50_ms"]],
+                strict=True,
+            )
+        ),
+        hovertemplate="$%{x:,.2f} spent · %{customdata[0]} attempts · %{customdata[1]} succeeded · "
+        "typical time %{customdata[2]}",
+        name="",
+    )
+    fig.update_xaxes(**MONEY_AXIS, title_text="spent")
+    fig.update_yaxes(autorange="reversed", automargin=True, type="category")
+    return _finish(fig, "Spend by provider", showlegend=False, hovermode="closest", height=110 + 40 * len(totals))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
 from sqlmodel import Session, col, select
 
+from .attribution import made_by
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _paid_durations(scope: Scope):  # type: ignore[no-untyped-def]
     )
 
 
-def _percentile(session: Session, scope: Scope, count: int, share: float) -> int | None:
+def percentile(session: Session, scope: Scope, count: int, share: float) -> int | None:
     """Nearest-rank percentile of `count` paid durations: one ORDER BY/OFFSET on a covering index."""
     if not count:
         return None
@@ -105,13 +106,14 @@ def _percentile(session: Session, scope: Scope, count: int, share: float) -> int
     return int(session.exec(query).one())
 
 
-_PAID_SUCCESS = and_(
+PAID_SUCCESS = and_(
     Attempt.status == AttemptStatus.succeeded, col(Attempt.cache_hit).is_(False), col(Attempt.duration_ms).is_not(None)
 )
 
 
-def scoped_candidates(query: Any, scope: Scope) -> Any:
-    """`query` over Candidate narrowed to generated candidates made in the scope."""
+def scoped_candidates(query: Any, scope: Scope, session: Session | None = None) -> Any:
+    """`query` over Candidate narrowed to generated candidates made in the scope (with a `session`,
+    a provider filter reads the candidates' covering index instead of joining every attempt)."""
     query = query.where(Candidate.source == "generated")
     if scope.since is not None:
         query = query.where(Candidate.created_at >= scope.since)
@@ -121,7 +123,9 @@ def scoped_candidates(query: Any, scope: Scope) -> Any:
         query = query.where(Candidate.model == scope.model)
     if scope.template:
         query = query.where(Candidate.template_ref == scope.template)
-    if scope.provider:
+    if scope.provider and session is not None:
+        query = query.where(made_by(session=session, provider=scope.provider))
+    elif scope.provider:
         query = query.join(Attempt, Attempt.id == Candidate.attempt_id).where(Attempt.provider == scope.provider)
     return query
 
@@ -137,7 +141,7 @@ def _review_figures(session: Session, scope: Scope) -> tuple[int, int, float]:
         func.coalesce(func.sum(cast(Candidate.state == CandidateState.approved, Integer)), 0),
         func.coalesce(func.sum(case((Candidate.state == CandidateState.rejected, Candidate.cost_usd), else_=0.0)), 0.0),
     )
-    approved, live, rejected = session.exec(scoped_candidates(query, scope)).one()
+    approved, live, rejected = session.exec(scoped_candidates(query, scope, session)).one()
     return int(approved), int(live), float(rejected)
 
 
@@ -151,7 +155,7 @@ def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
             func.coalesce(func.sum(Attempt.cost_usd), 0.0),
             func.coalesce(func.sum(cast(Attempt.cache_hit, Integer)), 0),
             func.coalesce(func.sum(Attempt.saved_usd), 0.0),
-            func.coalesce(func.sum(cast(_PAID_SUCCESS, Integer)), 0),
+            func.coalesce(func.sum(cast(PAID_SUCCESS, Integer)), 0),
         ).where(*scope.clauses())
     ).one()
     attempts, ok, spend, cache_hits, saved, timed = (
@@ -168,8 +172,8 @@ def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
         "succeeded": ok,
         "failed": attempts - ok,
         "success_rate": round(ok / attempts, 4) if attempts else None,
-        "p50_ms": _percentile(session, scope, timed, 0.50),
-        "p95_ms": _percentile(session, scope, timed, 0.95),
+        "p50_ms": percentile(session, scope, timed, 0.50),
+        "p95_ms": percentile(session, scope, timed, 0.95),
         "spend_usd": round(spend, 6),
         "cache_hits": cache_hits,
         "cache_saved_usd": round(saved, 6),

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import metrics, spending
+from . import metrics, provider_metrics, spending
 from .metrics import Scope
 
 PARTS = (
@@ -24,6 +24,7 @@ PARTS = (
     "storage",
     "largest",
     "totals",
+    "providers",
     "month",
 )
 _FROM_BREAKDOWN: dict[str, Callable[[list[tuple]], Any]] = {
@@ -74,5 +75,6 @@ def _queries(scope: Scope) -> dict[str, Callable[[Session], Any]]:
         "storage": lambda s: metrics.storage_over_time(session=s, since=scope.since),
         "largest": lambda s: metrics.largest_consumers(session=s),
         "totals": lambda s: spending.totals(session=s, scope=scope),
+        "providers": lambda s: provider_metrics.provider_totals(session=s, scope=scope),
         "month": lambda s: spending.month_outlook(session=s),
     }

@@ -47,7 +47,7 @@ def totals(*, session: Session, scope: Scope) -> pd.DataFrame:
         .group_by(model, template)
     ).all()
     made_by = (Candidate.model + "", Candidate.template_ref + "")
-    query = scoped_candidates(select(*made_by, func.sum(APPROVED)), scope).group_by(*made_by)
+    query = scoped_candidates(select(*made_by, func.sum(APPROVED)), scope, session).group_by(*made_by)
     approvals = {(m, t): int(n or 0) for m, t, n in session.exec(query).all()}
     rows = [(m, t, int(n), int(ok or 0), float(spend or 0), approvals.get((m, t), 0)) for m, t, n, ok, spend in calls]
     return frame(rows, ["model", "template", *TOTAL_COLUMNS])

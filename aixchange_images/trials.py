@@ -1,165 +1,102 @@
-"""Trying template versions against each other, and which version's images reviewers approve.
+"""Trying two sides against each other: template versions, providers or models, on the same solutions.
 
-A trial runs two versions on the same sample of solutions through the normal pipeline, so every
-call is budgeted, recorded and attributed to its version: Prompt Studio queues it as two generate
-jobs for the workers (`start_trial`, one per version) and reads it back from them (`trial_of`). Its candidates are marked `Purpose.trial`:
-Review keeps them apart from the main queue unless asked for them, and once reviewed they count
-in the yield table like any other.
+A trial runs each side (a template version with a provider and a model) on the same sample of
+solutions through the normal pipeline, so every call is budgeted, recorded and attributed to its
+version, provider and model: Prompt Studio queues it as two generate jobs for the workers
+(`start_trial`, one per side) and reads it back from them (`trial_of`). Its candidates are marked
+`Purpose.trial`: Review keeps them apart from the main queue unless asked for them, and once
+reviewed they count in the yield table (`yields`) like any other.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Integer, cast, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from . import batch, jobs, pipeline
 from .auth import Actor, require
-from .budget import Estimate, budget_state
-from .config import Settings, UserError
+from .budget import Estimate
+from .config import ConfigError, Settings, UserError
 from .jobmodels import ACTIVE, JobItem
-from .metrics import APPROVED_STATES, FINISHED, frame
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Purpose, Solution
+from .models import Candidate, Purpose, Solution
 from .prompts import PromptError
-from .templates import all_labels, version_refs
+from .provider_registry import get_provider, provider_names
 from .templates import resolve as resolve_template
-from .wording import money
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .yields import yield_readable, yield_table  # noqa: F401  (their home before `yields`; callers still use these)
 
 MAX_SAMPLE = 12
-YIELD_COLUMNS = [
-    "template",
-    "labels",
-    "attempts",
-    "succeeded",
-    "success_rate",
-    "spend_usd",
-    "candidates",
-    "pending",
-    "reviewed",
-    "approved",
-    "rolled_back",
-    "approval_rate",
-    "cost_per_approved_usd",
-    "rejections",
-]
 
 
-# -- the yield table ---------------------------------------------------------------------------
-def yield_table(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
-    """Per template version: attempts, success rate, approval rate of its candidates, rejection
-    reasons and cost per approved image. Approved counts candidates a reviewer approved (live now,
-    superseded later, or rolled back); reviewed adds every rejection, `not_chosen` included."""
-    attempts = _attempt_figures(session, since, until)
-    reviews = _candidate_figures(session, since, until)
-    marks = all_labels(session=session)
-    refs = list(dict.fromkeys([*version_refs(session=session), *sorted(set(attempts) | set(reviews))]))
-    rows = []
-    for ref in refs:
-        tried, ok, spend = attempts.get(ref, (0, 0, 0.0))
-        states = reviews.get(ref, {})
-        rejections = {reason: n for (state, reason), n in states.items() if state == CandidateState.rejected}
-        approved = sum(n for (state, _), n in states.items() if state in APPROVED_STATES)
-        reviewed = approved + sum(rejections.values())
-        rows.append(
-            {
-                "template": ref,
-                "labels": ", ".join(marks.get(ref, [])),
-                "attempts": tried,
-                "succeeded": ok,
-                "success_rate": ok / tried if tried else None,
-                "spend_usd": round(spend, 6),
-                "candidates": sum(states.values()),
-                "pending": states.get((CandidateState.pending, None), 0),
-                "reviewed": reviewed,
-                "approved": approved,
-                "rolled_back": sum(n for (state, _), n in states.items() if state == CandidateState.rolled_back),
-                "approval_rate": approved / reviewed if reviewed else None,
-                "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
-                "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
-            }
+@dataclass(frozen=True)
+class Side:
+    """What one side of a trial runs: a template version with a provider and a model (None: the
+    configured provider, or the provider's default model)."""
+
+    template: str
+    provider: str | None = None
+    model: str | None = None
+
+    def describe(self) -> str:
+        return (
+            f"{self.template} with {self.provider or 'the configured provider'} · {self.model or 'its default model'}"
         )
-    return frame(rows, YIELD_COLUMNS)
 
 
-def yield_readable(table: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
-    """The yield table as people read it: plain column names, money as money, rates as percentages,
-    rejection reasons in words (`reasons` maps a reason key to its words)."""
-    import pandas as pd
-
-    def percent(value: float | None) -> str:
-        return "—" if value is None or value != value else f"{value:.0%}"
-
-    return pd.DataFrame(
-        {
-            "Template version": table["template"],
-            "Labels": table["labels"],
-            "Attempts": table["attempts"],
-            "Success rate": table["success_rate"].map(percent),
-            "Approval rate": table["approval_rate"].map(percent),
-            "Per approved image": table["cost_per_approved_usd"].map(money),
-            "Reviewed": table["reviewed"],
-            "Approved": table["approved"],
-            "Awaiting review": table["pending"],
-            "Spent": table["spend_usd"].map(money),
-            "Rejection reasons": table["rejections"].map(
-                lambda found: ", ".join(f"{reasons.get(k, k)} {n}" for k, n in found.items())
-            ),
-        }
-    )
+def pair(refs: tuple[str, str], provider: str | None = None, model: str | None = None) -> tuple[Side, Side]:
+    """Two template versions on the same provider and model: the trial Prompt Studio started with."""
+    return Side(refs[0], provider, model), Side(refs[1], provider, model)
 
 
-def _attempt_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, tuple]:
-    query = select(
-        Attempt.template_ref,
-        func.count(),
-        func.coalesce(func.sum(cast(Attempt.status == AttemptStatus.succeeded, Integer)), 0),
-        func.coalesce(func.sum(Attempt.cost_usd), 0.0),
-    ).where(col(Attempt.status).in_(FINISHED))
-    if since is not None:
-        query = query.where(Attempt.started_at >= since)
-    if until is not None:
-        query = query.where(Attempt.started_at < until)
-    rows = session.exec(query.group_by(Attempt.template_ref)).all()
-    return {ref: (int(n), int(ok), float(spend)) for ref, n, ok, spend in rows}
+def labels(sides: tuple[Side, Side]) -> tuple[str, str]:
+    """What tells the two sides apart: the parts that differ (version, provider, model), in that order."""
+    first, second = sides
+    differ = [
+        (a, b)
+        for a, b in zip(
+            (first.template, first.provider, first.model), (second.template, second.provider, second.model), strict=True
+        )
+        if a != b
+    ]
+    return " · ".join(str(a) for a, _ in differ), " · ".join(str(b) for _, b in differ)
 
 
-def _candidate_figures(session: Session, since: datetime | None, until: datetime | None) -> dict[str, dict]:
-    query = select(Candidate.template_ref, Candidate.state, Candidate.reject_reason, func.count()).where(
-        Candidate.source == "generated"
-    )
-    if since is not None:
-        query = query.where(Candidate.created_at >= since)
-    if until is not None:
-        query = query.where(Candidate.created_at < until)
-    query = query.group_by(Candidate.template_ref, Candidate.state, Candidate.reject_reason)
-    figures: dict[str, dict] = {}
-    for ref, state, reason, n in session.exec(query).all():
-        key = (state, reason if state == CandidateState.rejected else None)
-        figures.setdefault(ref, {})
-        figures[ref][key] = figures[ref].get(key, 0) + int(n)
-    return figures
-
-
-# -- try it ------------------------------------------------------------------------------------
 @dataclass
 class Trial:
-    """Two template versions run on the same solutions: results[ref][solution_id]."""
+    """Two sides run on the same solutions: results[label][solution_id], labelled by what differs."""
 
-    refs: tuple[str, str]
+    sides: tuple[Side, Side]
     solution_ids: list[str]
-    provider: str
     results: dict[str, dict[str, pipeline.GenerationResult]] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return labels(self.sides)
+
+    @property
+    def refs(self) -> tuple[str, str]:
+        return self.sides[0].template, self.sides[1].template
+
+
+def provider_problem(name: str, settings: Settings) -> str | None:
+    """Why provider `name` cannot make images with these settings (one sentence), or None when it can."""
+    try:
+        provider = get_provider(name, settings)
+    except UserError as error:
+        return str(error)
+    return provider.missing()
+
+
+def providers_here(settings: Settings) -> dict[str, str | None]:
+    """Every registered provider, with why it cannot run here (None: it can), free ones first."""
+    problems = {name: provider_problem(name, settings) for name in provider_names()}
+    free = [name for name, problem in problems.items() if problem is None and not get_provider(name, settings).paid]
+    return {name: problems[name] for name in [*free, *(n for n in problems if n not in free)]}
 
 
 def sample_solutions(*, session: Session, size: int, category: str | None = None, seed: int = 0) -> list[str]:
@@ -171,23 +108,38 @@ def sample_solutions(*, session: Session, size: int, category: str | None = None
     return random.Random(seed).sample(ids, min(max(size, 0), len(ids)))
 
 
-def check_trial(*, session: Session, actor: Actor, refs: tuple[str, str], solution_ids: list[str]) -> tuple[str, str]:
-    """Both versions pinned as name@version, and a sample of sensible size; else one clear sentence."""
+def check_trial(
+    *, session: Session, settings: Settings, actor: Actor, sides: tuple[Side, Side], solution_ids: list[str]
+) -> tuple[Side, Side]:
+    """Both sides pinned (name@version, a configured provider, its model) and different, and a
+    sample of sensible size; else one clear sentence."""
     require(actor, "edit_templates")
     if not solution_ids:
         raise PromptError("Choose at least one solution to try the templates on.")
     if len(solution_ids) > MAX_SAMPLE:
         raise PromptError(f"Try at most {MAX_SAMPLE} solutions at a time.")
-    pinned = tuple(resolve_template(session=session, ref=ref).ref for ref in refs)
+    pinned = tuple(_pin(session, settings, actor, side) for side in sides)
     if pinned[0] == pinned[1]:
-        raise PromptError(f"Both sides are {pinned[0]}; choose two different versions to compare.")
+        raise PromptError(
+            f"Both sides are {pinned[0].describe()}; choose two different versions, providers or models to compare."
+        )
     return pinned  # type: ignore[return-value]
 
 
-def _options(actor: Actor, provider: str, ref: str, quality: str | None) -> pipeline.GenerateOptions:
+def _pin(session: Session, settings: Settings, actor: Actor, side: Side) -> Side:
+    """The side as it will run: its version pinned, the configured provider and its model named."""
+    template = resolve_template(session=session, ref=side.template).ref
+    plan = pipeline.make_plan(settings, _options(actor, Side(template, side.provider, side.model), None))
+    if problem := provider_problem(plan.provider.name, settings):
+        raise ConfigError(problem)
+    return Side(template, plan.provider.name, plan.model)
+
+
+def _options(actor: Actor, side: Side, quality: str | None) -> pipeline.GenerateOptions:
     return pipeline.GenerateOptions(
-        provider=provider,
-        template=ref,
+        provider=side.provider,
+        model=side.model,
+        template=side.template,
         quality=quality,
         candidates=1,
         use_cache=True,
@@ -196,24 +148,60 @@ def _options(actor: Actor, provider: str, ref: str, quality: str | None) -> pipe
     )
 
 
+def _asked(sides: tuple[Side, Side] | None, refs: tuple[str, str] | None, provider: str | None) -> tuple[Side, Side]:
+    """The sides asked for: given, or two versions on one provider (`refs`, `provider`)."""
+    if sides is not None:
+        return sides
+    if refs is None:
+        raise PromptError("Choose the two sides of the trial.")
+    return pair(refs, provider)
+
+
+def _checked(
+    engine: Engine, settings: Settings, actor: Actor, ids: list[str], sides: tuple[Side, Side]
+) -> tuple[Side, Side]:
+    with Session(engine) as session:
+        return check_trial(session=session, settings=settings, actor=actor, sides=sides, solution_ids=ids)
+
+
+def estimate_sides(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    solution_ids: list[str],
+    sides: tuple[Side, Side],
+    quality: str | None = None,
+) -> list[tuple[str, Side, Estimate]]:
+    """Each side's estimate before the trial runs: (its label, the side pinned, its batch's estimate)."""
+    pinned = _checked(engine, settings, actor, solution_ids, sides)
+    return [
+        (label, side, batch.estimate_batch(engine, settings, solution_ids, _options(actor, side, quality)))
+        for label, side in zip(labels(pinned), pinned, strict=True)
+    ]
+
+
+def estimate_total(parts: list[Estimate]) -> Estimate:
+    """The sides' estimates added up against the one budget they share."""
+    first, second = parts
+    return first + second
+
+
 def estimate_trial(
     engine: Engine,
     settings: Settings,
     *,
     actor: Actor,
-    refs: tuple[str, str],
     solution_ids: list[str],
-    provider: str,
+    sides: tuple[Side, Side] | None = None,
+    refs: tuple[str, str] | None = None,
+    provider: str | None = None,
     quality: str | None = None,
 ) -> Estimate:
-    """Paid calls and dollars the trial is expected to take, against what the budget has left."""
-    with Session(engine) as session:
-        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
-        left = budget_state(session=session, settings=settings).left
-    first, second = (
-        batch.estimate_batch(engine, settings, solution_ids, _options(actor, provider, ref, quality)) for ref in refs
-    )
-    return dataclasses.replace(first + second, budget_left_usd=left)
+    """Paid calls and dollars the whole trial is expected to take, against what the budget has left."""
+    asked = _asked(sides, refs, provider)
+    found = estimate_sides(engine, settings, actor=actor, solution_ids=solution_ids, sides=asked, quality=quality)
+    return estimate_total([part for *_, part in found])
 
 
 def start_trial(
@@ -221,18 +209,18 @@ def start_trial(
     settings: Settings,
     *,
     actor: Actor,
-    refs: tuple[str, str],
     solution_ids: list[str],
-    provider: str,
+    sides: tuple[Side, Side] | None = None,
+    refs: tuple[str, str] | None = None,
+    provider: str | None = None,
     quality: str | None = None,
 ) -> list[int]:
-    """Queue the trial for the workers: one generate job per version (purpose trial); their ids, A's first."""
-    with Session(engine) as session:
-        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
+    """Queue the trial for the workers: one generate job per side (purpose trial); their ids, A's first."""
+    pinned = _checked(engine, settings, actor, solution_ids, _asked(sides, refs, provider))
     ids = list(dict.fromkeys(solution_ids))
-    first = jobs.enqueue_generate(engine, settings, ids, _options(actor, provider, refs[0], quality))
+    first = jobs.enqueue_generate(engine, settings, ids, _options(actor, pinned[0], quality))
     try:
-        second = jobs.enqueue_generate(engine, settings, ids, _options(actor, provider, refs[1], quality))
+        second = jobs.enqueue_generate(engine, settings, ids, _options(actor, pinned[1], quality))
     except UserError:
         jobs.cancel(engine, first.id, actor=actor)  # half a trial compares nothing
         raise
@@ -245,14 +233,11 @@ def trial_of(*, session: Session, job_ids: list[int]) -> Trial:
     if len(found) != 2 or any(job.options.get("purpose") != Purpose.trial for job in found):
         raise PromptError(f"Jobs {', '.join(map(str, job_ids))} are not a Prompt Studio trial.")
     items = select(JobItem.solution_id).where(JobItem.job_id == found[0].id).order_by(col(JobItem.id))
-    trial = Trial(
-        refs=(found[0].options["template"], found[1].options["template"]),
-        solution_ids=[sid for sid in session.exec(items).all() if sid],
-        provider=found[0].options["provider"],
-    )
-    for ref, job in zip(trial.refs, found, strict=True):
-        trial.results[ref] = {r.solution_id: r for r in jobs.results(session=session, job=job)}
-        trial.summaries[ref] = {"succeeded": job.succeeded, "failed": job.failed, "cost_usd": job.cost_usd}
+    sides = tuple(Side(job.options["template"], job.options.get("provider"), job.options.get("model")) for job in found)
+    trial = Trial(sides=sides, solution_ids=[sid for sid in session.exec(items).all() if sid])  # type: ignore[arg-type]
+    for label, job in zip(trial.labels, found, strict=True):
+        trial.results[label] = {r.solution_id: r for r in jobs.results(session=session, job=job)}
+        trial.summaries[label] = {"succeeded": job.succeeded, "failed": job.failed, "cost_usd": job.cost_usd}
     return trial
 
 
@@ -266,17 +251,17 @@ def run_trial(
     settings: Settings,
     *,
     actor: Actor,
-    refs: tuple[str, str],
     solution_ids: list[str],
-    provider: str,
+    sides: tuple[Side, Side] | None = None,
+    refs: tuple[str, str] | None = None,
+    provider: str | None = None,
     quality: str | None = None,
     progress: Callable[[int, int, pipeline.GenerationResult], None] | None = None,
 ) -> Trial:
-    """Generate one candidate per solution with each version here, in the foreground (the cache reuses
+    """Generate one candidate per solution with each side here, in the foreground (the cache reuses
     identical requests); Prompt Studio queues its trials as jobs instead (`start_trial`)."""
-    with Session(engine) as session:
-        refs = check_trial(session=session, actor=actor, refs=refs, solution_ids=solution_ids)
-    trial = Trial(refs=refs, solution_ids=list(dict.fromkeys(solution_ids)), provider=provider)
+    pinned = _checked(engine, settings, actor, solution_ids, _asked(sides, refs, provider))
+    trial = Trial(sides=pinned, solution_ids=list(dict.fromkeys(solution_ids)))
     total, done = 2 * len(trial.solution_ids), 0
 
     def step(_done: int, _total: int, result: pipeline.GenerationResult) -> None:
@@ -285,17 +270,17 @@ def run_trial(
         if progress:
             progress(done, total, result)
 
-    for ref in refs:
+    for label, side in zip(trial.labels, pinned, strict=True):
         results, summary = batch.run_batch(
-            engine, settings, trial.solution_ids, _options(actor, provider, ref, quality), progress=step
+            engine, settings, trial.solution_ids, _options(actor, side, quality), progress=step
         )
-        trial.results[ref] = {r.solution_id: r for r in results}
-        trial.summaries[ref] = summary
+        trial.results[label] = {r.solution_id: r for r in results}
+        trial.summaries[label] = summary
     return trial
 
 
 def comparison(*, session: Session, trial: Trial) -> list[dict[str, Any]]:
-    """One row per solution: its title and category, and per version the candidate (or the failure)."""
+    """One row per solution: its title and category, and per side (by label) the candidate or the failure."""
     ids = [r.candidate_id for per in trial.results.values() for r in per.values() if r.candidate_id]
     candidates = (
         {c.id: c for c in session.exec(select(Candidate).where(col(Candidate.id).in_(ids))).all()} if ids else {}
@@ -310,10 +295,10 @@ def comparison(*, session: Session, trial: Trial) -> list[dict[str, Any]]:
             "category": solution.category if solution else "",
             "sides": {},
         }
-        for ref in trial.refs:
-            result = trial.results.get(ref, {}).get(sid)
+        for label in trial.labels:
+            result = trial.results.get(label, {}).get(sid)
             candidate = candidates.get(result.candidate_id) if result and result.candidate_id else None
-            row["sides"][ref] = {
+            row["sides"][label] = {
                 "thumb_path": candidate.thumb_path if candidate else None,
                 "candidate_id": candidate.id if candidate else None,
                 "cost_usd": result.cost_usd if result else 0.0,

@@ -9,7 +9,16 @@ from datetime import date, timedelta
 import streamlit as st
 
 import ui
-from aixchange_images import bulkfiles, charts, metrics, metrics_dashboard, spending, templates, wording
+from aixchange_images import (
+    bulkfiles,
+    charts,
+    metrics,
+    metrics_dashboard,
+    provider_metrics,
+    spending,
+    templates,
+    wording,
+)
 
 actor = ui.guard("view")
 st.title("Metrics")
@@ -130,7 +139,20 @@ def pair(left_fig: object, right_fig: object | None) -> None:
 
 
 def totals(data: dict) -> None:
-    by_model, by_template = st.tabs(["By model", "By template version"])
+    by_provider, by_model, by_template = st.tabs(["By provider", "By model", "By template version"])
+    with by_provider:
+        providers = data["providers"]
+        st.plotly_chart(charts.provider_totals(providers), width="stretch")
+        st.dataframe(
+            provider_metrics.provider_table(providers),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "Typical time": st.column_config.TextColumn(
+                    "Typical time", help="The median of paid calls that succeeded; cache hits excluded."
+                )
+            },
+        )
     with by_model:
         st.dataframe(spending.totals_table(data["totals"], "model"), hide_index=True, width="stretch")
     with by_template:
@@ -138,6 +160,7 @@ def totals(data: dict) -> None:
 
 
 def storage(data: dict) -> None:
+    st.caption("Space on disk counts every image, whatever the period and filters: the disk holds them all.")
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.storage(data["storage"]), width="stretch")
     largest = data["largest"]
@@ -157,7 +180,7 @@ def storage(data: dict) -> None:
 TABS = {  # tab -> what it shows, and the figures (metrics_dashboard's parts) that needs
     "Spend per day": (spend_per_day, ("by_model", "by_template", "daily")),
     "Attempts and time": (attempts_and_time, ("daily", "failures", "times")),
-    "Totals": (totals, ("totals",)),
+    "Totals": (totals, ("providers", "totals")),
     "Storage": (storage, ("storage", "largest")),
 }
 

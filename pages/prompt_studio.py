@@ -8,7 +8,17 @@ import streamlit as st
 
 import jobs_panel
 import ui
-from aixchange_images import catalogue, charts, prompts, style_cues, templates, trials, wording
+from aixchange_images import (
+    catalogue,
+    charts,
+    prompts,
+    provider_registry,
+    style_cues,
+    templates,
+    trials,
+    wording,
+    yields,
+)
 from aixchange_images.models import NOT_CHOSEN, REJECT_REASONS, Solution, TemplateVersion, utcnow
 from aixchange_images.provider_registry import chosen, get_provider
 
@@ -59,10 +69,11 @@ def choose(key: str, options: list, default: object) -> None:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def yield_figures(days: int) -> pd.DataFrame:
-    """The yield table (two GROUP BYs); any action through ui.attempt clears this cache."""
+def yield_figures(days: int, by: str = yields.BY_TEMPLATE) -> pd.DataFrame:
+    """The yield table per version or per provider and model (two GROUP BYs); any action through
+    ui.attempt clears this cache."""
     with ui.db() as session:
-        return trials.yield_table(session=session, since=utcnow() - timedelta(days=days) if days else None)
+        return yields.yield_table(session=session, since=utcnow() - timedelta(days=days) if days else None, by=by)
 
 
 def start_editing(version: TemplateVersion) -> None:
@@ -238,59 +249,71 @@ def labels_section() -> None:
                 st.rerun()
 
 
-# -- try two versions on the same solutions --------------------------------------------------------
+# -- try two sides (versions, providers, models) on the same solutions -----------------------------
 def try_tab() -> None:
     st.caption(
-        "Runs both versions on the same sample through the normal pipeline (budgeted and recorded). "
-        "The candidates join the review queue; once reviewed they count in the yield table."
+        "Runs two sides, each a template version with a provider and model, on the same sample through "
+        "the normal pipeline (budgeted and recorded). The candidates join the review queue; once reviewed "
+        "they count in the yield table."
     )
-    side_a, side_b, ids, provider = trial_choices()
+    sides, ids = trial_choices()
     if not ids:
         st.info("No solutions to try on yet: the catalogue is empty.", icon=":material/inbox:")
     else:
-        allowed = trial_estimate(side_a, side_b, ids, provider)
-        if st.button("Run both versions", type="primary", icon=":material/compare:", disabled=not allowed):
-            start_trial(side_a, side_b, ids, provider)
+        allowed = trial_estimate(sides, ids)
+        if st.button("Run both sides", type="primary", icon=":material/compare:", disabled=not allowed):
+            start_trial(sides, ids)
     if job_ids := st.session_state.get("ps_trial_jobs"):
         trial_progress(job_ids)
 
 
-def trial_choices() -> tuple[str, str, list[str], str]:
+def trial_choices() -> tuple[tuple[trials.Side, trials.Side], list[str]]:
     draft_pointer = pointers.get(templates.DRAFT)
-    c1, c2 = st.columns(2)
-    side_a = c1.selectbox("Version A", refs, index=refs.index(production_ref), key="ps_try_a")
     default_b = f"{name}@{draft_pointer.version}" if draft_pointer else newest
-    side_b = c2.selectbox("Version B", refs, index=refs.index(default_b), key="ps_try_b")
-    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    offered = trials.providers_here(settings)
+    runnable = [p for p, problem in offered.items() if problem is None]
+    columns = st.columns(2)
+    sides = tuple(
+        side_choice(column, letter, default, runnable)
+        for column, letter, default in zip(columns, "AB", (production_ref, default_b), strict=True)
+    )
+    if left_out := {p: problem for p, problem in offered.items() if problem}:
+        st.caption(ui.literal("Not offered here: " + "; ".join(f"{p} ({why})" for p, why in left_out.items())))
+    c1, c2, c3 = st.columns([2, 1, 1])
     category = c1.selectbox("Sample from", [None, *categories], format_func=lambda c: c or "all categories")
     size = c2.number_input("Solutions", 1, trials.MAX_SAMPLE, 4)
     if c3.button("Shuffle", icon=":material/shuffle:"):
         st.session_state["ps_seed"] = st.session_state.get("ps_seed", 0) + 1
-    has_key = get_provider("openai", settings).missing() is None
-    provider = c4.radio(
-        "Provider",
-        ["local", "openai"] if has_key else ["local"],
-        horizontal=True,
-        help=None if has_key else "openai needs OPENAI_API_KEY on the server.",
-    )
     with ui.db() as session:
         ids = trials.sample_solutions(
             session=session, size=int(size), category=category, seed=st.session_state.get("ps_seed", 0)
         )
-    return side_a, side_b, ids, provider
+    return sides, ids  # type: ignore[return-value]
 
 
-def trial_estimate(side_a: str, side_b: str, ids: list[str], provider: str) -> bool:
-    """The cost of a trial before it runs; True when it may run."""
-    estimate = ui.read(
-        lambda: trials.estimate_trial(
-            ui.engine(), settings, actor=actor, refs=(side_a, side_b), solution_ids=ids, provider=provider
-        )
-    )
-    if not estimate:
+def side_choice(column, letter: str, default_ref: str, runnable: list[str]) -> trials.Side:  # type: ignore[no-untyped-def]
+    """One side's version, provider (only those configured here) and model; the keys ps_try_a, ps_try_a_provider…"""
+    key = f"ps_try_{letter.lower()}"
+    choose(key, refs, default_ref)
+    ref = column.selectbox(f"Version {letter}", refs, key=key)
+    choose(f"{key}_provider", runnable, runnable[0])  # free providers come first: a trial costs nothing by default
+    provider = column.selectbox(f"Provider {letter}", runnable, key=f"{key}_provider")
+    models = provider_registry.model_names(provider)
+    choose(f"{key}_model", models, settings.image_model if settings.image_model in models else models[0])
+    model = column.selectbox(f"Model {letter}", models, key=f"{key}_model", disabled=len(models) == 1)
+    return trials.Side(ref, provider, model)
+
+
+def trial_estimate(sides: tuple[trials.Side, trials.Side], ids: list[str]) -> bool:
+    """The cost of a trial before it runs, per side; True when it may run."""
+    found = ui.read(lambda: trials.estimate_sides(ui.engine(), settings, actor=actor, sides=sides, solution_ids=ids))
+    if not found:
         return False
+    for letter, (_, side, part) in zip("AB", found, strict=True):
+        cost = f"{part.calls} paid call(s), about {ui.money(part.cost_usd)}" if part.calls else "free"
+        st.caption(ui.md("{}: {}", letter, side.describe()) + f" · {len(ids)} solution(s), {cost}")
+    estimate = trials.estimate_total([part for *_, part in found])
     if not estimate.paid:
-        st.caption(f"{len(ids)} solution(s) × 2 versions with the local provider: free.")
         return True
     m1, m2, m3 = st.columns(3)
     m1.metric("Paid calls", estimate.calls, help=f"{estimate.expected_cache_hits} reused from the cache")
@@ -303,25 +326,21 @@ def trial_estimate(side_a: str, side_b: str, ids: list[str], provider: str) -> b
     return st.checkbox(ui.md("Spend about {} on this trial", ui.money(estimate.cost_usd)))
 
 
-def start_trial(side_a: str, side_b: str, ids: list[str], provider: str) -> None:
+def start_trial(sides: tuple[trials.Side, trials.Side], ids: list[str]) -> None:
     """Queue the trial for the workers; its job ids stay in the session so the page follows it across reruns."""
-    job_ids = ui.attempt(
-        lambda: trials.start_trial(
-            ui.engine(), settings, actor=actor, refs=(side_a, side_b), solution_ids=ids, provider=provider
-        )
-    )
+    job_ids = ui.attempt(lambda: trials.start_trial(ui.engine(), settings, actor=actor, sides=sides, solution_ids=ids))
     if job_ids is not None:
         st.session_state["ps_trial_jobs"] = job_ids
 
 
 def trial_progress(job_ids: list[int]) -> None:
-    """Each version's job live (Stop, failures by title), then the side-by-side comparison once both have ended."""
+    """Each side's job live (Stop, failures by title), then the side-by-side comparison once both have ended."""
     st.caption("The workers run it: leave or close this page whenever you like; Jobs shows every job.")
     for job_id in job_ids:
         jobs_panel.job_progress(job_id, actor)  # reruns the page when its job ends
     trial = ui.read(lambda: trial_if_ended(job_ids))
     if trial is None:
-        st.caption("The comparison appears here when both versions are done.")
+        st.caption("The comparison appears here when both sides are done.")
         return
     if st.session_state.get("ps_trial_counted") != job_ids:  # its attempts join the yield table below
         st.session_state["ps_trial_counted"] = job_ids
@@ -339,13 +358,14 @@ def trial_if_ended(job_ids: list[int]) -> trials.Trial | None:
 def trial_results(trial: trials.Trial) -> None:
     with ui.db() as session:
         rows = trials.comparison(session=session, trial=trial)
-    for head, ref in zip(st.columns(2), trial.refs, strict=True):
-        summary = trial.summaries.get(ref, {})
-        made = f" · {summary.get('succeeded', 0)} made · "
-        head.markdown(ui.md("**{}**", ref) + ui.literal(made + ui.money(summary.get("cost_usd"))))
+    for head, label, side in zip(st.columns(2), trial.labels, trial.sides, strict=True):
+        summary = trial.summaries.get(label, {})
+        made = f"{summary.get('succeeded', 0)} made · {ui.money(summary.get('cost_usd'))}"
+        head.markdown(ui.md("**{}** · {}", label, made))
+        head.caption(ui.literal(side.describe()))
     for row in rows:
-        for column, ref in zip(st.columns(2), trial.refs, strict=True):
-            side = row["sides"][ref]
+        for column, label in zip(st.columns(2), trial.labels, strict=True):
+            side = row["sides"][label]
             with column:
                 if side["error"]:
                     st.error(ui.md("{}: {}", row["title"], wording.plain_error(side["error"])), icon=":material/error:")
@@ -354,21 +374,31 @@ def trial_results(trial: trials.Trial) -> None:
                         row["title"],
                         row["category"],
                         side["thumb_path"],
-                        f"{ref} · #{side['candidate_id']} · {ui.money(side['cost_usd'], exact=True)}"
+                        f"{label} · #{side['candidate_id']} · {ui.money(side['cost_usd'], exact=True)}"
                         + (" · cache" if side["cache_hit"] else ""),
                     )
 
 
-# -- yield: which version earns approvals ----------------------------------------------------------
+# -- yield: which version, provider and model earn approvals -----------------------------------------
+YIELD_VIEWS = {yields.BY_TEMPLATE: "Template versions", yields.BY_PAIR: "Providers and models"}
+
+
 def yield_tab() -> None:
-    days = st.segmented_control(
-        "Period",
-        [0, 30, 90],
-        default=0,
-        key="ps_yield_days",
-        format_func=lambda d: f"Last {d} days" if d else "All time",
-    )
-    table = yield_figures(days or 0)
+    c1, c2 = st.columns(2)
+    with c1:
+        days = st.segmented_control(
+            "Period",
+            [0, 30, 90],
+            default=0,
+            key="ps_yield_days",
+            format_func=lambda d: f"Last {d} days" if d else "All time",
+        )
+    with c2:
+        by = st.segmented_control(
+            "Compare", list(YIELD_VIEWS), default=yields.BY_TEMPLATE, key="ps_yield_by", format_func=YIELD_VIEWS.get
+        )
+    by = by or yields.BY_TEMPLATE
+    table = yield_figures(days or 0, by)
     if not table["attempts"].any():
         st.info(
             "No generations yet. Run **Try it** above or the Generate page; the figures fill in as "
@@ -379,16 +409,13 @@ def yield_tab() -> None:
     reviewed = table[table["reviewed"] > 0]
     if not reviewed.empty:
         st.plotly_chart(charts.approval_rates(reviewed), width="stretch")
-    st.dataframe(
-        trials.yield_readable(table, REASONS),
-        hide_index=True,
-        column_config={
-            "Approval rate": st.column_config.TextColumn(
-                "Approval rate", help="approved ÷ reviewed (not chosen counts as reviewed)"
-            ),
-            "Rejection reasons": st.column_config.TextColumn("Rejection reasons", width="large"),
-        },
-    )
+    columns = {
+        "Approval rate": st.column_config.TextColumn(
+            "Approval rate", help="approved ÷ reviewed (not chosen counts as reviewed)"
+        ),
+        "Rejection reasons": st.column_config.TextColumn("Rejection reasons", width="large"),
+    }
+    st.dataframe(yields.yield_readable(table, REASONS), hide_index=True, column_config=columns)
     st.caption("Candidates awaiting review are not in the approval rate yet; admins review them on the Review page.")
 
 

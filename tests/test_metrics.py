@@ -10,12 +10,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import get_solution, open_page
+from conftest import get_solution, open_page, open_tab
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 from test_cli import STATS_KEYS
 
-from aixchange_images import batch, cli, demo, metrics, metrics_dashboard, pipeline, review, spending
+from aixchange_images import (
+    batch,
+    charts,
+    cli,
+    demo,
+    metrics,
+    metrics_dashboard,
+    pipeline,
+    provider_metrics,
+    review,
+    spending,
+)
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import Settings, load_settings
 from aixchange_images.db import session_scope
@@ -417,6 +428,7 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "storage": metrics.storage_over_time(session=session, since=scope.since),
             "largest": metrics.largest_consumers(session=session),
             "totals": spending.totals(session=session, scope=scope),
+            "providers": provider_metrics.provider_totals(session=session, scope=scope),
             "month": spending.month_outlook(session=session),
         }
 
@@ -439,6 +451,95 @@ def test_one_breakdown_by_day_model_and_template_gives_daily_and_spend_by_model_
             for by in ("model", "template"):
                 one_pass = metrics.spend_of(breakdown, by)
                 pd.testing.assert_frame_equal(one_pass, metrics.spend_by(session=session, scope=scope, by=by))
+
+
+# -- per provider --------------------------------------------------------------------------------
+def provider_rows(engine, scope: Scope | None = None) -> dict[str, dict]:
+    with Session(engine) as session:
+        totals = provider_metrics.provider_totals(session=session, scope=scope or Scope())
+    return {row["provider"]: row for row in totals.to_dict("records")}
+
+
+def test_provider_totals_give_each_provider_its_attempts_time_spend_and_approvals(engine, history):
+    rows = provider_rows(engine)
+
+    assert list(rows) == ["openai", "local"]  # dearest first
+    openai, local = rows["openai"], rows["local"]
+    assert (openai["attempts"], openai["succeeded"], openai["success_rate"]) == (8, 5, 0.625)
+    assert openai["p50_ms"] == 2000  # paid successes 1000, 2000, 3000, 4000 ms: nearest rank 2 of 4
+    assert openai["spend_usd"] == pytest.approx(0.21) and openai["approved"] == 2
+    assert openai["cost_per_approved_usd"] == pytest.approx(0.105)
+    assert (local["attempts"], local["succeeded"], local["p50_ms"], local["spend_usd"], local["approved"]) == (
+        2,
+        1,
+        400,
+        0.0,
+        0,
+    )
+    assert pd.isna(local["cost_per_approved_usd"])
+
+
+def test_provider_totals_honour_the_period_and_the_provider_filter(engine, history):
+    day_two = provider_rows(engine, Scope(since=D2, until=D3))
+    local = provider_rows(engine, Scope(provider="local"))
+
+    assert {p: (r["attempts"], r["approved"]) for p, r in day_two.items()} == {"openai": (3, 1), "local": (1, 0)}
+    assert list(local) == ["local"] and local["local"]["attempts"] == 2
+
+
+@pytest.fixture
+def shared_model(engine, history) -> None:
+    """A second provider serving openai's model: azure made one approved gpt-image-2 image on day 3, $0.06."""
+    with Session(engine) as session:
+        a = add_attempt(session, "s1", D3, ms=5000, cost=0.06, provider="azure")
+        add_candidate(session, a, "s1", D3, CandidateState.approved, 100)
+        session.commit()
+
+
+def test_a_model_two_providers_serve_counts_each_approval_for_the_provider_that_made_it(engine, shared_model):
+    rows = provider_rows(engine)
+
+    assert {p: (r["attempts"], r["approved"]) for p, r in rows.items()} == {
+        "openai": (8, 2),
+        "azure": (1, 1),
+        "local": (2, 0),
+    }
+    assert figures(headline(engine, Scope(provider="azure")), "attempts", "approved", "spend_usd") == (1, 1, 0.06)
+    assert headline(engine, Scope(provider="openai"))["approved"] == 2
+    with Session(engine) as session:
+        totals = spending.totals(session=session, scope=Scope(provider="azure"))
+    assert list(totals[["model", "attempts", "approved"]].itertuples(index=False, name=None)) == [("gpt-image-2", 1, 1)]
+
+
+def test_provider_totals_read_as_a_table_and_a_chart(engine, history):
+    with Session(engine) as session:
+        totals = provider_metrics.provider_totals(session=session, scope=Scope())
+
+    table = provider_metrics.provider_table(totals)
+    fig = charts.provider_totals(totals)
+
+    assert table.to_dict("records") == [
+        {
+            "Provider": "openai",
+            "Attempts": 8,
+            "Success rate": "62%",
+            "Typical time": "2.0 s",
+            "Spent": "$0.21",
+            "Approved images": 2,
+            "Per approved image": "$0.10",
+        },
+        {
+            "Provider": "local",
+            "Attempts": 2,
+            "Success rate": "50%",
+            "Typical time": "0.4 s",
+            "Spent": "$0",
+            "Approved images": 0,
+            "Per approved image": "—",
+        },
+    ]
+    assert list(fig.data[0].y) == ["openai", "local"]
+    assert list(fig.data[0].text) == ["$0.10 per approved image", "nothing approved"]
 
 
 def test_the_dashboard_runs_only_the_parts_asked_for(engine, history):
@@ -695,6 +796,20 @@ def test_metrics_page_shows_no_spend_for_the_free_provider(engine, demo_data):
         local = metrics.headline(session=session, scope=metrics.last_days(30, provider="local"))
     assert metric(at, "Spent") == "$0"
     assert metric(at, "Per approved image") == ("—" if local["cost_per_approved_usd"] is None else "$0")
+
+
+def test_metrics_totals_tab_has_a_row_per_provider_and_the_provider_filter_narrows_it(engine, demo_data):
+    at = open_tab(open_page("metrics", MIA), "metrics-tab", "Totals")
+    table = next(d.value for d in at.dataframe if list(d.value.columns)[0] == "Provider")
+    assert sorted(table["Provider"]) == ["local", "openai"]
+
+    next(s for s in at.selectbox if s.label == "Provider").select("local").run()
+
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if list(d.value.columns)[0] == "Provider")
+    with Session(engine) as session:
+        local = metrics.headline(session=session, scope=metrics.last_days(30, provider="local"))
+    assert list(table["Provider"]) == ["local"] and list(table["Attempts"]) == [local["attempts"]]
 
 
 def test_settings_clean_up_preview_reports_without_deleting(engine, local_settings, reviewed):

@@ -267,6 +267,7 @@ def test_metrics_page_shows_headline_figures_and_charts(engine, demo_data):
         "Why attempts failed",
         "Generation time (paid calls that succeeded)",
         "Space on disk",
+        "Spend by provider",
     }
 
 
@@ -279,7 +280,10 @@ def test_metrics_page_queries_and_draws_only_the_open_tab(engine, demo_data):
     assert [t.label for t in at.tabs][:4] == ["Spend per day", "Attempts and time", "Totals", "Storage"]
     assert len(at.get("plotly_chart")) == 4 and not at.dataframe  # this month's chart and the first tab's three
     open_tab(at, "metrics-tab", "Totals")
-    assert not at.get("plotly_chart")[1:] and len(at.dataframe) == 2
+    assert chart_titles(at) - {"Spend so far this month, the forecast to its end, and the monthly budget"} == {
+        "Spend by provider"
+    }
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 3
 
 
 def test_prompt_studio_previews_the_rendered_prompt(engine, make_solutions):
@@ -317,7 +321,7 @@ def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, 
 @pytest.mark.parametrize(
     ("variable", "value", "shown_instead", "never_shown"),
     [
-        ("OPENAI_API_KEY", "fake-key-abcdefghijklmnopqrstuvwxyz0123", "configured", ["abcdefghijklmnop", "fake-key"]),
+        ("OPENAI_API_KEY", "fake-key-abcdefghijklmnopqrstuvwxyz0123", "ready", ["abcdefghijklmnop", "fake-key"]),
         (
             "OPENAI_BASE_URL",
             "https://user:hunter2-secret@proxy.example.com:8443/v1",
@@ -329,6 +333,8 @@ def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, 
 def test_settings_never_shows_a_secret(engine, monkeypatch, variable, value, shown_instead, never_shown):
     monkeypatch.setenv(variable, value)
     at = open_page("settings", Actor("alice", "admin"))
-    shown = " ".join(m.value for m in at.markdown)
-    assert shown_instead in shown
+    (providers,) = [t.value for t in at.dataframe if "Provider" in t.value.columns]
+    openai = providers[providers["Provider"] == "OpenAI"].iloc[0]
+    shown = " ".join([*(m.value for m in at.markdown), *(t.value.to_string() for t in at.dataframe)])
+    assert shown_instead in (openai["Ready"], openai["Address"])
     assert not [secret for secret in never_shown if secret in shown]

@@ -138,7 +138,7 @@ def test_try_it_queues_both_versions_as_jobs_and_compares_them_once_the_workers_
     assert (at.selectbox(key="ps_try_a").value, at.selectbox(key="ps_try_b").value) == ("default@1", "default@2")
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
 
-    button(at, "Run both versions").click().run()
+    button(at, "Run both sides").click().run()
 
     assert not at.exception
     assert stored(engine, Candidate) == []  # queued for the workers, not run in the page
@@ -160,7 +160,7 @@ def test_the_yield_table_has_a_row_per_version_with_its_figures(engine, make_sol
     at = studio()
     assert any("No generations yet" in i.value for i in at.info)
     next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
-    button(at, "Run both versions").click().run()
+    button(at, "Run both sides").click().run()
     run_jobs(engine, load_settings())  # the workers' part
     at.run()
 
@@ -192,3 +192,81 @@ def test_a_manager_is_stopped_at_the_guard(engine):
 
     assert any("does not give access" in e.value for e in at.error)
     assert not at.title and not at.text_area
+
+
+def test_try_it_runs_one_version_on_two_providers_and_shows_which_side_used_which(
+    engine, openai_settings, standin, make_solutions
+):
+    make_solutions(2)
+    at = studio()
+    assert at.selectbox(key="ps_try_a_provider").value == "local"  # free first: today's default
+    at.selectbox(key="ps_try_b").set_value("default@1")
+    at.selectbox(key="ps_try_b_provider").set_value("openai").run()
+    assert at.selectbox(key="ps_try_b_model").value == "gpt-image-2"
+    next(n for n in at.number_input if n.label == "Solutions").set_value(2).run()
+    assert any(
+        "B: default@1 with openai · gpt-image-2 · 2 solution(s), 2 paid call(s)" in shown(c.value) for c in at.caption
+    )
+
+    next(c for c in at.checkbox if c.label.startswith("Spend about")).check().run()
+    button(at, "Run both sides").click().run()
+    bars = [shown(p.proto.text) for p in at.get("progress")]
+    assert any("Prompt Studio trial of default@1 with local · local-card" in bar for bar in bars), bars
+    assert any("Prompt Studio trial of default@1 with openai · gpt-image-2" in bar for bar in bars), bars
+    run_jobs(engine, openai_settings)
+    at.run()
+
+    assert not at.exception
+    assert sorted((a.provider, a.model) for a in stored(engine, Attempt)) == [
+        ("local", "local-card"),
+        ("local", "local-card"),
+        ("openai", "gpt-image-2"),
+        ("openai", "gpt-image-2"),
+    ]
+    assert standin.image_calls == 2
+    heads = [shown(m.value) for m in at.markdown]
+    assert any(h.startswith("**local · local-card** · 2 made") for h in heads), heads
+    assert any(h.startswith("**openai · gpt-image-2** · 2 made") for h in heads), heads
+    cards = [h.value for h in at.html if "Category:" in h.value]
+    assert len(cards) == 4 and sum("openai · gpt-image-2 · #" in card for card in cards) == 2
+
+
+def test_try_it_refuses_two_identical_sides_in_one_sentence(engine, make_solutions):
+    make_solutions(2)
+    at = studio()
+
+    at.selectbox(key="ps_try_b").set_value("default@1").run()
+
+    assert any(
+        "Both sides are default@1 with local · local-card; choose two different versions, providers or models"
+        in shown(e.value)
+        for e in at.error
+    )
+    assert button(at, "Run both sides").disabled
+
+
+def test_a_provider_without_its_key_is_not_offered_and_the_page_says_why(engine, make_solutions):
+    make_solutions(1)
+    at = studio()
+
+    assert at.selectbox(key="ps_try_a_provider").options == ["local"]
+    assert any("Not offered here: openai (OPENAI_API_KEY is not set" in shown(c.value) for c in at.caption)
+
+
+def test_the_yield_tab_compares_providers_and_models(engine, openai_settings, standin, make_solutions):
+    make_solutions(1)
+    at = studio()
+    at.selectbox(key="ps_try_b").set_value("default@1")
+    at.selectbox(key="ps_try_b_provider").set_value("openai").run()
+    next(n for n in at.number_input if n.label == "Solutions").set_value(1).run()
+    next(c for c in at.checkbox if c.label.startswith("Spend about")).check().run()
+    button(at, "Run both sides").click().run()
+    run_jobs(engine, openai_settings)
+
+    at.session_state["ps_yield_by"] = "pair"
+    at.run()
+
+    assert not at.exception
+    table = at.dataframe[-1].value.set_index(["Provider", "Model"])
+    assert list(table.index) == [("local", "local-card"), ("openai", "gpt-image-2")]
+    assert list(table["Attempts"]) == [1, 1] and list(table["Awaiting review"]) == [1, 1]
