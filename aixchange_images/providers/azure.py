@@ -100,6 +100,7 @@ class AzureProvider(OpenAIProvider):
     models = AZURE_IMAGE_MODELS
     default_model = "gpt-image-2"
     any_model = False  # a deployment's model must be one we can price
+    edits = True  # images.edit on the same deployment
     qualities = ("low", "medium", "high")
     config: Any = AzureSettings
     key_variable = "AZURE_OPENAI_API_KEY"
@@ -141,7 +142,7 @@ class AzureProvider(OpenAIProvider):
         return model if self.serves(model) else self.default_model
 
     def deployment(self, model: str) -> str:
-        named = self.options.azure_openai_deployment if self.options else None
+        named = self.options.azure_openai_deployment
         return named if named and model == self.configured_model() else model
 
     def _classify(self, exc: Exception, model: str) -> ProviderError:
