@@ -26,6 +26,10 @@ from aixchange_images.models import Solution  # noqa: E402
 ENV_VARS = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "OPENAI_API_VERSION",
+    "AZURE_OPENAI_DEPLOYMENT",
     "IMAGE_PROVIDER",
     "IMAGE_MODEL",
     "DALLE_IMAGE_SIZE",
