@@ -12,18 +12,16 @@ Shapes follow https://docs.bfl.ai (API reference, errors, pricing). Stdlib and P
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import itertools
 import json
 import math
-import socket
 import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from openai_standin import OpenAIStandIn, _Handler, _Server
@@ -70,8 +68,9 @@ class FluxStandIn:
         self._script: deque[tuple[str, dict[str, Any]]] = deque()
         self._tasks: dict[str, dict[str, Any]] = {}
         self._variants = itertools.count()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()  # what OpenAIStandIn._trickle watches
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._gate, self._in_flight = threading.Event(), 0  # no gate here: nothing is ever held
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.standin, self._httpd.connections = self, set()
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
@@ -85,23 +84,10 @@ class FluxStandIn:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop serving; answers being trickled are cut off."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for conn in list(self._httpd.connections):  # wake handlers idle on keep-alive
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=5)
+    # The same server lifecycle and trickling as the OpenAI stand-in's (they read only _stop, _gate,
+    # _lock, _in_flight, _httpd and _thread).
+    __enter__, __exit__, close = OpenAIStandIn.__enter__, OpenAIStandIn.__exit__, OpenAIStandIn.close
+    _trickle = OpenAIStandIn._trickle
 
     def enqueue(self, behaviour: str, **opts: Any) -> None:
         """Script the next submitted task: FIFO, one entry per submit, then success."""
@@ -139,7 +125,7 @@ class FluxStandIn:
         content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         reply_headers = {"content-type": "application/json", "content-length": str(len(content)), **extra}
         if trickle:
-            OpenAIStandIn._trickle(self, req, status, reply_headers, content, trickle)  # type: ignore[arg-type]
+            self._trickle(req, status, reply_headers, content, trickle)
             return
         req.send_response(status)
         for name, value in reply_headers.items():
