@@ -370,3 +370,18 @@ def test_an_address_nobody_answers_at_is_a_connection_failure(engine, flux_setti
 
     assert (result.status, result.error_kind) == ("failed", "connection")
     assert "BFL_BASE_URL" in attempt.error_message and attempt.cost_usd == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "used"),
+    [("", "https://api.bfl.ai"), ("  https://api.eu.bfl.ai/ ", "https://api.eu.bfl.ai"), ("ftp://api.bfl.ai", None)],
+)
+def test_bfl_base_url_defaults_when_blank_and_a_malformed_one_is_one_sentence(monkeypatch, value, used):
+    from aixchange_images.providers.flux import FluxSettings
+
+    monkeypatch.setenv("BFL_BASE_URL", value)
+    if used is None:
+        with pytest.raises(ConfigError, match=r"^Setting BFL_BASE_URL: .*write it like https://api\.bfl\.ai"):
+            load_settings().provider_settings(FluxSettings)
+    else:
+        assert load_settings().provider_settings(FluxSettings).bfl_base_url == used

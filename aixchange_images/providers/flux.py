@@ -58,10 +58,16 @@ class FluxSettings(ProviderSettings):
     @field_validator("bfl_base_url", mode="before")
     @classmethod
     def _base_url(cls, value: Any) -> Any:
-        if value is None:
+        if value is None or (isinstance(value, str) and not value.strip()):
             return DEFAULT_BASE_URL
         if isinstance(value, str):
-            check_base_url(value.strip())
+            try:
+                check_base_url(value.strip())
+            except ValueError:
+                raise ValueError(
+                    f"this is not an http(s) address the images client can call; write it like {DEFAULT_BASE_URL} "
+                    "(or a regional one such as https://api.eu.bfl.ai), or leave it unset"
+                ) from None
             return value.strip().rstrip("/")
         return value
 
