@@ -46,6 +46,7 @@ ENV_VARS = (
     "SERVICE_MAX_BODY_BYTES",
     "SERVICE_FORWARDED_ALLOW_IPS",
     "REDIS_URL",
+    *("BFL_API_KEY", "BFL_BASE_URL", "BFL_POLL_SECONDS"),
 )
 TEST_KEY = "test-key-not-real-0123456789abcdef"
 
