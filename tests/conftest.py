@@ -26,6 +26,8 @@ from aixchange_images.models import Solution  # noqa: E402
 ENV_VARS = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_BASE_URL",
     "IMAGE_PROVIDER",
     "IMAGE_MODEL",
     "DALLE_IMAGE_SIZE",
