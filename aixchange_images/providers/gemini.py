@@ -29,7 +29,6 @@ from .openai import (  # _log_filter: one filter for every provider's secrets
     nonsense_usage,
 )
 
-log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 API_VERSION = "v1beta"  # imageConfig is a v1beta field; the SDK's default is v1
 # The SDK's loggers: one that logged a server's words would carry a key the server echoed.
