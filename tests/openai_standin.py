@@ -258,6 +258,9 @@ class _Server(ThreadingHTTPServer):
 class OpenAIStandIn:
     """OpenAI-compatible server on 127.0.0.1 with scripted failures and recording."""
 
+    behaviours = BEHAVIOURS
+    key_header = "authorization"  # where the caller's key comes (tests/gemini_standin.py: x-goog-api-key)
+
     def __init__(self, latency: float = 0.0, expected_key: str | None = None, *, heavy: bool = False):
         self.latency = latency
         self.heavy = heavy  # images as heavy as real ones (about 1.9 MB a 1024x1024 PNG)
@@ -310,9 +313,9 @@ class OpenAIStandIn:
 
     def enqueue(self, behaviour: str, **opts: Any) -> None:
         """Script the next image request: FIFO, one entry per request, then success."""
-        if behaviour not in BEHAVIOURS:
+        if behaviour not in self.behaviours:
             raise ValueError(f"unknown behaviour {behaviour!r}; see BEHAVIOURS")
-        if unknown := set(opts) - BEHAVIOURS[behaviour]:
+        if unknown := set(opts) - self.behaviours[behaviour]:
             raise ValueError(f"{behaviour!r} does not take {sorted(unknown)}")
         with self._lock:
             self._script.append((behaviour, opts))
@@ -332,7 +335,7 @@ class OpenAIStandIn:
 
     @property
     def image_calls(self) -> int:
-        return sum(r["path"] == IMAGES_PATH for r in self.requests)
+        return sum(self._is_image(r["method"], r["path"]) for r in self.requests)
 
     @property
     def moderation_calls(self) -> int:
@@ -366,7 +369,7 @@ class OpenAIStandIn:
             body = None
         path = req.path.split("?")[0].rstrip("/")
         headers = {k.lower(): v for k, v in req.headers.items()}
-        is_image = req.command == "POST" and path == IMAGES_PATH
+        is_image = self._is_image(req.command, path)
         record = {"method": req.command, "path": path, "json": body, "headers": headers}
         script: tuple[str, dict[str, Any]] = ("success", {})
         with self._lock:
@@ -390,8 +393,10 @@ class OpenAIStandIn:
                     self._held -= 1
                     held = False
             if not (is_image and self._stop.wait(self.latency)):
-                self._check_key(headers.get("authorization", ""))
-                answer = self._image_answer(*script, body) if is_image else self._other_answer(req.command, path, body)
+                self._check_key(headers.get(self.key_header, ""))
+                answer = (
+                    self._image_answer(*script, body, path) if is_image else self._other_answer(req.command, path, body)
+                )
         except ApiError as err:
             answer = err.status, err.body, err.headers
         finally:
@@ -408,7 +413,7 @@ class OpenAIStandIn:
         elapsed_ms = round((time.monotonic() - started) * 1000)
         reply_headers = {
             "content-type": "application/json",
-            "x-request-id": self._request_id(headers.get("authorization", "")),
+            "x-request-id": self._request_id(headers.get(self.key_header, "")),
             "openai-processing-ms": str(elapsed_ms),
             "content-length": str(len(raw)),
             **extra,
@@ -448,6 +453,9 @@ class OpenAIStandIn:
         except OSError:  # the client gave up and hung up: nobody is listening any more
             return
 
+    def _is_image(self, method: str, path: str) -> bool:
+        return method == "POST" and path == IMAGES_PATH
+
     def _request_id(self, authorization: str) -> str:
         key = authorization.removeprefix("Bearer ").strip()
         return f"req_{key}" if self.echo_key and key else f"req_{next(self._ids):032x}"
@@ -462,7 +470,7 @@ class OpenAIStandIn:
             message = "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         raise ApiError(401, message, "invalid_request_error", code="invalid_api_key")
 
-    def _image_answer(self, behaviour: str, opts: dict[str, Any], body: Any):
+    def _image_answer(self, behaviour: str, opts: dict[str, Any], body: Any, path: str = IMAGES_PATH):
         body = body if isinstance(body, dict) else {}
         if behaviour in SCRIPTED_ERRORS:
             raise _scripted_error(behaviour, opts, str(body.get("model") or "dall-e-2"))

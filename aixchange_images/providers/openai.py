@@ -314,14 +314,19 @@ def _usage(response, request_id: str | None) -> Usage | None:  # type: ignore[no
     text_out = getattr(details, "text_tokens", None) if details else 0
     counts = [_count(value) for value in (text_in, image_in, image_out, text_out)]
     if None in counts:  # a negative bill would hand money back to the budget: trust none of this reply
-        raise ProviderError(
-            "bad_image",
-            "The image service's reply reported token usage that makes no sense (negative or not whole "
-            "numbers); the call is charged at its estimate.",
-            request_id=request_id,
-            billed=True,
-        )
+        raise nonsense_usage(request_id)
     return Usage(*counts)  # type: ignore[arg-type]
+
+
+def nonsense_usage(request_id: str | None) -> ProviderError:
+    """A reply whose usage makes no sense: the call may have been billed, so it is charged its estimate."""
+    return ProviderError(
+        "bad_image",
+        "The image service's reply reported token usage that makes no sense (negative or not whole "
+        "numbers); the call is charged at its estimate.",
+        request_id=request_id,
+        billed=True,
+    )
 
 
 def _count(value: object) -> int | None:
