@@ -192,13 +192,13 @@ class AzureStandIn(OpenAIStandIn):
             fields["n"] = int(fields["n"])
         return fields
 
-    def _image_answer(self, behaviour: str, opts: dict[str, Any], body: Any):
+    def _image_answer(self, behaviour: str, opts: dict[str, Any], body: Any, path: str = IMAGES_PATH):
         prompt = str(body.get("prompt", "")) if isinstance(body, dict) else ""
         if behaviour.startswith("azure:"):
             raise self._scripted(behaviour.removeprefix("azure:"), opts)
         if set(re.findall(r"[a-z]+", prompt.lower())) & {w.lower() for w in self.flag_words}:
             raise _content_filter(self.flag_category)
-        answer = super()._image_answer(behaviour, opts, body)
+        answer = super()._image_answer(behaviour, opts, body, path)
         if answer is not None and answer[0] == 200 and isinstance(answer[1], dict):
             verdicts = {c: {"filtered": False, "severity": "safe"} for c in FILTER_CATEGORIES}
             for item in answer[1].get("data", []):
