@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 from test_metrics import D1, add_attempt, add_candidate, history  # noqa: F401 - history: a fixture
 
-from aixchange_images import cli, metrics, migrations, quickstats
+from aixchange_images import cli, journal, metrics, migrations, quickstats
 from aixchange_images.admin import effective_settings, save_overrides
 from aixchange_images.auth import Actor
 from aixchange_images.cli_parser import build_parser
@@ -20,7 +20,7 @@ from aixchange_images.config import load_settings
 from aixchange_images.engines import dispose_engines, get_engine
 from aixchange_images.models import AttemptStatus, CandidateState, Purpose, SchemaMigration, utcnow
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("TEST_POSTGRES_URL")), reason="the quick path reads SQLite files")
+sqlite_only = pytest.mark.skipif(bool(os.environ.get("TEST_POSTGRES_URL")), reason="the quick path reads SQLite files")
 
 ALICE = Actor("alice", "admin")
 FILTERS = [
@@ -62,6 +62,7 @@ def mixed(engine, history) -> None:  # noqa: F811 - history: the fixture importe
         session.commit()
 
 
+@sqlite_only
 @pytest.mark.parametrize("argv", FILTERS, ids=lambda argv: " ".join(argv) or "everything")
 def test_the_quick_path_gives_the_librarys_figures(engine, mixed, argv):
     quick = quickstats.answer(stats_args(*argv))
@@ -70,6 +71,7 @@ def test_the_quick_path_gives_the_librarys_figures(engine, mixed, argv):
     assert quick == library_stats(engine, *argv)
 
 
+@sqlite_only
 def test_the_figures_are_not_empty_and_count_today(engine, mixed):
     quick = quickstats.answer(stats_args())
 
@@ -79,12 +81,14 @@ def test_the_figures_are_not_empty_and_count_today(engine, mixed):
     assert quick["budget"]["spent_today_usd"] == pytest.approx(0.10)
 
 
+@sqlite_only
 def test_stats_prints_the_librarys_figures(engine, mixed, capsys):
     assert cli.main(["stats", "--json", "--since", "2026-03-02"]) == 0
 
     assert json.loads(capsys.readouterr().out) == library_stats(engine, "--since", "2026-03-02")
 
 
+@sqlite_only
 def test_a_budget_leaves_stats_to_the_general_path(engine, mixed, monkeypatch, capsys):
     with Session(engine) as session:
         save_overrides(session=session, settings=load_settings(), actor=ALICE, changes={"image_model": "gpt-image-1.5"})
@@ -101,14 +105,18 @@ def test_a_budget_leaves_stats_to_the_general_path(engine, mixed, monkeypatch, c
     assert printed == library_stats(engine)
 
 
-def test_a_waiting_publish_journal_leaves_stats_to_the_general_path(engine, mixed, tmp_path):
-    incoming = tmp_path / "external-images" / ".incoming"
-    incoming.mkdir(parents=True)
-    (incoming / "s1-9.png.intent.json").write_text("{}")
+@sqlite_only
+def test_a_waiting_publish_journal_leaves_stats_to_the_general_path(engine, mixed):
+    settings = load_settings()
+    journal.incoming_dir(settings).mkdir(parents=True)
+    assert quickstats.answer(stats_args()) is not None  # an empty folder: nothing to recover
 
+    journal.path_for(settings, "s1-9.png").write_text("{}")
+    assert journal.waiting(settings)
     assert quickstats.answer(stats_args()) is None
 
 
+@sqlite_only
 def test_a_database_missing_a_migration_is_migrated_as_before(engine, capsys):
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM schemamigration WHERE version = :v"), {"v": quickstats.SCHEMA_VERSION})
@@ -122,6 +130,7 @@ def test_a_database_missing_a_migration_is_migrated_as_before(engine, capsys):
     assert quickstats.answer(stats_args()) is not None
 
 
+@sqlite_only
 def test_stats_on_a_fresh_data_folder_initialises_it(tmp_path, monkeypatch, capsys):
     database = tmp_path / "fresh" / "db.sqlite"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
@@ -139,3 +148,15 @@ def test_the_quick_path_knows_the_last_migration_and_the_statuses():
     assert numbers == list(range(1, quickstats.SCHEMA_VERSION + 1))
     assert tuple(status.value for status in metrics.FINISHED) == quickstats.FINISHED
     assert tuple(state.value for state in metrics.APPROVED_STATES) == quickstats.APPROVED_STATES
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://user:secret@127.0.0.1:9/images", "sqlite+pysqlite:///{file}", "sqlite:///{file}?timeout=5"],
+    ids=["postgresql", "a driver named", "options"],
+)
+def test_other_database_urls_are_left_to_the_general_path(tmp_path, monkeypatch, url):
+    (tmp_path / "images.db").write_bytes(b"")
+    monkeypatch.setenv("DATABASE_URL", url.format(file=tmp_path / "images.db"))
+
+    assert quickstats.answer(stats_args()) is None  # and nothing was opened: no server listens on port 9
