@@ -78,19 +78,20 @@ def headline(run: Run, scope: Filters, dialect: str) -> dict[str, Any]:
     """The numbers `stats` prints and the Metrics page shows above its charts, for finished attempts
     (and generated candidates) in the scope."""
     where, params = _narrowed("attempt", scope, dialect, [FINISHED_SQL])
-    attempts, ok, spend, cache_hits, saved, timed = run(ATTEMPT_SUMS + where, {**params, "no": False})[0]
+    row = run(ATTEMPT_SUMS + where, {**params, "no": False})[0]
+    attempts, ok, cache_hits, timed = (int(row[i]) for i in (0, 1, 3, 5))  # PostgreSQL may sum to Decimal
+    spend, saved = float(row[2]), float(row[4])
     approved, live, rejected_spend = _review_figures(run, scope, dialect)
-    spend = float(spend)
     return {
-        "attempts": int(attempts),
-        "succeeded": int(ok),
-        "failed": int(attempts) - int(ok),
+        "attempts": attempts,
+        "succeeded": ok,
+        "failed": attempts - ok,
         "success_rate": round(ok / attempts, 4) if attempts else None,
-        "p50_ms": _percentile(run, scope, dialect, int(timed), 0.50),
-        "p95_ms": _percentile(run, scope, dialect, int(timed), 0.95),
+        "p50_ms": _percentile(run, scope, dialect, timed, 0.50),
+        "p95_ms": _percentile(run, scope, dialect, timed, 0.95),
         "spend_usd": round(spend, 6),
-        "cache_hits": int(cache_hits),
-        "cache_saved_usd": round(float(saved), 6),
+        "cache_hits": cache_hits,
+        "cache_saved_usd": round(saved, 6),
         "approved": approved,
         "approved_live": live,
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
