@@ -34,6 +34,8 @@ class UsageError(UserError):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "stats" and (figures := _quick_stats(args)) is not None:
+            return 0 if _show(args, figures) else CLOSED_PIPE
         settings, engine = _open()
         _recover(engine, settings)
         handler = HANDLERS[args.command]
@@ -44,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 1
-    read = True
-    if payload is not None:
-        as_json = getattr(args, "json", False)
-        read = _out(json.dumps(payload, indent=2, default=_json_default) if as_json else _human(args.command, payload))
+    read = payload is None or _show(args, payload)
     if args.command != "marketplace":
         _deliver_waiting(settings, engine)
     _warn_about_budgets(settings, engine)
@@ -69,6 +68,11 @@ def _open() -> tuple[Settings, Engine]:
     with Session(engine) as session:
         settings = admin.effective_settings(session=session, settings=settings)
     return settings, engine
+
+
+def _show(args: argparse.Namespace, payload: Any) -> bool:
+    as_json = getattr(args, "json", False)
+    return _out(json.dumps(payload, indent=2, default=_json_default) if as_json else _human(args.command, payload))
 
 
 CLOSED_PIPE = 141  # 128 + SIGPIPE: what the shell's own tools report when their reader goes away
@@ -424,6 +428,13 @@ def cmd_export(args, settings, engine):  # type: ignore[no-untyped-def]
         print(f"note: {stale} is left from an earlier export and is not part of this one.", file=sys.stderr)
     payload = {"files": [str(path) for path in files], "exported": len(export.records), "refused": export.refused}
     return payload, 1 if export.refused else 0
+
+
+def _quick_stats(args: argparse.Namespace) -> dict[str, Any] | None:
+    """`stats` on a migrated SQLite file, read without the ORM (quickstats); None: `cmd_stats` answers."""
+    from . import quickstats
+
+    return quickstats.answer(args)
 
 
 def cmd_stats(args, settings, engine):  # type: ignore[no-untyped-def]

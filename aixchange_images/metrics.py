@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, union_all
+from sqlalchemy import Integer, and_, case, cast, func, literal, text, union_all
 from sqlmodel import Session, col, select
 
+from . import quickstats
 from .attribution import made_by
 from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
 
@@ -133,67 +134,19 @@ def scoped_candidates(query: Any, scope: Scope, session: Session | None = None) 
 APPROVED = cast(col(Candidate.state).in_(APPROVED_STATES), Integer)
 
 
-def _review_figures(session: Session, scope: Scope) -> tuple[int, int, float]:
-    """Approved images (all, and those still live) and the money spent on rejected ones, from
-    candidates made in the scope."""
-    query = select(
-        func.coalesce(func.sum(APPROVED), 0),
-        func.coalesce(func.sum(cast(Candidate.state == CandidateState.approved, Integer)), 0),
-        func.coalesce(func.sum(case((Candidate.state == CandidateState.rejected, Candidate.cost_usd), else_=0.0)), 0.0),
-    )
-    approved, live, rejected = session.exec(scoped_candidates(query, scope, session)).one()
-    return int(approved), int(live), float(rejected)
-
-
 def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
-    """The numbers `stats` prints and the Metrics page shows above its charts."""
-    scope = scope or Scope()
-    row = session.exec(
-        select(
-            func.count(),
-            func.coalesce(func.sum(cast(Attempt.status == AttemptStatus.succeeded, Integer)), 0),
-            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
-            func.coalesce(func.sum(cast(Attempt.cache_hit, Integer)), 0),
-            func.coalesce(func.sum(Attempt.saved_usd), 0.0),
-            func.coalesce(func.sum(cast(PAID_SUCCESS, Integer)), 0),
-        ).where(*scope.clauses())
-    ).one()
-    attempts, ok, spend, cache_hits, saved, timed = (
-        int(row[0]),
-        int(row[1]),
-        float(row[2]),
-        int(row[3]),
-        float(row[4]),
-        int(row[5]),
-    )
-    approved, live, rejected_spend = _review_figures(session, scope)
-    return {
-        "attempts": attempts,
-        "succeeded": ok,
-        "failed": attempts - ok,
-        "success_rate": round(ok / attempts, 4) if attempts else None,
-        "p50_ms": percentile(session, scope, timed, 0.50),
-        "p95_ms": percentile(session, scope, timed, 0.95),
-        "spend_usd": round(spend, 6),
-        "cache_hits": cache_hits,
-        "cache_saved_usd": round(saved, 6),
-        "approved": approved,
-        "approved_live": live,
-        "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
-        "rejected_spend_usd": round(rejected_spend, 6),
-        "storage_bytes": storage_bytes(session=session),
-    }
+    """The numbers `stats` prints and the Metrics page shows above its charts (defined in quickstats,
+    whose SQL the `stats` command also runs without the ORM)."""
+    return quickstats.headline(_runner(session), scope or Scope(), session.get_bind().dialect.name)
 
 
 def storage_bytes(*, session: Session) -> int:
     """Bytes on disk: candidate files (a cache hit shares its source's file) plus published files."""
-    candidates = session.exec(
-        select(func.coalesce(func.sum(Candidate.bytes), 0)).where(
-            col(Candidate.cache_hit).is_(False), col(Candidate.deleted_at).is_(None)
-        )
-    ).one()
-    published = session.exec(select(func.coalesce(func.sum(Publication.bytes), 0))).one()
-    return int(candidates) + int(published)
+    return quickstats.storage_bytes(_runner(session))
+
+
+def _runner(session: Session) -> quickstats.Run:
+    return lambda sql, params: list(session.execute(text(sql), params).all())
 
 
 DAILY_COLUMNS = ["day", "attempts", "succeeded", "spend_usd", "cache_hits", "saved_usd"]

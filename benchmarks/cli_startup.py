@@ -4,7 +4,8 @@
 
 Prints the median wall time (and CPU time: user + system, less sensitive to other work on the
 machine) of `python -c pass` (the interpreter alone), `--help`, `generate --help`,
-and `stats --json` and `solutions --json` on a database of 10,000 solutions and 200,000 attempts.
+and `stats --json` (also `--since` 30 days ago) and `solutions --json` on a database of 10,000
+solutions and 200,000 attempts. `stats` reads that migrated SQLite file without SQLAlchemy (quickstats).
 `--db DIR` uses a copy of DIR/db.sqlite (and its data and external-images folders) made earlier by
 `demo-data --solutions 10000 --generations 200000`; DIR itself is never written. Without it, the
 database is built first (about 30 s), in a temporary folder or in `--keep DIR`.
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +76,7 @@ def measure(folder: Path, runs: int) -> None:
         ("--help", [*cli, "--help"]),
         ("generate --help", [*cli, "generate", "--help"]),
         ("stats --json", [*cli, "stats", "--json"]),
+        ("stats --since", [*cli, "stats", "--json", "--since", str(date.today() - timedelta(days=30))]),
         ("solutions --json", [*cli, "solutions", "--json"]),
     ]
     for _, args in cases:  # warm the page cache and .pyc files; the first run is not counted

@@ -6,6 +6,7 @@ slip back unnoticed when a module gains a top-level import.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,15 @@ def test_bad_usage_is_answered_before_anything_heavy_loads():
 
 def test_the_parsers_image_statuses_are_the_models():
     assert [status.value for status in ImageStatus] == cli_parser.IMAGE_STATUSES
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_POSTGRES_URL")), reason="the quick path reads SQLite files")
+def test_stats_on_a_migrated_sqlite_file_loads_neither_sqlalchemy_nor_the_tables(engine):
+    proc, packages = imported_by("stats", "--json")  # the database is the test's, migrated by `engine`
+    modules = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert json.loads(proc.stdout)["attempts"] == 0
+    assert "aixchange_images.quickstats" in modules  # it took the quick path
+    assert not packages & {*HEAVY} - {"pydantic"}, sorted(packages & set(HEAVY))  # pydantic: the settings
+    assert not {"aixchange_images.models", "aixchange_images.metrics"} & modules
