@@ -38,7 +38,6 @@ from .wording import error_kind, money, plain_error, seconds
 if TYPE_CHECKING:
     import pandas as pd
 
-FINISHING = 2  # workers beyond the concurrency: about one per core keeping images while calls go on
 ProgressFn = Callable[[int, int, GenerationResult], None]
 
 
@@ -63,9 +62,10 @@ def run_batch(
     with Session(engine) as session:
         tasks = _tasks(session, solution_ids, options)
     # A worker keeping its image (verify, thumbnail, hash, fsync) has given its call slot back, so
-    # FINISHING more workers than calls keep the provider busy meanwhile (Generator.slots).
+    # as many more workers as calls keep the provider busy meanwhile (Generator.slots): a whole wave
+    # of replies can be kept while the next wave's calls are made.
     # At concurrency 1 the run stays one solution after another, in order.
-    extra = min(FINISHING, generator.concurrency - 1)
+    extra = finishing_workers(generator.concurrency)
     workers = max(1, min(generator.concurrency + extra, len(tasks) or 1))
     results: list[GenerationResult] = []
     started = time.perf_counter()
@@ -88,6 +88,12 @@ def run_batch(
             generator.stop.set()
             raise
     return results, summarise(results, len(tasks), time.perf_counter() - started, generator.plan)
+
+
+def finishing_workers(concurrency: int) -> int:
+    """Workers beyond the concurrency, keeping replies while calls go on; none at concurrency 1, which
+    stays one solution after another, in order."""
+    return concurrency if concurrency > 1 else 0
 
 
 def start_run(

@@ -231,6 +231,7 @@ class Generator:
         self.limiter = RateLimiter(settings.image_rate_limit_per_minute, self.stop)
         self.concurrency = plan.options.concurrency or settings.image_concurrency
         self.slots = threading.BoundedSemaphore(self.concurrency)  # provider calls in flight
+        self.keepers = threading.BoundedSemaphore(os.cpu_count() or 2)  # replies being verified and stored
         self._publish_lock = threading.Lock()
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
@@ -281,20 +282,19 @@ class Generator:
             return self._store(attempt, started)
         if self.plan.options.use_cache and (served := self._from_cache(attempt, started)) is not None:
             return served
-        if self._retired(attempt):
+        if self._retired(attempt) or not self._moderate(attempt):  # moderation: while waiting for a slot
             return self._store(attempt, started)
-        with self.slots:  # calls in flight stay at the concurrency; keeping a reply overlaps the next call
+        with self.slots:  # image calls in flight stay at the concurrency; keeping a reply overlaps the next
             reply = self._called(attempt, request, started)
         if isinstance(reply, GenerationResult):
             return reply
-        return self._keep_image(attempt, reply, started, kept)
+        with self.keepers:  # a core each: a freed slot's next call is not starved of the CPU
+            return self._keep_image(attempt, reply, started, kept)
 
     def _called(self, attempt: Attempt, request: ImageRequest, started: float) -> ImageResult | GenerationResult:
-        """Moderation, the rate limit, the reservation and the call: the reply, or how the attempt ended."""
+        """The rate limit, the reservation and the call: the reply, or how the attempt ended."""
         if self.stop.is_set():
             raise Stopped  # waited for a call slot while the run was stopped: nothing was asked
-        if not self._moderate(attempt):
-            return self._store(attempt, started)
         if not self.limiter.acquire():  # before the reservation: a reservation is held only by a call
             raise Stopped
         money = Reservation(self.engine, self.settings, self.plan.provider, attempt)

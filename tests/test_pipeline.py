@@ -355,6 +355,6 @@ def test_a_batch_stopped_by_its_event_keeps_every_result_it_finished_and_starts_
 
     # the first, and at most what the other workers had begun (a call, or keeping a reply while a
     # freed call slot went to the next): nothing new began after the stop
-    assert 1 <= len(kept) <= options.concurrency + min(batch.FINISHING, options.concurrency - 1) < len(ids)
+    assert 1 <= len(kept) <= options.concurrency + batch.finishing_workers(options.concurrency) < len(ids)
     assert sorted(r.attempt_id for r in kept) == sorted(r.attempt_id for r in results)
     assert len(rows(engine, Attempt)) == len(kept)
