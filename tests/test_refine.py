@@ -15,7 +15,18 @@ from aixchange_images.db import session_scope
 from aixchange_images.models import Attempt, Candidate, CandidateState, ImageStatus
 from aixchange_images.providers.local import LocalProvider
 
-CANDIDATE_KEYS = {"id", "status", "provider", "model", "cost_usd", "parent_id", "instruction", "path", "flags", "checks"}
+CANDIDATE_KEYS = {
+    "id",
+    "status",
+    "provider",
+    "model",
+    "cost_usd",
+    "parent_id",
+    "instruction",
+    "path",
+    "flags",
+    "checks",
+}
 RESULT_KEYS = {"solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit"}
 
 
@@ -46,11 +57,11 @@ def test_refine_and_candidates_commands_give_the_contract_json(engine, settings,
     listed = cli_json(capsys, "candidates", sid)
 
     (result,) = refined["results"]
-    assert RESULT_KEYS <= set(result)
+    assert set(result) >= RESULT_KEYS
     assert (result["status"], result["error_kind"], result["cache_hit"]) == ("succeeded", None, False)
     assert refined["summary"]["succeeded"] == 1
     child, original = listed["candidates"]  # newest first
-    assert all(CANDIDATE_KEYS <= set(c) for c in listed["candidates"])
+    assert all(set(c) >= CANDIDATE_KEYS for c in listed["candidates"])
     assert child["id"] == result["candidate_id"]
     assert (child["parent_id"], child["instruction"], child["provider"]) == (parent, "warmer and lighter", "local")
     assert (child["status"], child["flags"], child["checks"]) == ("pending", [], [])
