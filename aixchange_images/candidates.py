@@ -56,6 +56,22 @@ def lineage(*, session: Session, candidate: Candidate) -> list[Candidate]:
     return chain
 
 
+def family_order(shown: list[Candidate]) -> list[Candidate]:
+    """Candidates in the order made, each refinement right after the one it was refined from (when
+    that one is shown too), so a child appears next to its parent."""
+    ids = {c.id for c in shown}
+    children: dict[int | None, list[Candidate]] = {}
+    for c in sorted(shown, key=lambda c: c.id or 0):
+        children.setdefault(c.parent_id if c.parent_id in ids else None, []).append(c)
+    ordered: list[Candidate] = []
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        c = stack.pop()
+        ordered.append(c)
+        stack.extend(reversed(children.get(c.id, [])))
+    return ordered
+
+
 def lineage_text(candidate: Candidate, chain: list[Candidate]) -> str | None:
     """`Refined from #12: 'make it warmer'`, then each earlier step; None for an original. Plain text:
     a page shows it through `ui.literal`."""

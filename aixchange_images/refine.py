@@ -69,6 +69,12 @@ def refine(
     return result
 
 
+def edit_providers(settings: Settings) -> list[str]:
+    """The providers that can refine now: they change images and have what they need (a key)."""
+    ready = [get_provider(name, settings) for name in provider_names()]
+    return [p.name for p in ready if p.edits and p.missing() is None]
+
+
 def check_instruction(instruction: str) -> str:
     text = (instruction or "").strip()
     if not text:
@@ -104,7 +110,7 @@ def refine_plan(settings: Settings, parent: Parent, *, provider: str | None, mod
     name = provider or parent.provider or chosen(settings)
     chosen_provider = get_provider(name, settings)
     if not chosen_provider.edits:
-        able = [n for n in provider_names() if get_provider(n, settings).edits]
+        able = edit_providers(settings)
         raise ConfigError(f"The {name} provider cannot change an image; refine with one of: {', '.join(able)}.")
     if (missing := chosen_provider.missing()) is not None:
         raise ConfigError(missing)
