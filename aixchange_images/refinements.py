@@ -130,22 +130,17 @@ def _colour(words: list[str], i: int) -> tuple[str, RGB, int] | None:
     return None
 
 
-def apply(data: bytes, instruction: str) -> bytes:
-    """The image in `data` changed as `instruction` says, in the same format (PNG or JPEG)."""
+def apply(data: bytes, instruction: str) -> tuple[Image.Image, str]:
+    """The image in `data` changed as `instruction` says, and the format to keep ("png" or "jpeg")."""
     edits = parse(instruction)
     with Image.open(io.BytesIO(data)) as source:
         source.load()
-        fmt = "JPEG" if source.format == "JPEG" else "PNG"
+        fmt = "jpeg" if source.format == "JPEG" else "png"
         alpha = source.getchannel("A") if source.mode in ("RGBA", "LA") else None
         image = edit(source.convert("RGB"), edits)
     if alpha is not None:
         image.putalpha(alpha)
-    out = io.BytesIO()
-    if fmt == "JPEG":
-        image.convert("RGB").save(out, format="JPEG", quality=92)
-    else:
-        image.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    return image, fmt
 
 
 def edit(image: Image.Image, edits: Edits) -> Image.Image:

@@ -251,3 +251,22 @@ def test_refined_candidate_waits_in_review_like_any_other(engine, settings, make
     assert (states[child], states[parent]) == (CandidateState.approved, CandidateState.rejected)
     assert get_solution(engine, sid).image_status == ImageStatus.approved
     assert (settings.publish_dir / published.file_name).is_file()
+
+
+def test_the_two_commands_read_well_without_json(engine, settings, make_solutions, capsys):
+    (sid,) = make_solutions(1)
+    parent = make_parent(engine, settings, sid)
+
+    assert cli.main(["refine", str(parent), "--instruction", "warmer"]) == 0
+    said = capsys.readouterr().out
+    assert cli.main(["refine", str(parent), "--instruction", "sparkle"]) == 1
+    failed = capsys.readouterr().out
+    assert cli.main(["candidates", sid]) == 0
+    listed = capsys.readouterr().out.splitlines()
+
+    assert said.startswith(f"Candidate #{parent + 1} refined from #{parent}: $0.00 in ")
+    assert failed.startswith(f"Candidate #{parent} was not refined (invalid_request): The local provider understands")
+    assert listed[0].split() == ["id", "status", "made", "by", "cost", "file"]
+    assert listed[1].split()[:4] == [str(parent + 1), "pending", "local/local-card", "$0.0000"]
+    assert listed[2].strip() == f"refined from #{parent}: 'warmer'"
+    assert listed[-1] == "2 candidate(s)"

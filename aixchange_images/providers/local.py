@@ -53,10 +53,10 @@ class LocalProvider(Provider):
 
         started = time.perf_counter()
         try:
-            data = apply(request.image or b"", request.prompt)
+            image, image_format = apply(request.image or b"", request.prompt)
         except RefineError as exc:
             raise ProviderError("invalid_request", str(exc)) from None
-        return ImageResult(data=data, provider_ms=_ms(started))
+        return ImageResult(data=encode(image, image_format), provider_ms=_ms(started))
 
 
 def encode(image: Any, output_format: str) -> bytes:
