@@ -1,29 +1,27 @@
 """Refine instead of regenerate: a candidate sent to its provider's edit call with an instruction, kept
 as a child candidate (`parent_id`, `instruction`) with its own attempt, cost, reservation and moderation.
 
-An identical refine (same parent image, instruction, provider, model, size, quality, format) is served
-from the cache at $0, like an identical generate.
+It runs the generator's steps like a new image (`Generator.run` with the parent's bytes as the request's
+image, so the provider's `edit` is called): moderation of the instruction, the budget's reservation and
+charge, the rate limit, and the cache, whose key holds the parent image's digest, so an identical refine
+(same image, instruction, provider, model, size, quality, format) is served at $0.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import calls, storage
+from . import storage
 from .auth import Actor, require
 from .config import ConfigError, Settings, check_size
 from .db import session_scope
 from .models import Attempt, Candidate
-from .pipeline import GenerateOptions, GenerationResult, Generator, Plan, make_plan
-from .process import HOST, RUNNER
+from .pipeline import GenerateOptions, GenerationResult, Generator, Plan, make_plan, request_key
 from .provider_registry import chosen, get_provider, provider_names
-from .providers.base import ImageRequest, ProviderError
+from .providers.base import ImageRequest
 
 MAX_INSTRUCTION = 1000  # characters; an instruction says what to change, not the whole picture
 
@@ -55,17 +53,8 @@ def refine(
     instruction = check_instruction(instruction)
     parent = read_parent(engine, settings, candidate_id)
     plan = refine_plan(settings, parent, provider=provider, model=model, actor=actor)
-    attempt = new_attempt(plan, parent, instruction)
-    request = ImageRequest(
-        prompt=instruction,
-        model=plan.model,
-        size=plan.size,
-        quality=plan.quality,
-        output_format=plan.output_format,
-        image=parent.data,
-    )
-    result = run(engine, settings, plan, attempt, request)
-    label_child(engine, result, parent.candidate, instruction, plan)
+    result = run(engine, settings, plan, parent, instruction)
+    label_child(engine, result, parent.candidate, instruction)
     return result
 
 
@@ -132,69 +121,37 @@ def refine_plan(settings: Settings, parent: Parent, *, provider: str | None, mod
     return make_plan(settings, options)
 
 
-def refine_key(plan: Plan, parent: Candidate, instruction: str) -> str:
-    """The cache's identity of a refine: the parent's image, the instruction and what will be called."""
-    parts = ("refine", plan.provider.name, plan.model, plan.size, plan.quality, plan.output_format)
-    return hashlib.sha256("\x1f".join((*parts, parent.sha256, instruction)).encode()).hexdigest()
-
-
-def new_attempt(plan: Plan, parent: Parent, instruction: str) -> Attempt:
+def run(engine: Engine, settings: Settings, plan: Plan, parent: Parent, instruction: str) -> GenerationResult:
+    """The generator's steps (cache, retirement, moderation, rate limit, reservation, the provider's
+    edit call, charge, keeping the image) for one refine."""
     candidate = parent.candidate
-    return Attempt(
-        solution_id=candidate.solution_id,
-        batch_id=plan.batch_id,
-        purpose=candidate.purpose,
-        actor=plan.options.actor.username,
-        provider=plan.provider.name,
+    generator = Generator(engine, settings, plan)
+    key = request_key(plan, instruction, 0, changing=candidate.sha256)
+    attempt = generator.new_attempt(
+        candidate.solution_id, instruction, 0, key, candidate.template_ref, parent_id=candidate.id
+    )
+    request = ImageRequest(
+        prompt=instruction,
         model=plan.model,
         size=plan.size,
         quality=plan.quality,
         output_format=plan.output_format,
-        template_ref=candidate.template_ref,
-        prompt=instruction,
-        request_key=refine_key(plan, candidate, instruction),
-        parent_id=candidate.id,
-        pid=os.getpid(),
-        host=HOST,
-        runner=RUNNER,
+        image=parent.data,
+    )
+    return generator.guarded(
+        candidate.solution_id,
+        lambda started: generator.run(attempt, request, started, parent_id=candidate.id, instruction=instruction),
     )
 
 
-def run(engine: Engine, settings: Settings, plan: Plan, attempt: Attempt, request: ImageRequest) -> GenerationResult:
-    """The generator's steps (cache, retirement, moderation, rate limit, reservation, call, charge,
-    keep) with the provider's edit call."""
-    generator = Generator(engine, settings, plan)
-    started = time.perf_counter()  # TEMPORARY until the generator's shared steps land on main
-    cached = generator._from_cache(attempt, started)
-    if cached is not None:
-        return cached
-    if generator._retired(attempt) or not generator._moderate(attempt):
-        return generator._store(attempt, started)
-    if not generator.limiter.acquire():
-        generator._fail(attempt, "rate_limited", "The batch was stopped before this call was made.")
-        return generator._store(attempt, started)
-    if not generator._reserve(attempt):
-        return generator._result(attempt)
-    try:
-        try:
-            reply = plan.provider.edit(request)
-        except ProviderError as exc:
-            generator._fail(attempt, exc.kind, exc.message)
-            return generator._store(attempt, started)
-        generator._charge(attempt, request, reply)
-        return generator._keep_image(attempt, reply, started)
-    finally:
-        calls.ended(attempt.id)
-
-
-def label_child(engine: Engine, result: GenerationResult, parent: Candidate, instruction: str, plan: Plan) -> None:
-    """The kept candidate says what it was refined from, with what, and who made it."""
-    if result.candidate_id is None:
+def label_child(engine: Engine, result: GenerationResult, parent: Candidate, instruction: str) -> None:
+    """A copy the cache made from another solution's refine names that one's parent: name ours."""
+    if result.candidate_id is None or not result.cache_hit:
         return
     with session_scope(engine, write=True) as session:
         child = session.get(Candidate, result.candidate_id)
-        if child is None or child.id == parent.id or child.solution_id != parent.solution_id:
+        if child is None or child.id == parent.id or (child.parent_id, child.instruction) == (parent.id, instruction):
             return
-        child.parent_id, child.instruction, child.provider = parent.id, instruction, plan.provider.name
+        child.parent_id, child.instruction = parent.id, instruction
         session.add(child)
         session.commit()

@@ -3,10 +3,12 @@ cost, reservation, moderation and cache; and the `refine` and `candidates` comma
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from conftest import get_solution
+from PIL import Image
 from sqlmodel import Session, select
 
 from aixchange_images import batch, candidates, cli, pipeline, refine, review
@@ -270,3 +272,24 @@ def test_the_two_commands_read_well_without_json(engine, settings, make_solution
     assert listed[1].split()[:4] == [str(parent + 1), "pending", "local/local-card", "$0.0000"]
     assert listed[2].strip() == f"refined from #{parent}: 'warmer'"
     assert listed[-1] == "2 candidate(s)"
+
+
+def test_an_uploaded_image_refines_and_a_cached_copy_names_its_own_parent(engine, settings, make_solutions):
+    first, second = make_solutions(2)
+    image = io.BytesIO()
+    Image.new("RGB", (256, 256), (30, 40, 90)).save(image, format="PNG")
+    with session_scope(engine, write=True) as session:
+        ours = [
+            review.upload(session=session, settings=settings, solution_id=sid, data=image.getvalue(), actor=CLI_ACTOR)
+            for sid in (first, second)
+        ]
+        session.commit()
+    uploads = [p.candidate_id for p in ours]
+
+    made = refine.refine(engine, settings, uploads[0], "warmer", actor=CLI_ACTOR)
+    copied = refine.refine(engine, settings, uploads[1], "warmer", actor=CLI_ACTOR)
+
+    assert (made.status, made.cache_hit, copied.cache_hit) == ("succeeded", False, True)
+    with Session(engine) as session:
+        child = session.get(Candidate, copied.candidate_id)
+    assert (child.solution_id, child.parent_id, child.instruction) == (second, uploads[1], "warmer")
