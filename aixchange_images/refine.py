@@ -9,6 +9,7 @@ charge, the rate limit, and the cache, whose key holds the parent image's digest
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -21,7 +22,6 @@ from .db import session_scope
 from .models import Attempt, Candidate
 from .pipeline import GenerateOptions, GenerationResult, Generator, Plan, make_plan, request_key
 from .provider_registry import chosen, get_provider, provider_names
-from .providers.base import ImageRequest
 
 MAX_INSTRUCTION = 1000  # characters; an instruction says what to change, not the whole picture
 
@@ -130,14 +130,7 @@ def run(engine: Engine, settings: Settings, plan: Plan, parent: Parent, instruct
     attempt = generator.new_attempt(
         candidate.solution_id, instruction, 0, key, candidate.template_ref, parent_id=candidate.id
     )
-    request = ImageRequest(
-        prompt=instruction,
-        model=plan.model,
-        size=plan.size,
-        quality=plan.quality,
-        output_format=plan.output_format,
-        image=parent.data,
-    )
+    request = dataclasses.replace(plan.request(instruction), image=parent.data)  # an image to change: `edit`
     return generator.guarded(
         candidate.solution_id,
         lambda started: generator.run(attempt, request, started, parent_id=candidate.id, instruction=instruction),
