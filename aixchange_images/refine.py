@@ -99,8 +99,8 @@ def refine_plan(settings: Settings, parent: Parent, *, provider: str | None, mod
     name = provider or parent.provider or chosen(settings)
     chosen_provider = get_provider(name, settings)
     if not chosen_provider.edits:
-        able = edit_providers(settings)
-        raise ConfigError(f"The {name} provider cannot change an image; refine with one of: {', '.join(able)}.")
+        able = ", ".join(edit_providers(settings)) or "none is ready now (see `providers`)"
+        raise ConfigError(f"The {name} provider cannot change an image; refine with one of: {able}.")
     if (missing := chosen_provider.missing()) is not None:
         raise ConfigError(missing)
     if model is None and name == parent.provider and chosen_provider.serves(parent.candidate.model):

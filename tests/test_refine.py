@@ -198,7 +198,7 @@ def test_an_instruction_the_local_provider_does_not_know_fails_with_the_list(eng
         ("warmer " * 200, None, "keep it under 1,000"),
         ("warmer", "unknown", "There is no candidate #999"),
         ("warmer", "deleted", "image file is gone"),
-        ("warmer", "no-edits", "cannot change an image"),
+        ("warmer", "no-edits", "cannot change an image; refine with one of: none is ready now (see `providers`)."),
     ],
 )
 def test_bad_refines_are_one_sentence_and_change_nothing(
