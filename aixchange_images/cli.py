@@ -150,6 +150,10 @@ def _human(command: str, payload: Any) -> str:
         return reports.jobs_text(payload)
     if command == "providers":
         return reports.providers_text(payload)
+    if command == "candidates":
+        return reports.candidates_text(payload)
+    if command == "refine":
+        return reports.refine_text(payload)
     if command == "generate":
         s = payload["summary"]
         return (
@@ -344,6 +348,39 @@ def _print_progress(done: int, total: int, result: GenerationResult) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def cmd_refine(args, settings, engine):  # type: ignore[no-untyped-def]
+    from . import auth, refine
+
+    result = refine.refine(
+        engine,
+        settings,
+        args.candidate_id,
+        args.instruction,
+        provider=args.provider,
+        model=args.model,
+        actor=auth.CLI_ACTOR,
+    )
+    failed = result.status == "failed"
+    summary = {
+        "succeeded": int(not failed),
+        "failed": int(failed),
+        "cache_hits": int(result.cache_hit),
+        "cost_usd": result.cost_usd,
+        "seconds": result.duration_ms / 1000,
+        "parent_id": args.candidate_id,
+    }
+    return {"results": [{k: result.as_dict()[k] for k in RESULT_KEYS}], "summary": summary}, 1 if failed else 0
+
+
+def cmd_candidates(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
+    from . import candidates
+
+    with Session(engine) as session:
+        return {"candidates": candidates.listing(session=session, solution_id=args.solution_id)}, 0
 
 
 def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -600,6 +637,8 @@ HANDLERS: dict[str, Handler] = {
     "import": cmd_import,
     "solutions": cmd_solutions,
     "generate": cmd_generate,
+    "refine": cmd_refine,
+    "candidates": cmd_candidates,
     "approve": cmd_approve,
     "reject": cmd_reject,
     "rollback": cmd_rollback,

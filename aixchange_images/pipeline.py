@@ -390,7 +390,8 @@ class Generator:
             self._fail(
                 attempt,
                 "moderation_blocked",
-                f"The prompt was flagged by moderation ({found}); reword the description.",
+                f"The prompt was flagged by moderation ({found}); reword the "
+                + ("instruction." if attempt.parent_id is not None else "description."),
             )
             return False
         return True

@@ -99,3 +99,26 @@ def providers_text(payload: dict[str, Any]) -> str:
         if p["variables"]:
             lines.append(f"  reads {', '.join(p['variables'])}")
     return "\n".join(lines)
+
+
+def candidates_text(payload: dict[str, Any]) -> str:
+    """`candidates` for a person: one line per candidate, newest first, with what it was refined from."""
+    rows = payload["candidates"]
+    lines = [f"{'id':>6}  {'status':<11}  {'made by':<24}  {'cost':>9}  file"]
+    for c in rows:
+        made = "/".join(part for part in (c["provider"], c["model"]) if part) or "upload"
+        lines.append(
+            f"{c['id']:>6}  {c['status']:<11}  {made[:24]:<24}  {'$' + format(c['cost_usd'], '.4f'):>9}  {c['path']}"
+        )
+        if c["parent_id"] is not None:
+            lines.append(f"{'':>6}  refined from #{c['parent_id']}: {c['instruction']!r}")
+    return "\n".join([*lines, f"{len(rows)} candidate(s)"])
+
+
+def refine_text(payload: dict[str, Any]) -> str:
+    """`refine` for a person: the new candidate, or why there is none."""
+    r, parent = payload["results"][0], payload["summary"]["parent_id"]
+    if r["status"] == "failed":
+        return f"Candidate #{parent} was not refined ({r['error_kind']}): {r['error']}"
+    cache = " from the cache" if r["cache_hit"] else ""
+    return f"Candidate #{r['candidate_id']} refined from #{parent}{cache}: {money(r['cost_usd'])} in {seconds(r['duration_ms'])}."

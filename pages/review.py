@@ -6,7 +6,7 @@ User text (titles, categories, URLs) goes through `ui.literal` wherever Streamli
 import streamlit as st
 
 import ui
-from aixchange_images import batch, deliveries, pipeline, queue, review
+from aixchange_images import batch, candidates, deliveries, pipeline, queue, refine, review
 from aixchange_images.models import REJECT_REASONS, Candidate, Purpose, Solution
 
 QUEUE_PAGE = 20
@@ -15,6 +15,10 @@ SHOW_LABELS = {"regular": "Regular", "trial": "Prompt Studio trials", "both": "B
 KEYS = (
     "Keys: **1**, **2**, **3** approve that candidate · **X** rejects the candidates shown, with the reason "
     "beside it · **N** next · **P** previous · **U** undoes an approval. Keys do nothing while you type in a box."
+)
+REFINE_HELP = (
+    "What to change. The local provider knows: lighter or darker background, warmer or cooler, more or less "
+    "contrast, and colour words (make it teal); OpenAI takes any instruction."
 )
 actor = ui.guard("review")
 settings = ui.settings()
@@ -230,10 +234,12 @@ def queue_list() -> None:
 # -- the current solution ------------------------------------------------------------------------------
 with ui.db() as session:
     solution = session.get(Solution, current)
-    shown = queue.candidates(session=session, solution_id=current, filters=filters)
+    shown = candidates.family_order(queue.candidates(session=session, solution_id=current, filters=filters))
     attempts = {c.id: review.attempt_for(session=session, candidate=c) for c in shown}
+    lineages = {c.id: candidates.lineage_text(c, candidates.lineage(session=session, candidate=c)) for c in shown}
     conflicts = deliveries.conflicts(session=session, solution_id=current)
 after = place.next or place.previous  # where the queue goes once this solution is decided
+editors = refine.edit_providers(settings)  # who can change an image now
 
 
 def approve(candidate: Candidate) -> None:
@@ -259,6 +265,8 @@ def candidate_panel(number: int, candidate: Candidate) -> None:
     extra = (" · cache" if candidate.cache_hit else "") + (" · trial" if candidate.purpose == Purpose.trial else "")
     footer = f"{number}. #{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}{extra}"
     ui.card(solution.title, solution.category, candidate.thumb_path, footer)
+    if lineages.get(candidate.id):
+        st.caption(ui.literal(lineages[candidate.id]))  # an instruction is what someone typed: never markdown
     if at:
         with st.expander("Prompt"):
             st.text(f"template {at.template_ref} · {at.size} · {at.quality}")
@@ -281,6 +289,35 @@ def candidate_panel(number: int, candidate: Candidate) -> None:
         note = st.text_input("Note (optional)", key=f"note-{candidate.id}")
         if st.button("Reject candidate", key=f"reject-{candidate.id}"):
             reject([candidate.id], reason, note)
+    refine_box(candidate, at.provider if at else "")
+
+
+def refine_box(candidate: Candidate, made_by: str) -> None:
+    """Change this candidate as an instruction says: the result waits beside it."""
+    with st.popover("Refine", icon=":material/auto_fix_high:", width="stretch"):
+        if not editors:
+            st.caption("No provider that can change an image is ready; see Settings.")
+            return
+        text = st.text_input(
+            "Instruction",
+            key=f"refine-text-{candidate.id}",
+            max_chars=refine.MAX_INSTRUCTION,
+            placeholder="warmer and a lighter background",
+            help=REFINE_HELP,
+        )
+        mine = candidate.provider or made_by
+        name = st.selectbox(
+            "Provider", editors, index=editors.index(mine) if mine in editors else 0, key=f"refine-with-{candidate.id}"
+        )
+        if st.button("Refine candidate", key=f"refine-{candidate.id}", icon=":material/auto_fix_high:"):
+            with st.spinner(f"Refining #{candidate.id} with {name}…"):
+                result = ui.attempt(
+                    lambda: refine.refine(ui.engine(), settings, candidate.id, text, provider=name, actor=actor)
+                )
+            if result is not None and result.status == "failed":
+                st.error(ui.literal(result.error), icon=":material/error:")
+            elif result is not None:
+                move_on(current, f"Refined #{candidate.id} into #{result.candidate_id}.")
 
 
 def step_bar() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -28,6 +29,8 @@ import threading
 import time
 import zlib
 from collections import deque
+from email.parser import BytesParser
+from email.policy import HTTP
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -35,6 +38,7 @@ from typing import Any, Self
 from PIL import Image, ImageChops
 
 IMAGES_PATH = "/v1/images/generations"
+EDITS_PATH = "/v1/images/edits"  # multipart/form-data: the image to change, the prompt and the settings
 MODERATIONS_PATH = "/v1/moderations"
 
 # Served models -> shutdown_date (None: not announced). Anything else answers 404,
@@ -192,6 +196,29 @@ def _validate(body: dict[str, Any], models: dict[str, str | None]) -> dict[str, 
     }
 
 
+def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    """An edit request's form fields; the image file as {"bytes", "sha256"} plus its data under "_image"."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = str(part.get_param("name", header="content-disposition") or "").removesuffix("[]")
+        value = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            fields["_image"] = value
+            fields[name] = {"bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+        else:
+            text = value.decode()
+            fields[name] = int(text) if name == "n" and text.isdigit() else text
+    return fields
+
+
+def _check_edit_image(body: dict[str, Any]) -> None:
+    try:
+        Image.open(io.BytesIO(body.get("_image") or b"")).verify()
+    except Exception:  # noqa: BLE001 - whatever it is, it is not an image the API takes
+        raise _invalid("Invalid input image: provide a PNG, JPEG or WebP image.", "image") from None
+
+
 LOW_BITS = bytes(v & 0x0F for v in range(256))
 
 
@@ -338,6 +365,10 @@ class OpenAIStandIn:
         return sum(self._is_image(r["method"], r["path"]) for r in self.requests)
 
     @property
+    def edit_calls(self) -> int:
+        return sum(r["path"] == EDITS_PATH for r in self.requests)
+
+    @property
     def moderation_calls(self) -> int:
         return sum(r["path"] == MODERATIONS_PATH for r in self.requests)
 
@@ -363,14 +394,19 @@ class OpenAIStandIn:
     def _handle(self, req: _Handler) -> None:
         started = time.monotonic()
         raw = req.rfile.read(int(req.headers.get("content-length") or 0))
-        try:
-            body = json.loads(raw) if raw else None
+        path = req.path.split("?")[0].rstrip("/")
+        try:  # an edit is a multipart form, everything else JSON
+            body = (
+                _multipart(raw, req.headers.get("content-type") or "")
+                if path == EDITS_PATH
+                else json.loads(raw or b"null")
+            )
         except ValueError:
             body = None
-        path = req.path.split("?")[0].rstrip("/")
         headers = {k.lower(): v for k, v in req.headers.items()}
         is_image = self._is_image(req.command, path)
-        record = {"method": req.command, "path": path, "json": body, "headers": headers}
+        shown = {k: v for k, v in body.items() if k != "_image"} if isinstance(body, dict) else body
+        record = {"method": req.command, "path": path, "json": shown, "headers": headers}
         script: tuple[str, dict[str, Any]] = ("success", {})
         with self._lock:
             self._requests.append(record)
@@ -394,6 +430,8 @@ class OpenAIStandIn:
                     held = False
             if not (is_image and self._stop.wait(self.latency)):
                 self._check_key(headers.get(self.key_header, ""))
+                if path == EDITS_PATH:
+                    _check_edit_image(body if isinstance(body, dict) else {})
                 answer = (
                     self._image_answer(*script, body, path) if is_image else self._other_answer(req.command, path, body)
                 )
@@ -454,7 +492,7 @@ class OpenAIStandIn:
             return
 
     def _is_image(self, method: str, path: str) -> bool:
-        return method == "POST" and path == IMAGES_PATH
+        return method == "POST" and path in (IMAGES_PATH, EDITS_PATH)
 
     def _request_id(self, authorization: str) -> str:
         key = authorization.removeprefix("Bearer ").strip()

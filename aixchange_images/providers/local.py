@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..config import parse_size
-from .base import ImageRequest, ImageResult, Model, Provider
+from .base import ImageRequest, ImageResult, Model, Provider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ class LocalProvider(Provider):
     label = "Local (offline, free)"
     models = (Model("local-card"),)
     default_model = "local-card"
-    edits = False  # the refine work turns this on with its Pillow edits
+    edits = True  # a few documented Pillow edits: refinements.py lists the instructions
 
     def call(self, request: ImageRequest) -> ImageResult:
         from ..artwork import draw_card  # drawing code is only loaded when it draws
@@ -45,6 +45,18 @@ class LocalProvider(Provider):
             cues=read(request.prompt, ignore=subject_texts(subject)),
         )
         return ImageResult(data=encode(image, request.output_format), provider_ms=_ms(started))
+
+    def call_edit(self, request: ImageRequest) -> ImageResult:
+        """The image changed as the instruction says, in its own format; an instruction with no word
+        it knows fails as invalid_request, with the list of those it knows."""
+        from ..refinements import RefineError, apply  # Pillow edits are only loaded when it refines
+
+        started = time.perf_counter()
+        try:
+            image, image_format = apply(request.image or b"", request.prompt)
+        except RefineError as exc:
+            raise ProviderError("invalid_request", str(exc)) from None
+        return ImageResult(data=encode(image, image_format), provider_ms=_ms(started))
 
 
 def encode(image: Any, output_format: str) -> bytes:
