@@ -284,11 +284,15 @@ class Generator:
             return served
         if self._retired(attempt) or not self._moderate(attempt):  # moderation: while waiting for a slot
             return self._store(attempt, started)
+        queued = time.perf_counter()
         with self.slots:  # image calls in flight stay at the concurrency; keeping a reply overlaps the next
+            started += time.perf_counter() - queued  # waiting for a slot is not generation time
             reply = self._called(attempt, request, started)
         if isinstance(reply, GenerationResult):
             return reply
+        queued = time.perf_counter()
         with self.keepers:  # a core each: a freed slot's next call is not starved of the CPU
+            started += time.perf_counter() - queued
             return self._keep_image(attempt, reply, started, kept)
 
     def _called(self, attempt: Attempt, request: ImageRequest, started: float) -> ImageResult | GenerationResult:

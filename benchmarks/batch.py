@@ -168,7 +168,7 @@ def _one_image_run(folder: Path, base_url: str, command: tuple[str, ...]) -> flo
     return seconds
 
 
-def in_process(concurrency: int) -> tuple[float, int, float]:
+def in_process(concurrency: int, latency: float = 0.0) -> tuple[float, int, float]:
     """Overhead per image with the stand-in answering at once: everything measured is ours."""
     from sqlmodel import Session
 
@@ -176,7 +176,7 @@ def in_process(concurrency: int) -> tuple[float, int, float]:
     from aixchange_images.auth import CLI_ACTOR
     from aixchange_images.config import load_settings
 
-    with OpenAIStandIn(latency=0.0) as standin, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with OpenAIStandIn(latency=latency, heavy=True) as standin, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         folder = Path(tmp)
         saved = dict(os.environ)
         os.environ.clear()
@@ -224,6 +224,12 @@ def main() -> None:
             f"pipeline overhead per 1024x1024 image, in-process, latency 0, concurrency {concurrency} "
             f"(n={counted}, batch {seconds:.2f} s): {per_image:.1f} ms (target < 150 ms: {verdict})"
         )
+
+    _, _, seconds = in_process(CONCURRENCY, LATENCY)
+    print(
+        f"the same batch in-process (no start-up), latency {LATENCY:.1f} s, concurrency {CONCURRENCY}: "
+        f"{seconds:.2f} s against {SOLUTIONS * LATENCY / CONCURRENCY:.1f} s of latency"
+    )
 
 
 if __name__ == "__main__":

@@ -163,13 +163,15 @@ def preview(draft: prompts.Template) -> None:
 
 
 def check(text: str, solution: Solution) -> None:
+    names = provider_registry.provider_names()
     provider_name = st.radio(
         "Moderate with",
-        ["local", "openai"],
+        names,
         horizontal=True,
         key="ps_check_with",
-        index=1 if chosen(settings) == "openai" else 0,
-        help="openai sends the prompt to /v1/moderations (free, needs the key).",
+        index=names.index(chosen(settings)) if chosen(settings) in names else 0,
+        help="OpenAI sends the prompt to its /v1/moderations (free, needs the key); the others screen it with "
+        "the local rule list, as they do before every call.",
     )
     if not st.button("Check length and moderation", icon=":material/policy:"):
         return
