@@ -66,6 +66,7 @@ def run_batch(
     # of replies can be kept while the next wave's calls are made.
     # At concurrency 1 the run stays one solution after another, in order.
     extra = finishing_workers(generator.concurrency)
+    generator.bound_calls()
     workers = max(1, min(generator.concurrency + extra, len(tasks) or 1))
     results: list[GenerationResult] = []
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -230,13 +231,21 @@ class Generator:
         self.stop = stop or threading.Event()
         self.limiter = RateLimiter(settings.image_rate_limit_per_minute, self.stop)
         self.concurrency = plan.options.concurrency or settings.image_concurrency
-        self.slots = threading.BoundedSemaphore(self.concurrency)  # provider calls in flight
-        self.keepers = threading.BoundedSemaphore(os.cpu_count() or 2)  # replies being verified and stored
+        # Unbounded unless a batch runs more workers than calls (`bound_calls`); a job's calls are
+        # bounded by its worker's threads.
+        self.slots: contextlib.AbstractContextManager = contextlib.nullcontext()
+        self.keepers: contextlib.AbstractContextManager = contextlib.nullcontext()
         self._publish_lock = threading.Lock()
         self._published: set[str] = set()
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
         self._templates: dict[tuple[str | None, str], Template] = {}
         self._secrets = settings.secrets  # only to redact them from messages
+
+    def bound_calls(self) -> None:
+        """At most `concurrency` provider calls in flight, and replies kept a core at a time, however
+        many workers share this generator: the batch's extra workers keep replies meanwhile."""
+        self.slots = threading.BoundedSemaphore(self.concurrency)
+        self.keepers = threading.BoundedSemaphore(os.cpu_count() or 2)
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
