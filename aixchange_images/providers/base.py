@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from tenacity import RetryCallState, Retrying
 
 from ..config import FORMATS, QUALITIES, STANDARD_SIZES, ProviderSettings, Settings, parse_size
+from ..redaction import log_filter, redact
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection"})
 # Output image tokens of a 1024x1024 image at each quality, for token-priced models (openai-images.md):
@@ -127,10 +129,15 @@ class Provider:
     formats: ClassVar[tuple[str, ...]] = FORMATS
     reports_usage: ClassVar[bool] = False  # its replies say what was used (tokens or cost)
     config: ClassVar[type[ProviderSettings] | None] = None  # the variables it reads (its key among them)
+    key_variable: ClassVar[str | None] = None  # the variable without which it cannot call
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.options = settings.provider_settings(self.config) if self.config else None
+        self.options: Any = settings.provider_settings(self.config) if self.config else None
+        self._secrets = settings.secrets  # only to cut them out of what a server sends
+        log_filter.add(self._secrets)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
 
     # -- what a provider writes ----------------------------------------------------------------
     def call(self, request: ImageRequest) -> ImageResult:
@@ -147,7 +154,27 @@ class Provider:
 
     def missing(self) -> str | None:
         """Why this provider cannot call now (its key is not set), in one sentence; None when it can."""
+        if self.key_variable and (self.options is None or not self.options.has_key):
+            return f"{self.key_variable} is not set: put it in the environment or .env, or use the local provider."
         return None
+
+    def make_client(self) -> Any:
+        """The client a remote provider calls through (its SDK loads here, at the first call)."""
+        raise NotImplementedError
+
+    @property
+    def client(self) -> Any:
+        """`make_client()`'s client, made once at the first call; without the key, an `auth` failure."""
+        with self._client_lock:
+            if self._client is None:
+                if problem := self.missing():
+                    raise ProviderError("auth", problem)
+                self._client = self.make_client()
+            return self._client
+
+    def _clean(self, text: str | None) -> str | None:
+        """What a server sent (a message, a request id) with no piece of a secret left in it."""
+        return None if text is None else redact(text, *self._secrets)
 
     # -- what the base class does for every provider -------------------------------------------
     def generate(self, request: ImageRequest, before_retry: RetryCheck | None = None) -> ImageResult:

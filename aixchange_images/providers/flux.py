@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +33,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from ..config import ProviderSettings, check_base_url, parse_size
-from ..redaction import redact
 from .base import AUTO_SIZE, ImageRequest, ImageResult, Model, Provider, ProviderError, Usage
-from .openai import _log_filter, _retry_after  # one filter cuts secrets out of the HTTP stack's logs
+from .openai import _retry_after
 
 DEFAULT_BASE_URL = "https://api.bfl.ai"
 SERVICE_DOMAIN = "bfl.ai"  # the service's own hosts (api.eu.bfl.ai, api.us1.bfl.ai, ...)
@@ -99,29 +97,15 @@ class FluxProvider(Provider):
 
     def __init__(self, settings):  # type: ignore[no-untyped-def]
         super().__init__(settings)
-
-        self._secrets = settings.secrets
-        _log_filter.add(self._secrets)
-        self._client: Any = None
-        self._client_lock = threading.Lock()
         base = urlsplit(self.options.bfl_base_url)
         self._base = (base.scheme, base.hostname or "", base.port)
 
-    def missing(self) -> str | None:
-        if not self.options.has_key:
-            return f"{self.key_variable} is not set: put it in the environment or .env, or use the local provider."
-        return None
+    def make_client(self) -> Any:
+        """An HTTP client whose calls keep to `deadline()`."""
+        from ..deadline import DeadlineClient  # the HTTP stack loads at the first call
 
-    @property
-    def client(self) -> Any:
-        """An HTTP client whose calls keep to `deadline()`, made at the first call."""
-        with self._client_lock:
-            if self._client is None:
-                from ..deadline import DeadlineClient  # the HTTP stack loads at the first call
-
-                # No redirects: one would carry the x-key header to wherever it points.
-                self._client = DeadlineClient(timeout=self.settings.image_timeout_seconds, follow_redirects=False)
-            return self._client
+        # No redirects: one would carry the x-key header to wherever it points.
+        return DeadlineClient(timeout=self.settings.image_timeout_seconds, follow_redirects=False)
 
     # -- the calls -----------------------------------------------------------------------------
     def call(self, request: ImageRequest) -> ImageResult:
@@ -387,10 +371,6 @@ class FluxProvider(Provider):
                     parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
             detail = "; ".join(parts)
         return self._clean(detail[:300]) or "" if isinstance(detail, str) else ""
-
-    def _clean(self, text: str | None) -> str | None:
-        """What the server sent with no piece of a secret left in it."""
-        return None if text is None else redact(text, *self._secrets)
 
     # -- what a call is expected to use --------------------------------------------------------
     def expected_usage(self, request: ImageRequest) -> Usage:

@@ -10,9 +10,7 @@ percent) and scaled down to WxH, so the image is the size asked for. `auto` lets
 from __future__ import annotations
 
 import io
-import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -21,20 +19,15 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, SecretStr
 
 from ..config import ProviderSettings, check_base_url, parse_size
+from ..redaction import watch
 from .base import ImageRequest, ImageResult, Model, Provider, ProviderError, Usage, prompt_tokens
-from .openai import (  # _log_filter: one filter for every provider's secrets
-    OpenAIProvider,
-    _count,
-    _log_filter,
-    nonsense_usage,
-)
+from .openai import _count, nonsense_usage
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 API_VERSION = "v1beta"  # imageConfig is a v1beta field; the SDK's default is v1
 # The SDK's loggers: one that logged a server's words would carry a key the server echoed.
 SDK_LOGGERS = ("google_genai._api_client", "google_genai._common", "google_genai.models")
-for _name in SDK_LOGGERS:
-    logging.getLogger(_name).addFilter(_log_filter)
+watch(*SDK_LOGGERS)
 
 
 def _checked_url(value: str | None) -> str | None:
@@ -135,22 +128,9 @@ class GeminiProvider(Provider):
     key_variable = "GEMINI_API_KEY"
     address_variable = "GEMINI_BASE_URL"
 
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
-        super().__init__(settings)
-        self._secrets = settings.secrets
-        _log_filter.add(self._secrets)
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-
     def serves(self, name: str) -> bool:
         """Its models, and any other Gemini model a compatible server at GEMINI_BASE_URL may serve."""
         return self.model(name) is not None or name.startswith("gemini-")
-
-    # What the openai provider does word for word: the key check, the SDK's client made at the first
-    # call (the SDK loads only then), and no piece of a secret left in what a server sends.
-    missing = OpenAIProvider.missing
-    client = OpenAIProvider.client
-    _clean = OpenAIProvider._clean
 
     def make_client(self) -> Any:
         from google import genai

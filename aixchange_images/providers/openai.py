@@ -7,7 +7,6 @@ import base64
 import binascii
 import logging
 import math
-import threading
 import time
 from datetime import date
 from typing import Any
@@ -15,44 +14,12 @@ from typing import Any
 from pydantic import SecretStr, field_validator
 
 from ..config import ProviderSettings, check_base_url
-from ..redaction import redact
+from ..redaction import watch
 from .base import ImageRequest, ImageResult, Model, ModerationResult, Provider, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 MODERATION_MODEL = "omni-moderation-latest"
-# Loggers of the SDK and its HTTP stack that write down what a server sent (x-request-id, response
-# headers) at debug level: a server echoing the key would put it in a log line.
-HTTP_LOGGERS = (
-    "openai._base_client",
-    "httpx2",
-    "httpcore2.http11",
-    "httpcore2.http2",
-    "httpcore2.connection",
-    "httpcore2.proxy",
-    "httpcore2.socks",
-)
-
-
-class _Redacting(logging.Filter):
-    """Cuts the secrets of every provider made so far out of the HTTP_LOGGERS' records."""
-
-    secrets: tuple[str, ...] = ()
-
-    def add(self, secrets: tuple[str, ...]) -> None:
-        self.secrets = tuple(dict.fromkeys((*self.secrets, *secrets)))  # replaced whole: threads may be reading
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            clean = redact(message, *self.secrets)
-            if clean != message:
-                record.msg, record.args = clean, None
-        return True
-
-
-_log_filter = _Redacting()
-for _name in HTTP_LOGGERS:
-    logging.getLogger(_name).addFilter(_log_filter)
+watch("openai._base_client")  # the SDK writes down response headers (x-request-id) at debug level
 
 
 class OpenAISettings(ProviderSettings):
@@ -103,28 +70,6 @@ class OpenAIProvider(Provider):
     key_variable = "OPENAI_API_KEY"
     address_variable = "OPENAI_BASE_URL"
     moderation = True  # the service's own moderation endpoint screens prompts
-
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
-        super().__init__(settings)
-        self._secrets = settings.secrets
-        _log_filter.add(self._secrets)
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-
-    def missing(self) -> str | None:
-        if self.options is None or not self.options.has_key:
-            return f"{self.key_variable} is not set: put it in the environment or .env, or use the local provider."
-        return None
-
-    @property
-    def client(self) -> Any:
-        """The SDK's client, made at the first call (the SDK loads only then)."""
-        with self._client_lock:
-            if self._client is None:
-                if problem := self.missing():
-                    raise ProviderError("auth", problem)
-                self._client = self.make_client()
-            return self._client
 
     def make_client(self) -> Any:
         import openai
@@ -222,10 +167,6 @@ class OpenAIProvider(Provider):
         if response is not None:
             retry_after = _retry_after(response.headers)
         return ProviderError(kind, self._clean(message) or "", retry_after=retry_after, request_id=request_id)
-
-    def _clean(self, text: str | None) -> str | None:
-        """What the server sent (a message, a request id) with no piece of a secret left in it."""
-        return None if text is None else redact(text, *self._secrets)
 
 
 def classify(exc: Exception, model: str, provider: OpenAIProvider) -> tuple[str, str]:
