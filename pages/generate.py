@@ -108,7 +108,7 @@ def notices(options: pipeline.GenerateOptions) -> None:
     if settings.quality_notice:
         st.info(ui.literal(settings.quality_notice))
     if missing := provider.missing():
-        st.error(f"The {provider.name} provider cannot run here: {missing}", icon=":material/key_off:")
+        st.error(ui.literal(f"The {provider.name} provider cannot run here: {missing}"), icon=":material/key_off:")
         st.stop()
 
 
