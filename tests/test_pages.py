@@ -318,6 +318,17 @@ def test_generate_warns_about_a_model_that_is_shut_down(engine, make_solutions, 
     assert any("gpt-image-1 was shut down on 2026-10-23" in shown(w.value) for w in at.warning)
 
 
+@pytest.mark.parametrize(("provider", "variable"), [("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")])
+def test_generate_says_which_variable_a_provider_lacks_and_queues_nothing(engine, make_solutions, provider, variable):
+    make_solutions(1)
+    at = open_page("generate", Actor("alice", "admin"))
+    assert [b.label for b in at.button if b.label == "Generate"]  # with the local provider it may run
+    next(s for s in at.selectbox if s.label == "Provider").set_value(provider).run()
+
+    assert any(f"The {provider} provider cannot run here: {variable} is not set" in shown(e.value) for e in at.error)
+    assert not [b for b in at.button if b.label == "Generate"]
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "shown_instead", "never_shown"),
     [
