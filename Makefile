@@ -23,12 +23,13 @@ run: $(VENV)/.runtime
 demo: $(VENV)/.runtime
 	$(PY) -m aixchange_images demo-data
 
-# The browser test needs Debian's chromium, the second run a PostgreSQL server and the job tests a
-# redis-server; all are installed here when we are root (CI is).
+# The browser test needs Debian's chromium, the second run a PostgreSQL server, the job tests a
+# redis-server and the lettering check tesseract-ocr; all are installed here when we are root (CI is).
 system-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "The tests need Debian's$$missing: sudo apt-get install$$missing"; exit 1; fi; fi

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
@@ -70,11 +71,12 @@ def run_batch(
     workers = max(1, min(generator.concurrency + extra, len(tasks) or 1))
     results: list[GenerationResult] = []
     started = time.perf_counter()
+    countdown = Countdown(sid for sid, _ in tasks)
     with (
         Claims(engine, generator.stop) as claims,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate") as pool,
     ):
-        futures = [pool.submit(_guarded, generator, claims, sid, variant, kept) for sid, variant in tasks]
+        futures = [pool.submit(_guarded, generator, claims, countdown, sid, variant, kept) for sid, variant in tasks]
         try:
             for future in as_completed(futures):
                 result = future.result()
@@ -88,7 +90,24 @@ def run_batch(
             # flight finish and are recorded, so nothing paid for is lost.
             generator.stop.set()
             raise
+        finally:
+            generator.close()  # the last images' checks: the run ends when its candidates are checked
+    for result in results:  # auto-approve publishes once a solution's candidates are all checked
+        result.published_url = generator.published_url(result.candidate_id)
     return results, summarise(results, len(tasks), time.perf_counter() - started, generator.plan)
+
+
+class Countdown:
+    """How many of each solution's attempts are still to end in a run: the last one settles it."""
+
+    def __init__(self, solution_ids: Iterable[str]):
+        self._left = Counter(solution_ids)
+        self._lock = threading.Lock()
+
+    def last(self, solution_id: str) -> bool:
+        with self._lock:
+            self._left[solution_id] -= 1
+            return self._left[solution_id] == 0
 
 
 def finishing_workers(concurrency: int) -> int:
@@ -134,15 +153,24 @@ def first_variants(session: Session, solution_ids: list[str], options: GenerateO
 
 
 def _guarded(
-    generator: Generator, claims: Claims, solution_id: str, variant: int, kept: list[GenerationResult] | None
+    generator: Generator,
+    claims: Claims,
+    countdown: Countdown,
+    solution_id: str,
+    variant: int,
+    kept: list[GenerationResult] | None,
 ) -> GenerationResult | None:
+    result = None
     with claims.hold(solution_id) as held:
-        if not held or generator.stop.is_set():
-            return None  # stopped before it began: nothing was asked, nothing is recorded
-        try:
-            result = generator.generate(solution_id, variant)
-        except Stopped:
-            return None  # stopped while it waited for a call slot or the rate limit: the same
+        # Not held, or stopped: nothing was asked, nothing is recorded (also when stopped while it
+        # waited for a call slot or the rate limit).
+        if held and not generator.stop.is_set():
+            with contextlib.suppress(Stopped):
+                result = generator.generate(solution_id, variant)
+        if countdown.last(solution_id):
+            generator.settle(solution_id)  # auto-approve: its best checked candidate, under the claim
+    if result is None:
+        return None
     if kept is not None:
         kept.append(result)  # list.append is atomic: workers share the list safely
     return result

@@ -27,6 +27,8 @@ _OWN = {
     "cost_usd",
     "template_ref",
     "purpose",
+    "checked_at",  # a copy is checked for itself: it may look like the solution it was copied from
+    "flags",
 }
 
 

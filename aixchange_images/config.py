@@ -14,11 +14,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, UserError  # noqa: F401 - UserError: the library imports both from here
 
+# The automatic checks, in the order they are shown; checks.py runs them.
+CHECK_NAMES = ("blank", "text_garbled", "unsafe", "duplicate", "wrong_size")
+
 # DALL-E era quality values the seed used; the GPT image models call them medium/high.
 LEGACY_QUALITY = {"standard": "medium", "hd": "high"}
 QUALITIES = ("low", "medium", "high", "auto", "xhigh", "max")
 FORMATS = ("png", "jpeg")
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+
+# The automatic checks' settings (checks.py reads them): which run, and each one's threshold.
+CHECK_SETTINGS = (
+    "checks_enabled",
+    "check_blank_max_spread",
+    "check_blank_max_detail",
+    "check_text_min_height",
+    "check_text_min_confidence",
+    "check_text_max_unknown_words",
+    "check_unsafe_min_score",
+    "check_duplicate_max_distance",
+    "check_min_side_px",
+)
 
 # Settings an admin may override from the dashboard (stored in the `setting` table).
 OPERATIONAL_KEYS = (
@@ -33,6 +49,7 @@ OPERATIONAL_KEYS = (
     "image_concurrency",
     "image_rate_limit_per_minute",
     "cleanup_after_days",
+    *CHECK_SETTINGS,
 )
 
 
@@ -102,6 +119,17 @@ class Settings(BaseSettings):
     image_max_retries: int = Field(default=2, ge=0, le=10)
     image_max_retry_wait_seconds: float = Field(default=60.0, ge=0)
     cleanup_after_days: int = Field(default=30, ge=0)
+    # The automatic checks on every stored candidate (checks.py): which run, comma-separated ("" for none),
+    # and their thresholds.
+    checks_enabled: str = ",".join(CHECK_NAMES)
+    check_blank_max_spread: float = Field(default=6.0, ge=0, le=128)  # luminance standard deviation, 0-255
+    check_blank_max_detail: float = Field(default=1.5, ge=0, le=255)  # mean step between neighbouring pixels
+    check_text_min_height: float = Field(default=0.04, gt=0, lt=1)  # lettering this share of the height is large
+    check_text_min_confidence: float = Field(default=70, ge=0, le=100)  # the OCR's own confidence in a word
+    check_text_max_unknown_words: int = Field(default=0, ge=0)  # misspelt large words tolerated
+    check_unsafe_min_score: float = Field(default=0.5, gt=0, le=1)  # the detector's score for an exposed part
+    check_duplicate_max_distance: int = Field(default=12, ge=0, le=256)  # differing bits of 256-bit hashes
+    check_min_side_px: int = Field(default=512, ge=1, le=8192)  # a smaller side is too small for a card
     # The marketplace's own PostgreSQL (its app/.env DATABASE_URL): pull solutions, deliver imageUrls.
     marketplace_database_url: SecretStr | None = None
     marketplace_pull_minutes: float = Field(default=15, ge=0)  # how often `serve` pulls; 0: only on demand
@@ -131,6 +159,24 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("checks_enabled", mode="before")
+    @classmethod
+    def _checks(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            return value
+        names = [n.strip().lower() for n in value.replace(" ", ",").split(",") if n.strip()]
+        if names == ["none"]:
+            return ""
+        if unknown := [n for n in names if n not in CHECK_NAMES]:
+            raise ValueError(f"'{unknown[0]}' is not a check; name some of {', '.join(CHECK_NAMES)} (or none)")
+        return ",".join(n for n in CHECK_NAMES if n in names)
+
+    @property
+    def enabled_checks(self) -> tuple[str, ...]:
+        return tuple(n for n in self.checks_enabled.split(",") if n)
 
     @field_validator("service_rate_limit", "service_total_rate_limit")
     @classmethod

@@ -156,6 +156,22 @@ def _m015_providers_and_refine(engine: Engine) -> None:
                 index.create(engine, checkfirst=True)
 
 
+def _m016_automatic_checks(engine: Engine) -> None:
+    """Each candidate's checks: when they ran, the flags raised, its perceptual hash; each check's verdict."""
+    _add_column(
+        engine,
+        "candidate",
+        "checked_at",
+        SQLModel.metadata.tables["candidate"].c["checked_at"].type.compile(dialect=engine.dialect),
+    )
+    _add_column(engine, "candidate", "flags", "VARCHAR(120) NOT NULL DEFAULT ''")
+    _add_column(engine, "candidate", "phash", "VARCHAR(64)")
+    table = SQLModel.metadata.tables["candidatecheck"]
+    table.create(engine, checkfirst=True)
+    for index in table.indexes:
+        index.create(engine, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (1, "initial tables", _m001_initial),
     (2, "seed the price table", _m002_seed_prices),
@@ -172,6 +188,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (13, "background jobs: jobs, items, solution claims, runners, schedules", _m013_background_jobs),
     (14, "covering indexes for batch estimates and the yield table", _m014_estimate_and_yield_indexes),
     (15, "each candidate's provider; refine's parent and instruction", _m015_providers_and_refine),
+    (16, "automatic checks: each candidate's flags and perceptual hash, each check's verdict", _m016_automatic_checks),
 ]
 
 

@@ -241,6 +241,27 @@ class Candidate(SQLModel, table=True):
     provider: str = Field(default="", max_length=40)  # who made it ("" for an upload)
     parent_id: int | None = Field(default=None, index=True)  # a refine: the candidate it was made from
     instruction: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # what the refine asked for
+    # The automatic checks (inspections.py): when they last ran (None: not yet), the names of the
+    # flags they raised (" blank duplicate ", spaces around each, so a queue filters with LIKE), and the
+    # image's perceptual hash (256 bits in hex), which the duplicate check compares.
+    checked_at: datetime | None = None
+    flags: str = Field(default="", max_length=120)
+    phash: str | None = Field(default=None, max_length=64)
+
+
+class CandidateCheck(SQLModel, table=True):
+    """One automatic check's verdict on a candidate: raised or not, its score, its evidence and the
+    one sentence that says why. Checking again replaces the candidate's rows."""
+
+    __table_args__ = (Index("ix_candidatecheck_name_flagged", "name", "flagged", "candidate_id"),)
+
+    candidate_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=20)
+    flagged: bool = False
+    score: float | None = None
+    sentence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    checked_at: datetime = Field(default_factory=utcnow)
 
 
 class Publication(SQLModel, table=True):

@@ -24,6 +24,7 @@ from . import cache, calls, storage
 from .auth import CLI_ACTOR, Actor, require
 from .config import ConfigError, Settings, check_size
 from .db import session_scope
+from .inspections import Inspector, pick
 from .models import (
     NOT_CHOSEN,
     PLACEHOLDER_URL,
@@ -236,8 +237,9 @@ class Generator:
         self.slots: contextlib.AbstractContextManager = contextlib.nullcontext()
         self.keepers: contextlib.AbstractContextManager = contextlib.nullcontext()
         self._publish_lock = threading.Lock()
-        self._published: set[str] = set()
+        self._made: dict[str, list[int]] = {}  # solution id -> the candidates auto-approve chooses among
         self._urls: dict[int, str] = {}  # candidate id -> imageUrl, for auto-approved ones
+        self._inspector: Inspector | None = None
         self._templates: dict[tuple[str | None, str], Template] = {}
         self._secrets = settings.secrets  # only to redact them from messages
 
@@ -246,6 +248,22 @@ class Generator:
         many workers share this generator: the batch's extra workers keep replies meanwhile."""
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self.keepers = threading.BoundedSemaphore(os.cpu_count() or 2)
+
+    @property
+    def inspector(self) -> Inspector:
+        """The run's check threads, started with its first new image."""
+        with self._publish_lock:
+            if self._inspector is None:
+                self._inspector = Inspector(self.engine, self.settings)
+            return self._inspector
+
+    def close(self) -> None:
+        """The end of the run: wait for the checks of every image it made."""
+        if self._inspector is not None:
+            self._inspector.close()
+
+    def published_url(self, candidate_id: int | None) -> str | None:
+        return self._urls.get(candidate_id or -1)
 
     # -- one attempt -------------------------------------------------------------------------
     def generate(self, solution_id: str, variant: int) -> GenerationResult:
@@ -380,7 +398,7 @@ class Generator:
                 _mark_pending(session, attempt.solution_id)
             session.commit()
         if candidate.state == CandidateState.pending:
-            self._auto_approve(attempt)
+            self._inspect(attempt, candidate.id, None if candidate.checked_at is None else "checked")
         return self._result(attempt)
 
     def _retired(self, attempt: Attempt) -> bool:
@@ -463,7 +481,7 @@ class Generator:
             _write_outcome(session, attempt)
             _mark_pending(session, attempt.solution_id)
             session.commit()
-        self._auto_approve(attempt)
+        self._inspect(attempt, candidate.id, attempt.size)
         return self._result(attempt)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -503,31 +521,47 @@ class Generator:
                 session.add(solution)
                 session.commit()
 
-    def _auto_approve(self, attempt: Attempt) -> None:
-        if not self.plan.options.auto_approve or attempt.candidate_id is None:
+    def _inspect(self, attempt: Attempt, candidate_id: int | None, requested: str | None) -> None:
+        """Hand a new candidate to the check threads (off the critical path); note it for auto-approve.
+        `requested` is the size asked for, or "checked" for a cached candidate checked already."""
+        if candidate_id is None:
             return
-        from .deliveries import deliver_waiting
-        from .review import approve, reject_unchosen  # loaded only when a batch auto-approves
+        if self.plan.options.auto_approve:
+            with self._publish_lock:
+                self._made.setdefault(attempt.solution_id, []).append(candidate_id)
+        if requested != "checked":
+            self.inspector.submit(candidate_id, requested)
 
+    def settle(self, solution_id: str) -> str | None:
+        """After a solution's last attempt of the run: with auto-approve, wait for its new candidates'
+        checks and publish the best one no blocking flag holds back (`inspections.pick`); the others
+        are closed as not chosen. With every candidate flagged, all wait in Review for a person.
+        Returns the imageUrl published, if any."""
         with self._publish_lock:
-            first = attempt.solution_id not in self._published
-            self._published.add(attempt.solution_id)
+            made = self._made.pop(solution_id, [])
+        if not made:
+            return None
+        from .deliveries import deliver_waiting
+        from .review import ReviewError, approve, reject_unchosen  # loaded only when a batch auto-approves
+
+        self.inspector.wait(made)
+        actor = self.plan.options.actor
         with session_scope(self.engine, write=True) as session:
-            if first:
-                publication = approve(
-                    session=session,
-                    settings=self.settings,
-                    candidate_id=attempt.candidate_id,
-                    actor=self.plan.options.actor,
-                )
-                self._urls[attempt.candidate_id] = publication.image_url
-            else:  # a later candidate of a solution this batch already published: nobody will review it
-                reject_unchosen(
-                    session=session, candidate_id=attempt.candidate_id, reason=NOT_CHOSEN, actor=self.plan.options.actor
-                )
+            winner = pick(session, made)
+            if winner is None:
+                return None
+            try:
+                publication = approve(session=session, settings=self.settings, candidate_id=winner, actor=actor)
+            except ReviewError as exc:  # e.g. its file was cleaned up meanwhile: a person decides
+                log.warning(redact(f"Auto-approve left {solution_id} for review: {exc}", *self._secrets))
+                return None
+            for other in made:
+                if other != winner:  # nobody will review the ones that lost
+                    reject_unchosen(session=session, candidate_id=other, reason=NOT_CHOSEN, actor=actor)
             session.commit()
-        if first:
-            deliver_waiting(self.engine, self.settings)  # the marketplace row shows it now, or the outbox keeps it
+        self._urls[winner] = publication.image_url
+        deliver_waiting(self.engine, self.settings)  # the marketplace row shows it now, or the outbox keeps it
+        return publication.image_url
 
 
 # What a finished call knows better than anyone: written whole, even over a settle that closed the

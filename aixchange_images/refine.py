@@ -131,10 +131,13 @@ def run(engine: Engine, settings: Settings, plan: Plan, parent: Parent, instruct
         candidate.solution_id, instruction, 0, key, candidate.template_ref, parent_id=candidate.id
     )
     request = dataclasses.replace(plan.request(instruction), image=parent.data)  # an image to change: `edit`
-    return generator.guarded(
-        candidate.solution_id,
-        lambda started: generator.run(attempt, request, started, parent_id=candidate.id, instruction=instruction),
-    )
+    try:
+        return generator.guarded(
+            candidate.solution_id,
+            lambda started: generator.run(attempt, request, started, parent_id=candidate.id, instruction=instruction),
+        )
+    finally:
+        generator.close()  # the new image is checked before the refine is over
 
 
 def label_child(engine: Engine, result: GenerationResult, parent: Candidate, instruction: str) -> None:

@@ -85,6 +85,7 @@ class JobRun:
                     results.append(self.generator.generate(sid, first + n))
                 except Stopped:
                     break  # cancelled before its call was made: nothing recorded, the item counts as cancelled
+            self.generator.settle(sid)  # auto-approve: the best of its checked candidates, under the claim
         failed = [r for r in results if r.status != "succeeded"]
         status = ItemStatus.cancelled if len(results) < item.images else ItemStatus.failed if failed else None
         return Outcome(
@@ -137,6 +138,8 @@ def shared_run(engine: Engine, settings: Settings, job: Job) -> Iterator[JobRun]
                 del _runs[job.id]
             else:
                 _runs[job.id] = (run, users - 1)
+        if users == 1 and run.generator is not None:
+            run.generator.close()  # the checks of the job's last images finish before it is over
 
 
 def work(engine: Engine, settings: Settings, job_id: int, stopping: threading.Event) -> None:

@@ -185,11 +185,17 @@ def keep_candidate(settings: Settings, solution_id: str, data: bytes, info: Imag
     )
 
 
+MIN_SIDE = 16  # a reply narrower than this, or stretched past 1:8, is no picture at all
+
+
 def keep_reply(settings: Settings, solution_id: str, data: bytes, *, size: str, **fields: Any) -> Candidate:
-    """A provider's reply, verified (an image of the size asked for), made servable, stored with its
+    """A provider's reply, verified (an image, of a shape a card can show), made servable, stored with its
     thumbnail and described as a new (unsaved) candidate; BadImage or StorageError when it cannot be."""
-    info = verify_image(data, source="reply", size=size)
-    data, info = normalise_format(data, info)
+    info = verify_image(data, source="reply")
+    if min(info.width, info.height) < MIN_SIDE or max(info.width, info.height) > 8 * min(info.width, info.height):
+        asked = "" if size == "auto" else f" (asked for {size})"
+        raise BadImage(f"The provider's reply is {info.width}x{info.height} pixels{asked}: no card can show that.")
+    data, info = normalise_format(data, info)  # another size than asked is kept: the wrong_size check flags it
     return keep_candidate(settings, solution_id, data, info, **fields)
 
 

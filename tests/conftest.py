@@ -62,6 +62,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DATABASE_URL", _database_for(tmp_path))
     monkeypatch.setenv("AIXCHANGE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EXTERNAL_IMAGES_PATH", str(tmp_path / "external-images"))
+    # The tests make small images (256x256, quick to draw and check); the checks' own tests set 512.
+    monkeypatch.setenv("CHECK_MIN_SIDE_PX", "64")
     _clear_streamlit_caches()  # the app caches its engine per server process, i.e. per test run
     yield tmp_path
     engines.dispose_engines()

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from openai_standin import OpenAIStandIn, _Handler, _Server
+from openai_standin import OpenAIStandIn, _Handler, _Server, draw_bars
 from PIL import Image
 
 MEGAPIXEL = 1024 * 1024
@@ -271,6 +271,7 @@ def _sizes(body: dict[str, Any]) -> tuple[int, int, int]:
 @functools.lru_cache(maxsize=64)
 def _image_bytes(size: tuple[int, int], fmt: str, variant: int) -> bytes:
     image = Image.new("RGB", size, (variant * 67 % 256, variant * 151 % 256, 90))
+    draw_bars(image, variant)
     out = io.BytesIO()
     image.save(out, format=fmt.upper())
     return out.getvalue()

@@ -35,7 +35,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageDraw
 
 IMAGES_PATH = "/v1/images/generations"
 EDITS_PATH = "/v1/images/edits"  # multipart/form-data: the image to change, the prompt and the settings
@@ -224,17 +224,33 @@ LOW_BITS = bytes(v & 0x0F for v in range(256))
 
 @functools.lru_cache(maxsize=256)
 def _image_bytes(size: tuple[int, int], fmt: str, variant: int, alpha: bool, heavy: bool = False) -> bytes:
-    """A solid-colour image; its red channel (variant * 67 % 256) names the variant. `heavy`: the
-    colour with low-bit noise on top, so a 1024x1024 PNG weighs about 1.9 MB, as a real one does."""
+    """A picture, not a flat colour (the blank check would flag that): a background whose red channel
+    (variant * 67 % 256) names the variant, with bars drawn over it. `heavy`: low-bit noise on top,
+    so a 1024x1024 PNG weighs about 1.9 MB, as a real one does."""
     colour = (variant * 67 % 256, variant * 151 % 256, 128)
     mode, fill = ("RGBA", (*colour, 0)) if alpha else ("RGB", colour)
     image = Image.new(mode, size, fill)
+    draw_bars(image, variant)
     if heavy:
         noise = random.Random(variant).randbytes(size[0] * size[1] * 3).translate(LOW_BITS)
         image.paste(ImageChops.add(image.convert("RGB"), Image.frombytes("RGB", size, noise)).convert(mode))
     out = io.BytesIO()
     image.save(out, format=fmt.upper())
     return out.getvalue()
+
+
+def draw_bars(image: Image.Image, variant: int) -> None:
+    """Four black or white bars (whichever the background is not), placed by the variant: content to check."""
+    width, height = image.size
+    if min(width, height) < 16:
+        return  # too small to draw on (a reply the pipeline refuses)
+    red, green, blue = image.getpixel((0, 0))[:3]
+    ink = (0, 0, 0) if red * 0.3 + green * 0.59 + blue * 0.11 > 128 else (255, 255, 255)
+    ink += (255,) if image.mode == "RGBA" else ()
+    draw = ImageDraw.Draw(image)
+    for n in range(4):
+        top = height * ((variant * 3 + n * 5) % 16) // 18
+        draw.rectangle((width * n // 4 + 2, top, width * n // 4 + width // 8, top + height // 9), fill=ink)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

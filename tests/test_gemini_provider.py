@@ -22,7 +22,7 @@ from test_openai_provider import generate
 
 from aixchange_images import batch, pipeline, provider_registry
 from aixchange_images.config import Settings, load_settings
-from aixchange_images.models import Attempt, AttemptStatus, Candidate, ImageStatus
+from aixchange_images.models import Attempt, AttemptStatus, Candidate, CandidateCheck, ImageStatus
 from aixchange_images.providers.base import ImageRequest, ProviderError
 from aixchange_images.providers.gemini import GeminiProvider, image_config
 
@@ -200,12 +200,19 @@ def test_a_reply_that_is_not_an_image_is_bad_image_and_stores_nothing(
         assert attempt.cost_usd == 0
 
 
-def test_an_image_of_another_ratio_is_bad_image_not_stretched(engine, gemini_settings, gemini, solution_id):
+def test_an_image_of_another_ratio_is_kept_as_it_came_and_flagged_wrong_size(
+    engine, gemini_settings, gemini, solution_id
+):
     gemini.enqueue("wrong_size", size="1024x2048")
 
-    result, attempt = generate(engine, gemini_settings, solution_id, size="1024x1024")
+    result, _ = generate(engine, gemini_settings, solution_id, size="1024x1024")
 
-    assert result.error_kind == "bad_image" and "1024x2048" in attempt.error_message
+    with Session(engine) as session:
+        candidate = session.get(Candidate, result.candidate_id)
+        check = session.get(CandidateCheck, (candidate.id, "wrong_size"))
+    assert (candidate.width, candidate.height) == (1024, 2048)  # not stretched to the size asked for
+    assert "wrong_size" in candidate.flags.split()
+    assert check.sentence == "The image is 1024x2048 pixels, not the 1024x1024 asked for."
 
 
 def test_an_answer_slower_than_the_timeout_is_a_timeout(engine, gemini_settings, gemini, solution_id):

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from aixchange_images import batch, pipeline
 from aixchange_images.config import Settings, load_settings
-from aixchange_images.models import Attempt, AttemptStatus, Candidate, ImageStatus
+from aixchange_images.models import Attempt, AttemptStatus, Candidate, CandidateCheck, CandidateState, ImageStatus
 from aixchange_images.providers.base import ImageRequest, ProviderError
 from aixchange_images.providers.openai import OpenAIProvider
 
@@ -249,12 +249,11 @@ def test_a_reply_that_is_not_an_image_is_bad_image_and_stores_nothing(
     [
         ("1024x1024", "1x1"),
         ("1024x1024", "1x30000"),
-        ("1024x1024", "1536x1024"),
         ("auto", "1x30000"),
-        ("auto", "64x64"),
+        ("auto", "8x8"),
     ],
 )
-def test_an_image_of_a_size_not_asked_for_is_bad_image_and_the_working_image_stays(
+def test_a_reply_no_card_can_show_is_bad_image_and_the_working_image_stays(
     engine, openai_settings, standin, solution_id, asked, made
 ):
     published, _ = generate(engine, openai_settings, solution_id, auto_approve=True)
@@ -268,6 +267,27 @@ def test_an_image_of_a_size_not_asked_for_is_bad_image_and_the_working_image_sta
     assert (solution.image_status, solution.image_url) == (ImageStatus.approved, published.published_url)
     with Session(engine) as session:
         assert len(session.exec(select(Candidate)).all()) == 1  # only the published one
+
+
+def test_a_reply_of_another_size_is_kept_flagged_wrong_size_and_never_auto_approved(
+    engine, openai_settings, standin, solution_id, monkeypatch
+):
+    monkeypatch.setenv("CHECK_MIN_SIDE_PX", "512")
+    settings = load_settings(image_max_retry_wait_seconds=2.0, image_timeout_seconds=5.0)
+    published, _ = generate(engine, settings, solution_id, size="1024x1024", auto_approve=True)
+    standin.enqueue("wrong_size", size="1536x1024")
+
+    result, attempt = generate(engine, settings, solution_id, size="1024x1024", use_cache=False, auto_approve=True)
+
+    assert result.status == "succeeded" and result.published_url is None  # paid for, kept, not published
+    with Session(engine) as session:
+        candidate = session.get(Candidate, result.candidate_id)
+        check = session.get(CandidateCheck, (candidate.id, "wrong_size"))
+    assert (candidate.state, candidate.flags.split()) == (CandidateState.pending, ["wrong_size"])
+    assert check.sentence == "The image is 1536x1024 pixels, not the 1024x1024 asked for."
+    assert check.evidence == {"width": 1536, "height": 1024, "requested": "1024x1024", "min_side": 512}
+    solution = get_solution(engine, solution_id)
+    assert (solution.image_status, solution.image_url) == (ImageStatus.pending, published.published_url)
 
 
 def test_an_auto_request_keeps_any_size_the_service_may_choose(engine, openai_settings, standin, solution_id):

@@ -1,0 +1,340 @@
+"""Inspections: the automatic checks (`checks`) run on stored candidates, off the generation's critical
+path, their verdicts kept, and the candidate auto-approve may publish.
+
+An `Inspector` is a small pool of low-priority threads (niced, so keeping a reply or sending the next
+call is never starved by a check) that a run hands each new candidate to. It writes each check's
+verdict (`CandidateCheck`) and the candidate's `checked_at`, `flags` and perceptual hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from . import checks
+from .checks import BLOCKING, Match, Verdict
+from .config import Settings
+from .db import session_scope
+from .models import Attempt, Candidate, CandidateCheck, CandidateState, Solution, utcnow
+
+log = logging.getLogger(__name__)
+LIVE = (CandidateState.pending, CandidateState.approved)  # what a new image may be a copy of
+NICENESS = 10
+
+
+def flag_names(flags: str) -> list[str]:
+    return flags.split()
+
+
+def blocked(flags: str) -> bool:
+    """Whether a candidate's flags keep auto-approve from publishing it."""
+    return any(name in BLOCKING for name in flags.split())
+
+
+def stored_flags(names: Iterable[str]) -> str:
+    """The `flags` column: each name with a space on both sides, so `LIKE '% blank %'` finds it."""
+    names = list(names)
+    return f" {' '.join(names)} " if names else ""
+
+
+class HashIndex:
+    """The perceptual hashes of every live candidate, for the duplicate check: read once, then added
+    to as this process checks new images (256-bit hashes as four 64-bit words, compared with NumPy)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._ids: list[int] = []
+        self._solutions: list[str] = []
+        self._published: list[bool] = []
+        self._words: Any = None
+
+    def _load(self) -> None:
+        import numpy as np
+
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Candidate.id, Candidate.solution_id, Candidate.phash, Candidate.state).where(
+                    col(Candidate.phash).is_not(None),
+                    col(Candidate.state).in_(LIVE),
+                    col(Candidate.deleted_at).is_(None),
+                )
+            ).all()
+        self._ids = [r[0] for r in rows]
+        self._solutions = [r[1] for r in rows]
+        self._published = [r[3] == CandidateState.approved for r in rows]
+        self._words = np.array([_words(r[2]) for r in rows], dtype=np.uint64).reshape(-1, 4)
+        self._loaded = True
+
+    def nearest(self, phash: str, solution_id: str) -> tuple[int, str, int, bool] | None:
+        """(candidate id, solution id, differing bits, published) of the closest image of another solution."""
+        import numpy as np
+
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            if not self._ids:
+                return None
+            distances = np.bitwise_count(self._words ^ np.array(_words(phash), dtype=np.uint64)).sum(axis=1)
+            others = np.array([s != solution_id for s in self._solutions])
+            if not others.any():
+                return None
+            distances = np.where(others, distances, checks.HASH_BITS + 1)
+            best = int(distances.argmin())
+            return self._ids[best], self._solutions[best], int(distances[best]), self._published[best]
+
+    def add(self, candidate_id: int, solution_id: str, phash: str) -> None:
+        import numpy as np
+
+        with self._lock:
+            if not self._loaded or candidate_id in self._ids[-64:]:
+                return  # read with the next load; a re-check of a recent candidate is there already
+            self._ids.append(candidate_id)
+            self._solutions.append(solution_id)
+            self._published.append(False)
+            self._words = np.vstack([self._words, np.array([_words(phash)], dtype=np.uint64)])
+
+
+def _words(phash: str) -> list[int]:
+    return [int(phash[i : i + 16], 16) for i in range(0, 64, 16)]
+
+
+@dataclass
+class Outcome:
+    """What checking one candidate found: its verdicts, or why it could not be checked."""
+
+    candidate_id: int
+    verdicts: list[Verdict]
+    problem: str | None = None
+
+    @property
+    def flags(self) -> list[str]:
+        return [v.name for v in self.verdicts if v.flagged]
+
+
+def inspect_candidate(
+    engine: Engine, settings: Settings, candidate_id: int, index: HashIndex, requested: str | None = None
+) -> Outcome:
+    """Run the enabled checks on one stored candidate and keep their verdicts (replacing older ones)."""
+    from PIL import Image
+
+    with Session(engine) as session:
+        candidate = session.get(Candidate, candidate_id)
+        if candidate is None:
+            return Outcome(candidate_id, [], f"There is no candidate {candidate_id}.")
+        solution = session.get(Solution, candidate.solution_id)
+        if requested is None and candidate.attempt_id is not None and not candidate.cache_hit:
+            requested = session.exec(select(Attempt.size).where(Attempt.id == candidate.attempt_id)).first()
+    path = settings.data_dir / candidate.file_path
+    try:
+        with Image.open(path) as opened:
+            opened.draft("RGB", (2048, 2048))
+            image = opened.convert("RGB")
+    except (OSError, ValueError) as exc:
+        return Outcome(candidate_id, [], f"Candidate {candidate_id}'s file could not be read ({exc}).")
+    enabled = settings.enabled_checks
+    phash = checks.perceptual_hash(image)
+    verdicts = []
+    for name in enabled:
+        if name == "blank":
+            verdicts.append(checks.blank(image, settings))
+        elif name == "wrong_size":
+            verdicts.append(checks.wrong_size(candidate.width, candidate.height, requested, settings))
+        elif name == "text_garbled":
+            verdicts.append(checks.text_garbled(image, _own_words(solution), settings))
+        elif name == "unsafe":
+            verdicts.append(checks.unsafe(image, settings))
+        elif name == "duplicate":
+            verdicts.append(checks.duplicate(_match(engine, index, phash, candidate.solution_id), settings))
+    _keep(engine, candidate_id, verdicts, phash)
+    index.add(candidate_id, candidate.solution_id, phash)
+    return Outcome(candidate_id, verdicts)
+
+
+def _own_words(solution: Solution | None) -> set[str]:
+    if solution is None:
+        return set()
+    parts = [solution.title, solution.description, solution.category, solution.provider, *(solution.tags or [])]
+    text = " ".join(str(p) for p in parts if p)
+    return checks.known_words(text)
+
+
+def _match(engine: Engine, index: HashIndex, phash: str, solution_id: str) -> Match | None:
+    found = index.nearest(phash, solution_id)
+    if found is None:
+        return None
+    candidate_id, other, distance, published = found
+    with Session(engine) as session:
+        title = session.exec(select(Solution.title).where(Solution.id == other)).first() or other
+    return Match(candidate_id, other, title, distance, published)
+
+
+def _keep(engine: Engine, candidate_id: int, verdicts: list[Verdict], phash: str) -> None:
+    now = utcnow()
+    with session_scope(engine, write=True) as session:
+        candidate = session.get(Candidate, candidate_id)
+        if candidate is None:
+            return  # deleted meanwhile
+        session.exec(delete(CandidateCheck).where(col(CandidateCheck.candidate_id) == candidate_id))
+        for v in verdicts:
+            session.add(
+                CandidateCheck(
+                    candidate_id=candidate_id,
+                    name=v.name,
+                    flagged=v.flagged,
+                    score=v.score,
+                    sentence=v.sentence,
+                    evidence=v.evidence,
+                    checked_at=now,
+                )
+            )
+        candidate.checked_at, candidate.phash = now, phash
+        candidate.flags = stored_flags(v.name for v in verdicts if v.flagged)
+        session.add(candidate)
+        session.commit()
+
+
+def _lower_priority() -> None:
+    """A check thread yields the CPU to generation (Linux nices threads one by one; its tesseract too)."""
+    with contextlib.suppress(AttributeError, OSError):  # another system: the threads run at normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+
+
+class Inspector:
+    """A run's pool of check threads: `submit` a new candidate, `wait` for some, `close` at the end."""
+
+    def __init__(self, engine: Engine, settings: Settings, workers: int | None = None):
+        self.engine, self.settings = engine, settings
+        self.workers = workers or os.cpu_count() or 2
+        self.index = HashIndex(engine)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[int, Future[Outcome]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, candidate_id: int, requested: str | None = None) -> Future[Outcome]:
+        with self._lock:
+            found = self._futures.get(candidate_id)
+            if found is not None:
+                return found
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, "checks", initializer=_lower_priority)
+            future = self._pool.submit(self._inspect, candidate_id, requested)
+            self._futures[candidate_id] = future
+            return future
+
+    def _inspect(self, candidate_id: int, requested: str | None) -> Outcome:
+        try:
+            return inspect_candidate(self.engine, self.settings, candidate_id, self.index, requested)
+        except Exception as exc:  # noqa: BLE001 - a check's surprise leaves the candidate unchecked, for a person
+            log.exception("The checks of candidate %s failed", candidate_id)
+            return Outcome(candidate_id, [], f"The checks failed unexpectedly ({type(exc).__name__}).")
+
+    def wait(self, candidate_ids: Iterable[int]) -> list[Outcome]:
+        with self._lock:
+            futures = [self._futures[c] for c in candidate_ids if c in self._futures]
+        return [f.result() for f in futures]
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(not f.done() for f in self._futures.values())
+
+    def close(self) -> None:
+        """Wait for every check handed in, then let the threads go."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def check_again(
+    engine: Engine,
+    settings: Settings,
+    candidate_ids: list[int],
+    progress: Callable[[int, int, Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run the checks again on stored candidates, in parallel, reporting each as it is done."""
+    inspector = Inspector(engine, settings)
+    outcomes: list[Outcome] = []
+    try:
+        for future in _as_done([inspector.submit(c) for c in candidate_ids]):
+            outcomes.append(future.result())
+            if progress:
+                progress(len(outcomes), len(candidate_ids), outcomes[-1])
+    finally:
+        inspector.close()
+    return outcomes
+
+
+def _as_done(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def stored_candidates(session: Session, solution_ids: list[str] | None = None) -> list[int]:
+    """The candidates whose files are kept (all, or these solutions'), oldest first."""
+    query = select(Candidate.id).where(col(Candidate.deleted_at).is_(None)).order_by(col(Candidate.id))
+    if solution_ids is not None:
+        query = query.where(col(Candidate.solution_id).in_(solution_ids))
+    return [c for c in session.exec(query).all() if c is not None]
+
+
+def pick(session: Session, candidate_ids: list[int]) -> int | None:
+    """The candidate auto-approve publishes among these: checked, pending, with no blocking flag; one with
+    no flag at all before one that only looks like another solution's, then the first made. None when
+    every one is flagged (or unchecked): a person decides."""
+    rows = session.exec(
+        select(Candidate.id, Candidate.flags, Candidate.checked_at).where(
+            col(Candidate.id).in_(candidate_ids), Candidate.state == CandidateState.pending
+        )
+    ).all()
+    fit = [(bool(flags.strip()), cid) for cid, flags, checked in rows if checked is not None and not blocked(flags)]
+    return min(fit)[1] if fit else None
+
+
+def verdicts(session: Session, candidate_ids: list[int]) -> dict[int, list[CandidateCheck]]:
+    """Each candidate's kept verdicts, in the checks' order."""
+    found: dict[int, list[CandidateCheck]] = {c: [] for c in candidate_ids}
+    order = {name: i for i, name in enumerate(checks.NAMES)}
+    for i in range(0, len(candidate_ids), 500):
+        rows = session.exec(
+            select(CandidateCheck).where(col(CandidateCheck.candidate_id).in_(candidate_ids[i : i + 500]))
+        )
+        for row in rows.all():
+            found[row.candidate_id].append(row)
+    for rows in found.values():
+        rows.sort(key=lambda r: order.get(r.name, 99))
+    return found
+
+
+def as_json(candidate: Candidate, rows: list[CandidateCheck]) -> dict[str, Any]:
+    """A candidate's `flags` and `checks` as `candidates --json` gives them."""
+    return {
+        "flags": flag_names(candidate.flags),
+        "checked_at": candidate.checked_at.isoformat() if candidate.checked_at else None,
+        "checks": {
+            r.name: {"flagged": r.flagged, "score": r.score, "sentence": r.sentence, "evidence": r.evidence}
+            for r in rows
+        },
+    }
+
+
+def unchecked(session: Session) -> int:
+    """Stored candidates the checks have not seen (made before they existed, or while they were off)."""
+    query = (
+        select(func.count())
+        .select_from(Candidate)
+        .where(col(Candidate.checked_at).is_(None), col(Candidate.deleted_at).is_(None))
+    )
+    return int(session.exec(query).one())
