@@ -91,7 +91,9 @@ def run_batch(
             generator.stop.set()
             raise
         finally:
-            generator.close()  # the last images' checks: the run ends when its candidates are checked
+            # The last images' checks go on in the background (Review shows them as running; a command
+            # waits for them before it exits); auto-approve waited for them already, solution by solution.
+            generator.close(wait=False)
     for result in results:  # auto-approve publishes once a solution's candidates are all checked
         result.published_url = generator.published_url(result.candidate_id)
     return results, summarise(results, len(tasks), time.perf_counter() - started, generator.plan)

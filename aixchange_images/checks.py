@@ -2,16 +2,14 @@
 
 Each check is a function of the decoded image (and what it needs to know besides) that returns a
 `Verdict`: raised or not, a score, its evidence and one sentence saying why. They run offline on the
-CPU: NumPy for `blank`, Debian's tesseract for the OCR of `text_garbled` with pyspellchecker's
-English word list, nudenet's bundled ONNX model for `unsafe`, imagehash for `duplicate`. The heavy
+CPU: NumPy for `blank`, tesseract for the OCR of `text_garbled` (tesserocr in-process, on Debian's
+English model) with pyspellchecker's English word list, nudenet's bundled ONNX model for `unsafe`, imagehash for `duplicate`. The heavy
 parts load at their first use; `inspections` runs the checks and keeps their verdicts.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,7 +31,7 @@ LABELS = {
     "wrong_size": "Wrong size",
 }
 HASH_BITS = 256  # a 16x16 perceptual hash: 64 bits put two different local cards 4 bits apart
-OCR_EDGE = 800  # lettering is read on a copy no larger than this: large lettering stays legible
+OCR_EDGE = 640  # lettering is read on a copy this large: large lettering stays legible, and reading is quick
 # nudenet's classes that make an image unsafe for a catalogue card (faces, feet, covered parts do not)
 EXPOSED = (
     "FEMALE_BREAST_EXPOSED",
@@ -102,36 +100,51 @@ class Word:
     height: float  # as a share of the image's height
 
 
+TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata")
+_readers = threading.local()  # tesseract's API object is not thread-safe: one per check thread, kept loaded
+
+
+def _tessdata() -> str:
+    import os
+
+    for folder in (os.environ.get("TESSDATA_PREFIX", ""), *TESSDATA):
+        if folder and os.path.isfile(os.path.join(folder, "eng.traineddata")):
+            return folder
+    raise CheckUnavailable("Debian's tesseract-ocr is not installed (sudo apt-get install tesseract-ocr).")
+
+
+def _reader() -> Any:
+    """This thread's tesseract (tesserocr, in-process: loading the English model once, not per image)."""
+    reader = getattr(_readers, "api", None)
+    if reader is None:
+        import os
+
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per check thread, as the pool plans
+        import tesserocr
+
+        reader = _readers.api = tesserocr.PyTessBaseAPI(path=_tessdata(), lang="eng", psm=tesserocr.PSM.SPARSE_TEXT)
+    return reader
+
+
 def read_words(image: Image.Image) -> list[Word]:
     """The words tesseract reads, each with its confidence and height (sparse text: lettering anywhere)."""
-    import io
-
+    import tesserocr
     from PIL import Image
 
-    tesseract = shutil.which("tesseract")
-    if tesseract is None:
-        raise CheckUnavailable("Debian's tesseract-ocr is not installed (sudo apt-get install tesseract-ocr).")
     grey = image.convert("L")
     scale = OCR_EDGE / max(grey.size)  # a small image is enlarged: tesseract reads letters some 30 px high
     grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.Resampling.BILINEAR)
-    png = io.BytesIO()
-    grey.save(png, format="PNG", compress_level=1)
-    done = subprocess.run(
-        [tesseract, "stdin", "stdout", "--psm", "11", "-l", "eng", "tsv"],
-        input=png.getvalue(),
-        capture_output=True,
-        env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        problem = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise CheckUnavailable(f"tesseract could not read the image ({problem[0][:200]}).")
-    words = []
-    for line in done.stdout.decode(errors="replace").splitlines()[1:]:
-        cells = line.split("\t")
-        if len(cells) == 12 and cells[0] == "5" and cells[11].strip():
-            words.append(Word(cells[11].strip(), float(cells[10]), int(cells[9]) / grey.height))
+    reader = _reader()
+    reader.SetImage(grey)
+    reader.Recognize()
+    words, level = [], tesserocr.RIL.WORD
+    for word in tesserocr.iterate_level(reader.GetIterator(), level):
+        try:
+            text, box = (word.GetUTF8Text(level) or "").strip(), word.BoundingBox(level)
+        except RuntimeError:  # "No text returned": the page has no word at all
+            break
+        if text and box:
+            words.append(Word(text, float(word.Confidence(level)), (box[3] - box[1]) / grey.height))
     return words
 
 

@@ -298,7 +298,7 @@ def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
 def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
     from sqlmodel import Session
 
-    from . import batch, budget, pipeline, templates
+    from . import batch, budget, inspections, pipeline, templates
 
     if not 1 <= args.candidates <= 10:
         raise UsageError("--candidates must be between 1 and 10.")
@@ -332,6 +332,8 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
             file=sys.stderr,
         )
     results, summary = batch.run_batch(engine, settings, ids, options, progress=_print_progress)
+    if checking := inspections.unfinished():  # the process exits once they are done
+        print(f"Checking the last {checking} new image(s) before exiting.", file=sys.stderr)
     summary["estimate"] = estimate.as_dict()
     with Session(engine) as session:
         summary["budget"] = budget.budget_state(session=session, settings=settings).as_dict()

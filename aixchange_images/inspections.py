@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ class Inspector:
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[int, Future[Outcome]] = {}
         self._lock = threading.Lock()
+        _live.add(self)
 
     def submit(self, candidate_id: int, requested: str | None = None) -> Future[Outcome]:
         with self._lock:
@@ -249,12 +251,31 @@ class Inspector:
         with self._lock:
             return sum(not f.done() for f in self._futures.values())
 
-    def close(self) -> None:
-        """Wait for every check handed in, then let the threads go."""
+    def close(self, wait: bool = True) -> None:
+        """No more candidates: let the threads go once the checks handed in are done; `wait` for them."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=wait)
+
+    def futures(self) -> list[Future[Outcome]]:
+        with self._lock:
+            return list(self._futures.values())
+
+
+_live: weakref.WeakSet[Inspector] = weakref.WeakSet()  # every run's inspector, for `finish`
+
+
+def unfinished() -> int:
+    """Checks handed in by this process's runs and not done yet (a batch returns before its last ones)."""
+    return sum(not f.done() for inspector in list(_live) for f in inspector.futures())
+
+
+def finish() -> None:
+    """Wait for every check this process's runs handed in: before a command exits, or a test ends."""
+    for inspector in list(_live):
+        for future in inspector.futures():
+            future.result()
 
 
 def check_again(
@@ -290,16 +311,19 @@ def stored_candidates(session: Session, solution_ids: list[str] | None = None) -
     return [c for c in session.exec(query).all() if c is not None]
 
 
-def pick(session: Session, candidate_ids: list[int]) -> int | None:
+def pick(session: Session, candidate_ids: list[int], checked: bool = True) -> int | None:
     """The candidate auto-approve publishes among these: checked, pending, with no blocking flag; one with
     no flag at all before one that only looks like another solution's, then the first made. None when
-    every one is flagged (or unchecked): a person decides."""
+    every one is flagged (or unchecked): a person decides. With every check turned off (`checked`
+    False) an unchecked candidate may be published, as before the checks existed."""
     rows = session.exec(
         select(Candidate.id, Candidate.flags, Candidate.checked_at).where(
             col(Candidate.id).in_(candidate_ids), Candidate.state == CandidateState.pending
         )
     ).all()
-    fit = [(bool(flags.strip()), cid) for cid, flags, checked in rows if checked is not None and not blocked(flags)]
+    fit = [
+        (bool(flags.strip()), cid) for cid, flags, at in rows if (at is not None or not checked) and not blocked(flags)
+    ]
     return min(fit)[1] if fit else None
 
 

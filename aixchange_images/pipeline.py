@@ -257,10 +257,10 @@ class Generator:
                 self._inspector = Inspector(self.engine, self.settings)
             return self._inspector
 
-    def close(self) -> None:
-        """The end of the run: wait for the checks of every image it made."""
+    def close(self, wait: bool = True) -> None:
+        """The end of the run: its check threads end once the images it made are checked; `wait` for them."""
         if self._inspector is not None:
-            self._inspector.close()
+            self._inspector.close(wait)
 
     def published_url(self, candidate_id: int | None) -> str | None:
         return self._urls.get(candidate_id or -1)
@@ -529,7 +529,7 @@ class Generator:
         if self.plan.options.auto_approve:
             with self._publish_lock:
                 self._made.setdefault(attempt.solution_id, []).append(candidate_id)
-        if requested != "checked":
+        if requested != "checked" and self.settings.enabled_checks:
             self.inspector.submit(candidate_id, requested)
 
     def settle(self, solution_id: str) -> str | None:
@@ -547,7 +547,7 @@ class Generator:
         self.inspector.wait(made)
         actor = self.plan.options.actor
         with session_scope(self.engine, write=True) as session:
-            winner = pick(session, made)
+            winner = pick(session, made, checked=bool(self.settings.enabled_checks))
             if winner is None:
                 return None
             try:

@@ -18,7 +18,7 @@ from marketplace_db import Marketplace, start_server  # noqa: E402
 from openai_standin import OpenAIStandIn  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
-from aixchange_images import bulk, catalogue, engines  # noqa: E402
+from aixchange_images import bulk, catalogue, engines, inspections  # noqa: E402
 from aixchange_images.auth import CLI_ACTOR  # noqa: E402
 from aixchange_images.config import Settings, load_settings  # noqa: E402
 from aixchange_images.models import Solution  # noqa: E402
@@ -66,6 +66,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CHECK_MIN_SIDE_PX", "64")
     _clear_streamlit_caches()  # the app caches its engine per server process, i.e. per test run
     yield tmp_path
+    inspections.finish()  # a batch returns before its last checks: they end with the test that made them
     engines.dispose_engines()
 
 

@@ -89,6 +89,7 @@ BEHAVIOURS: dict[str, set[str]] = {
     "garbage_image": set(),
     "bomb": set(),
     "wrong_size": {"size"},  # a real image of `size` (WxH), whatever size was asked for and the reply says
+    "picture": {"data"},  # these image bytes (a picture the test drew), whatever was asked for
     "empty_data": set(),
     **dict.fromkeys(SCRIPTED_ERRORS, ERROR_OPTS),
 }
@@ -538,6 +539,8 @@ class OpenAIStandIn:
         if behaviour in ("garbage_image", "bomb"):
             blob = b"this is not an image" if behaviour == "garbage_image" else BOMB_PNG
             images = [blob] * n
+        elif behaviour == "picture":
+            images = [opts["data"]] * n
         else:
             alpha = s["background"] == "transparent"
             with self._lock:
