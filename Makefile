@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test demo lint system-packages clean
+.PHONY: run test demo lint system-packages ocr clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime ocr
 	$(PY) -m aixchange_images up --port $(PORT)
+
+# The lettering check reads with Debian's English tesseract model: installed when we are root; without
+# it the dashboard still runs, and each candidate's lettering check says how to install it.
+ocr:
+	@ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null || true; \
+	  else echo "note: the lettering check needs Debian's tesseract-ocr: sudo apt-get install tesseract-ocr"; fi; }
 
 demo: $(VENV)/.runtime
 	$(PY) -m aixchange_images demo-data

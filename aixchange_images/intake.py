@@ -339,6 +339,8 @@ class Intake:
             solution = session.get(Solution, solution_id)
             if solution is not None and solution.image_status in _PUBLISHED:
                 return _published(session, solution, settings, "Image generated and saved successfully")
+            if solution is not None and solution.image_status == ImageStatus.pending:
+                return self._queued(settings, solution)  # an automatic check held it back for a person
         return Outcome(solution_id, UNEXPECTED, error_kind="server_error")
 
     def _why(self, result: GenerationResult, kind: str) -> str:

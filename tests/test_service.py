@@ -116,6 +116,26 @@ def test_a_request_publishes_an_image_named_and_answered_as_the_marketplace_rout
     assert {("service", "solution.add", solution.id), ("service", "image.approve", solution.id)} <= set(audit)
 
 
+def test_an_image_an_automatic_check_flags_waits_for_review_and_the_card_keeps_the_placeholder(
+    engine, tmp_path, monkeypatch
+):
+    from aixchange_images.config import load_settings
+
+    monkeypatch.setenv("CHECK_MIN_SIDE_PX", "2048")  # every 1024x1024 card is then too small: wrong_size
+    with running(load_settings()) as (client, _):
+        reply = client.post({"description": DESCRIPTION, "title": "Ticket Triage Bot"})
+
+    assert reply.status == 200, reply.raw
+    assert reply.body["imageUrl"] == "/placeholder-image.jpg"
+    assert reply.body["message"] == "The image will appear on the card after an admin approves it in AIXchange Images."
+    assert published_files(tmp_path) == []
+    with Session(engine) as session:
+        candidate = session.exec(select(Candidate)).one()
+        solution = session.exec(select(Solution)).one()
+    assert (candidate.state, candidate.flags.split()) == ("pending", ["wrong_size"])
+    assert solution.image_status == "pending"
+
+
 def test_eight_requests_at_once_each_get_their_own_image(settings, engine, tmp_path):
     with running(settings, concurrency=4) as (client, _):
         replies: list[Reply] = []
