@@ -62,6 +62,8 @@ def run_batch(
     generator = start_run(engine, settings, options, stop)
     with Session(engine) as session:
         tasks = _tasks(session, solution_ids, options)
+    if tasks and settings.enabled_checks:
+        generator.inspector.warm()  # while the first calls are out
     # A worker keeping its image (verify, thumbnail, hash, fsync) has given its call slot back, so
     # as many more workers as calls keep the provider busy meanwhile (Generator.slots): a whole wave
     # of replies can be kept while the next wave's calls are made.

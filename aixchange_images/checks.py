@@ -55,6 +55,19 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def warm(names: tuple[str, ...]) -> None:
+    """Load what these checks use (the calling thread's tesseract among them) before the first image."""
+    if "text_garbled" in names:
+        with _dictionary_lock:
+            _dictionary()
+        _reader()
+    if "unsafe" in names:
+        with _detector_lock:
+            _detector()
+    if names:
+        import imagehash  # noqa: F401 - every checked image is hashed
+
+
 # -- blank -----------------------------------------------------------------------------------------
 def blank(image: Image.Image, settings: Settings) -> Verdict:
     """Flat or near-empty: no colour channel varies much, and neighbouring pixels hardly differ."""

@@ -212,6 +212,16 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
+def _warm(settings: Settings, index: HashIndex, barrier: threading.Barrier) -> None:
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=5)
+    try:
+        checks.warm(settings.enabled_checks)
+        index.nearest("0" * 64, "")
+    except Exception:  # noqa: BLE001 - a check that cannot load says so on its first image
+        log.debug("Warming the checks failed", exc_info=True)
+
+
 class Inspector:
     """A run's pool of check threads: `submit` a new candidate, `wait` for some, `close` at the end."""
 
@@ -223,6 +233,17 @@ class Inspector:
         self._futures: dict[int, Future[Outcome]] = {}
         self._lock = threading.Lock()
         _live.add(self)
+
+    def warm(self) -> None:
+        """Load what the checks need (the word list, the detector, each thread's tesseract, the hashes)
+        on the check threads now, while the run's first calls are out: not when its first image is in."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, "checks", initializer=_lower_priority)
+            pool = self._pool
+        barrier = threading.Barrier(self.workers)  # one task per thread: each loads its own tesseract
+        for _ in range(self.workers):
+            pool.submit(_warm, self.settings, self.index, barrier)
 
     def submit(self, candidate_id: int, requested: str | None = None) -> Future[Outcome]:
         with self._lock:
