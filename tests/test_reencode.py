@@ -128,6 +128,14 @@ def uploaded(engine, settings, solution_id: str, data: bytes) -> Publication:
 PATHS = {"approved_reply": approved_reply, "upload": uploaded}
 
 
+def same_picture(published: bytes, original: bytes) -> bool:
+    """Whether a published file shows exactly the original's pixels, and carries nothing else (PNG)."""
+    if published.startswith(storage.PNG_SIGNATURE) and set(png_chunks(published)) != {b"IHDR", b"IDAT", b"IEND"}:
+        return False
+    with Image.open(io.BytesIO(published)) as mine, Image.open(io.BytesIO(original)) as theirs:
+        return ImageChops.difference(mine.convert("RGBA"), theirs.convert("RGBA")).getbbox() is None
+
+
 def png_chunks(data: bytes) -> list[bytes]:
     """The chunk types, checking the file ends right after IEND."""
     assert data.startswith(storage.PNG_SIGNATURE)
