@@ -65,11 +65,10 @@ def approve(*, session: Session, settings: Settings, candidate_id: int, actor: A
         data = storage.read_data_file(settings, candidate.file_path)
     except OSError:
         raise ReviewError(f"Candidate {candidate_id}'s file is gone from the data folder; generate again.") from None
-    if candidate.image_format != settings.dalle_image_format:
-        try:
-            data = storage.convert(data, settings.dalle_image_format)
-        except storage.BadImage as exc:
-            raise ReviewError(f"Candidate {candidate_id}: {exc}") from None
+    try:  # always: the marketplace serves the pixels alone, never text chunks, EXIF or appended bytes
+        data = storage.convert(data, settings.dalle_image_format)
+    except storage.BadImage as exc:
+        raise ReviewError(f"Candidate {candidate_id}: {exc}") from None
     intent = journal.bind(session, settings, _intent(session, candidate, actor))  # no orphan if we die before commit
     file_name, url = storage.publish_file(settings, solution.title, data, settings.dalle_image_format, intent=intent)
     return _point_at(session, solution, candidate, file_name, url, len(data), actor)

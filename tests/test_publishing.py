@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, select
+from test_reencode import same_picture
 
 from aixchange_images import batch, catalogue, cli, journal, pipeline, review, storage
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
@@ -103,7 +104,7 @@ def test_approve_publishes_a_new_aixchange_named_file_and_points_the_solution_at
     assert publication.image_url == f"/api/external-images/solutions/{publication.file_name}"
     published = (local_settings.publish_dir / publication.file_name).read_bytes()
     candidate = get_candidate(engine, cid)
-    assert published == (local_settings.data_dir / candidate.file_path).read_bytes()
+    assert same_picture(published, (local_settings.data_dir / candidate.file_path).read_bytes())  # re-encoded
     assert candidate.state == CandidateState.approved and candidate.reviewed_by == "cli"
     solution = get_solution(engine, sid)
     assert (solution.image_url, solution.image_status) == (publication.image_url, ImageStatus.approved)
