@@ -31,6 +31,7 @@ from .models import Attempt, Candidate, CandidateCheck, CandidateState, Solution
 log = logging.getLogger(__name__)
 LIVE = (CandidateState.pending, CandidateState.approved)  # what a new image may be a copy of
 NICENESS = 10
+CHECK_THREADS = os.cpu_count() or 2
 
 
 def flag_names(flags: str) -> list[str]:
@@ -212,47 +213,61 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
-def _warm(settings: Settings, index: HashIndex, barrier: threading.Barrier) -> None:
+_threads: ThreadPoolExecutor | None = None
+_warmed: set[str] = set()
+_threads_lock = threading.Lock()
+
+
+def _check_threads() -> ThreadPoolExecutor:
+    """The process's check threads, a core each, shared by its runs: each thread's tesseract and the
+    loaded models stay for the next run. Python joins them at exit, so a command ends once they are done."""
+    global _threads
+    with _threads_lock:
+        if _threads is None:
+            _threads = ThreadPoolExecutor(CHECK_THREADS, "checks", initializer=_lower_priority)
+        return _threads
+
+
+def _warm(names: tuple[str, ...], barrier: threading.Barrier) -> None:
     with contextlib.suppress(threading.BrokenBarrierError):
-        barrier.wait(timeout=5)
+        barrier.wait(timeout=5)  # one per thread: each loads its own tesseract
     try:
-        checks.warm(settings.enabled_checks)
-        index.nearest("0" * 64, "")
+        checks.warm(names)
     except Exception:  # noqa: BLE001 - a check that cannot load says so on its first image
         log.debug("Warming the checks failed", exc_info=True)
 
 
 class Inspector:
-    """A run's pool of check threads: `submit` a new candidate, `wait` for some, `close` at the end."""
+    """A run's checks on the process's check threads: `submit` a new candidate, `wait` for some,
+    `close` at the end."""
 
-    def __init__(self, engine: Engine, settings: Settings, workers: int | None = None):
+    def __init__(self, engine: Engine, settings: Settings):
         self.engine, self.settings = engine, settings
-        self.workers = workers or os.cpu_count() or 2
         self.index = HashIndex(engine)
-        self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[int, Future[Outcome]] = {}
         self._lock = threading.Lock()
         _live.add(self)
 
     def warm(self) -> None:
         """Load what the checks need (the word list, the detector, each thread's tesseract, the hashes)
-        on the check threads now, while the run's first calls are out: not when its first image is in."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, "checks", initializer=_lower_priority)
-            pool = self._pool
-        barrier = threading.Barrier(self.workers)  # one task per thread: each loads its own tesseract
-        for _ in range(self.workers):
-            pool.submit(_warm, self.settings, self.index, barrier)
+        now, while the run's first calls are out: not when its first image is in. Once per process."""
+        threads = _check_threads()
+        threads.submit(self.index.nearest, "0" * 64, "")
+        names = self.settings.enabled_checks
+        with _threads_lock:
+            if ",".join(names) in _warmed:
+                return
+            _warmed.add(",".join(names))
+        barrier = threading.Barrier(CHECK_THREADS)
+        for _ in range(CHECK_THREADS):
+            threads.submit(_warm, names, barrier)
 
     def submit(self, candidate_id: int, requested: str | None = None) -> Future[Outcome]:
         with self._lock:
             found = self._futures.get(candidate_id)
             if found is not None:
                 return found
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, "checks", initializer=_lower_priority)
-            future = self._pool.submit(self._inspect, candidate_id, requested)
+            future = _check_threads().submit(self._inspect, candidate_id, requested)
             self._futures[candidate_id] = future
             return future
 
@@ -268,16 +283,11 @@ class Inspector:
             futures = [self._futures[c] for c in candidate_ids if c in self._futures]
         return [f.result() for f in futures]
 
-    def pending(self) -> int:
-        with self._lock:
-            return sum(not f.done() for f in self._futures.values())
-
     def close(self, wait: bool = True) -> None:
-        """No more candidates: let the threads go once the checks handed in are done; `wait` for them."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait)
+        """The run is over: `wait` for the checks it handed in (else they finish in the background)."""
+        if wait:
+            for future in self.futures():
+                future.result()
 
     def futures(self) -> list[Future[Outcome]]:
         with self._lock:
