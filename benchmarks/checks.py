@@ -130,6 +130,44 @@ def batch_runs(rounds: int) -> dict[str, list[float]]:
     return walls
 
 
+def in_process(rounds: int) -> dict[str, list[float]]:
+    """The same batch in this process, as the dashboard runs it: until `run_batch` returns (what the
+    person waits for), and until its last check is done."""
+    from sqlmodel import Session
+
+    from aixchange_images import batch, bulk, catalogue, engines, inspections, pipeline
+    from aixchange_images.auth import CLI_ACTOR
+
+    times: dict[str, list[float]] = {"off": [], "on": [], "on, checked": []}
+    with OpenAIStandIn(latency=batch_bench.LATENCY, heavy=True) as standin:
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                with tempfile.TemporaryDirectory(prefix="bench-checks-") as tmp:
+                    saved = dict(os.environ)
+                    os.environ.update(batch_bench.environment(Path(tmp), standin.base_url))
+                    os.environ["CHECKS_ENABLED"] = "none" if mode == "off" else ",".join(checks.NAMES)
+                    try:
+                        settings = load_settings()
+                        engine = engines.get_engine(settings)
+                        with Session(engine) as session:
+                            bulk.import_records(session=session, records=batch_bench.records(), actor=CLI_ACTOR)
+                            session.commit()
+                            ids = [s.id for s in catalogue.list_solutions(session=session)]
+                        options = pipeline.GenerateOptions(concurrency=batch_bench.CONCURRENCY)
+                        started = time.perf_counter()
+                        results, _ = batch.run_batch(engine, settings, ids, options)
+                        times[mode].append(time.perf_counter() - started)
+                        inspections.finish()
+                        if mode == "on":
+                            times["on, checked"].append(time.perf_counter() - started)
+                        assert all(r.status == "succeeded" for r in results)
+                        engines.dispose_engines()
+                    finally:
+                        os.environ.clear()
+                        os.environ.update(saved)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=20)
@@ -150,6 +188,14 @@ def main() -> None:
     print(f"  checks off  {off:6.2f} s   runs {', '.join(f'{w:.2f}' for w in walls['off'])}")
     print(f"  checks on   {on:6.2f} s   runs {', '.join(f'{w:.2f}' for w in walls['on'])}")
     print(f"  ratio       {on / off:6.3f}   (target <= 1.05)")
+    print("\nThe same batch in-process (the dashboard's Generate): until it returns; until its checks are done:")
+    times = in_process(args.rounds)
+    for mode, values in times.items():
+        print(f"  {mode:<12} {statistics.median(values):6.2f} s   runs {', '.join(f'{v:.2f}' for v in values)}")
+    print(
+        f"  ratio       {statistics.median(times['on']) / statistics.median(times['off']):6.3f} (returned),"
+        f" {statistics.median(times['on, checked']) / statistics.median(times['off']):6.3f} (checked)"
+    )
 
 
 if __name__ == "__main__":
