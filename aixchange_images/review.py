@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from . import journal, storage
 from .auth import Actor, audit, require
 from .catalogue import UPLOADED_SOURCE, active_publication, settled_status
+from .checks import perceptual_hash
 from .config import Settings, UserError
 from .db import lock_solution
 from .deliveries import enqueue
@@ -247,6 +248,8 @@ def upload(*, session: Session, settings: Settings, solution_id: str, data: byte
     candidate = storage.keep_candidate(
         settings, solution_id, data, info, source=UPLOADED_SOURCE, template_ref="upload", model="upload"
     )
+    # A person chose it, so it is not checked; hashed, it is what the duplicate check compares new images with.
+    candidate.phash = perceptual_hash(info.decoded) if info.decoded is not None else None
     session.add(candidate)
     session.flush()
     audit(session, actor, "image.upload", solution_id, candidate_id=candidate.id, bytes=info.bytes)

@@ -319,3 +319,31 @@ def test_with_every_check_off_nothing_is_checked_and_auto_approve_publishes_as_b
     candidate, rows = candidate_of(engine, result.candidate_id)
     assert (candidate.checked_at, rows) == (None, {})
     assert candidate.state == CandidateState.approved and result.published_url is not None
+
+
+def test_a_new_image_like_an_uploaded_card_of_another_solution_is_a_duplicate(
+    engine, make_solutions, standin, openai_settings
+):
+    from aixchange_images import review
+
+    first, second = make_solutions(2)
+    card = lettered("Forge Churn Analyzer", canvas=(256, 256), size=24)
+    with Session(engine) as session:
+        review.upload(
+            session=session,
+            settings=openai_settings,
+            solution_id=first,
+            data=png(card),
+            actor=auth.Actor("ada", "admin"),
+        )
+        session.commit()
+    standin.enqueue("picture", data=png(card))
+
+    (result,), _ = run(engine, openai_settings, [second], size="256x256")
+
+    _, rows = candidate_of(engine, result.candidate_id)
+    assert rows["duplicate"].flagged and rows["duplicate"].evidence["published"] is True
+    assert (
+        rows["duplicate"].sentence
+        == f"It looks like {get_solution(engine, first).title}'s card (0 of 256 bits differ)."
+    )
