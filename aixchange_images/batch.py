@@ -51,6 +51,7 @@ def run_batch(
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     kept: list[GenerationResult] | None = None,
+    checked: bool = True,
 ) -> tuple[list[GenerationResult], dict[str, Any]]:
     """Generate `options.candidates` images for each solution, in parallel up to the concurrency.
 
@@ -58,6 +59,8 @@ def run_batch(
     result from the worker that made it, so it is complete even when the caller is interrupted
     (a Streamlit rerun): the calls in flight still finish and land there. Each solution is claimed
     while it is generated for (`claims`): another run that wants it waits, then reuses its image.
+    Every new image is checked (`inspections`) while the run goes on; it returns once they all are,
+    unless `checked` is False: a command that waits for the checks before it exits, not before it reports.
     """
     generator = start_run(engine, settings, options, stop)
     with Session(engine) as session:
@@ -93,9 +96,7 @@ def run_batch(
             generator.stop.set()
             raise
         finally:
-            # The last images' checks go on in the background (Review shows them as running; a command
-            # waits for them before it exits); auto-approve waited for them already, solution by solution.
-            generator.close(wait=False)
+            generator.close(wait=checked)  # auto-approve waited already, solution by solution
     for result in results:  # auto-approve publishes once a solution's candidates are all checked
         result.published_url = generator.published_url(result.candidate_id)
     return results, summarise(results, len(tasks), time.perf_counter() - started, generator.plan)

@@ -331,7 +331,7 @@ def cmd_generate(args, settings, engine):  # type: ignore[no-untyped-def]
             f" (about ${estimate.cost_usd:.4f}).",
             file=sys.stderr,
         )
-    results, summary = batch.run_batch(engine, settings, ids, options, progress=_print_progress)
+    results, summary = batch.run_batch(engine, settings, ids, options, progress=_print_progress, checked=False)
     if checking := inspections.unfinished():  # the process exits once they are done
         print(f"Checking the last {checking} new image(s) before exiting.", file=sys.stderr)
     summary["estimate"] = estimate.as_dict()

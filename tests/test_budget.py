@@ -713,7 +713,9 @@ def test_a_batch_in_this_process_never_closes_another_batchs_call_in_flight(
 ):
     a, b = make_solutions(2)
     with call_in_flight(engine, a, monkeypatch) as outcome:
-        run(engine, settings, [b])  # a second batch, as a second dashboard session would start
+        # A second batch, as a second dashboard session would start, on the local provider: with the
+        # key now set, `settings` would choose openai and wait at the held server too.
+        run(engine, load_settings(image_provider="local"), [b])
         (held,) = attempts(engine, Attempt.solution_id == a)
 
     assert held.status == AttemptStatus.running  # left alone while its call was in flight
