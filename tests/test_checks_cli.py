@@ -23,6 +23,7 @@ from aixchange_images.jobmodels import ItemStatus, Job, JobItem, JobStatus
 from aixchange_images.models import AuditEvent, Candidate, CandidateCheck, Setting
 from aixchange_images.pipeline import GenerateOptions
 
+
 def make_candidates(engine, make_solutions, solutions: int = 2, each: int = 2) -> dict[str, list[int]]:
     """Solutions with `each` stored (and checked) candidates apiece: {solution id: candidate ids}."""
     ids = make_solutions(solutions)
@@ -396,3 +397,14 @@ def test_the_checks_tab_queues_every_stored_candidate_for_a_worker(engine, make_
 def test_cli_handlers_name_every_parser_command():
     parser_commands = set(cli.build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
     assert "checks" in parser_commands and parser_commands == set(cli.HANDLERS)
+
+
+def test_the_jobs_page_shows_a_checks_jobs_progress_in_candidates(engine, settings, make_solutions):
+    from test_jobs_pages import progress_texts
+
+    make_candidates(engine, make_solutions, solutions=2)
+    job = jobs.enqueue_checks(engine, settings, actor=Actor("alice", "admin"))
+
+    at = open_page("jobs", Actor("alice", "admin"))
+
+    assert any(f"Checks again · job {job.id} · alice: 0 of 4 done" in shown(t) for t in progress_texts(at.main))
