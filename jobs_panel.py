@@ -19,7 +19,12 @@ from aixchange_images.jobmodels import ACTIVE, Job, JobKind
 from aixchange_images.models import Purpose
 
 REFRESH_SECONDS = 2
-KINDS = {JobKind.generate: "Generate", JobKind.marketplace_pull: "Marketplace pull", JobKind.catalogue_import: "Import"}
+KINDS = {
+    JobKind.generate: "Generate",
+    JobKind.marketplace_pull: "Marketplace pull",
+    JobKind.catalogue_import: "Import",
+    JobKind.checks: "Checks again",
+}
 
 
 def _kind(job: Job) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from . import inspections
 from .errors import UserError
 from .models import Attempt, Candidate, Solution
 
@@ -13,8 +14,8 @@ LINEAGE_DEPTH = 50  # a chain longer than this is cut (a refine of a refine of .
 
 
 def listing(*, session: Session, solution_id: str) -> list[dict[str, Any]]:
-    """Every candidate of the solution, newest first, with what made it; flags and checks stay empty
-    until the automatic image checks exist."""
+    """Every candidate of the solution, newest first, with what made it and what the automatic checks
+    found (`flags`, `checked_at`, `checks`: every candidate's verdicts read in one query)."""
     if session.get(Solution, solution_id) is None:
         raise UserError(f"There is no solution with id {solution_id}; see `solutions` for the ids.")
     rows = session.exec(
@@ -23,6 +24,7 @@ def listing(*, session: Session, solution_id: str) -> list[dict[str, Any]]:
         .where(Candidate.solution_id == solution_id)
         .order_by(col(Candidate.id).desc())
     ).all()
+    found = inspections.verdicts(session, [c.id for c, _ in rows if c.id is not None])
     return [
         {
             "id": c.id,
@@ -33,8 +35,7 @@ def listing(*, session: Session, solution_id: str) -> list[dict[str, Any]]:
             "parent_id": c.parent_id,
             "instruction": c.instruction,
             "path": c.file_path,
-            "flags": [],
-            "checks": [],
+            **inspections.as_json(c, found.get(c.id or 0, [])),
             "created_at": c.created_at,
         }
         for c, provider in rows

@@ -152,6 +152,10 @@ def _human(command: str, payload: Any) -> str:
         return reports.providers_text(payload)
     if command == "candidates":
         return reports.candidates_text(payload)
+    if command == "checks" and "job_id" in payload:
+        return f"Job {payload['job_id']} {payload['status']}: {payload['total']} candidate(s). Follow it with `jobs`."
+    if command == "checks":
+        return reports.checks_text(payload)
     if command == "refine":
         return reports.refine_text(payload)
     if command == "generate":
@@ -278,18 +282,13 @@ def cmd_solutions(args, settings, engine):  # type: ignore[no-untyped-def]
 
 
 def _select_ids(args, engine) -> list[str]:  # type: ignore[no-untyped-def]
-    from sqlmodel import Session, col, select
+    from sqlmodel import Session
 
-    from . import catalogue
-    from .models import Solution
+    from . import catalogue, rechecks
 
     with Session(engine) as session:
         if args.solution:
-            found = set(session.exec(select(Solution.id).where(col(Solution.id).in_(args.solution))).all())
-            missing = [sid for sid in args.solution if sid not in found]
-            if missing:
-                raise UsageError(f"There is no solution with id {missing[0]}; see `solutions` for the ids.")
-            return list(dict.fromkeys(args.solution))
+            return rechecks.known(session, args.solution)  # an unknown id: one sentence, exit 2
         if args.missing:
             return catalogue.missing_ids(session=session)
         return catalogue.regenerable_ids(session=session)
@@ -383,6 +382,33 @@ def cmd_candidates(args, settings, engine):  # type: ignore[no-untyped-def]
 
     with Session(engine) as session:
         return {"candidates": candidates.listing(session=session, solution_id=args.solution_id)}, 0
+
+
+def cmd_checks(args, settings, engine):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
+    from . import inspections, rechecks
+
+    rechecks.require_enabled(settings)
+    with Session(engine) as session:
+        ids = rechecks.known(session, args.solution) if args.solution else None
+    if args.background:
+        return cli_jobs.queue_checks(settings, engine, ids), 0
+    with Session(engine) as session:
+        candidate_ids = inspections.stored_candidates(session, ids)
+    names = ", ".join(rechecks.label(n) for n in settings.enabled_checks)
+    print(f"Checking {len(candidate_ids)} candidate(s): {names}.", file=sys.stderr, flush=True)
+    outcomes = inspections.check_again(engine, settings, candidate_ids, progress=_print_check_progress)
+    report = rechecks.summary(settings, outcomes)
+    return report, 1 if report["not_checked"] else 0
+
+
+def _print_check_progress(done: int, total: int, outcome: Any) -> None:
+    from . import rechecks
+
+    found = ", ".join(rechecks.label(n) for n in outcome.flags) or "no flag"
+    said = f"not checked: {outcome.problem}" if outcome.problem else found
+    print(f"[{done}/{total}] #{outcome.candidate_id} {said}", file=sys.stderr, flush=True)
 
 
 def cmd_approve(args, settings, engine):  # type: ignore[no-untyped-def]
@@ -641,6 +667,7 @@ HANDLERS: dict[str, Handler] = {
     "generate": cmd_generate,
     "refine": cmd_refine,
     "candidates": cmd_candidates,
+    "checks": cmd_checks,
     "approve": cmd_approve,
     "reject": cmd_reject,
     "rollback": cmd_rollback,

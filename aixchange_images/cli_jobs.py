@@ -1,4 +1,4 @@
-"""The command line's job commands: `generate ... --background`, `import ... --background`, `worker`, `jobs [cancel|retry ID]`."""
+"""The command line's job commands: `generate|import|checks ... --background`, `worker`, `jobs [cancel|retry ID]`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ def queue_import(settings: Settings, engine: Any, path: Path) -> dict[str, Any]:
     job = jobs.enqueue_import(engine, settings, actor=auth.CLI_ACTOR, source=path.name, data=data)
     _note_without_workers(engine)
     return {"job_id": job.id, "status": job.status, "records": job.options["records"]}
+
+
+def queue_checks(settings: Settings, engine: Any, solution_ids: list[str] | None) -> dict[str, Any]:
+    """`checks ... --background`: a job with an item per solution; its total counts candidates."""
+    from . import auth, jobs
+
+    job = jobs.enqueue_checks(engine, settings, actor=auth.CLI_ACTOR, solution_ids=solution_ids)
+    _note_without_workers(engine)
+    return {"job_id": job.id, "status": job.status, "total": job.total}
 
 
 def _note_without_workers(engine: Any) -> None:

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--model", help="default: the candidate's own")
     cmd = command("candidates", "list a solution's candidates, newest first, with what each was refined from")
     cmd.add_argument("solution_id")
+    _add_checks(command("checks", "run the automatic checks again on stored candidates; how many each flagged"))
     cmd = command("rollback", "restore a solution's previous image")
     cmd.add_argument("solution_id")
     cmd = command("prompt", "print the rendered prompt for a solution")
@@ -98,6 +99,13 @@ def _add_generate(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--auto-approve", action="store_true", help="publish the first good candidate at once")
     cmd.add_argument("--no-cache", action="store_true", help="always make a new call")
     cmd.add_argument("--concurrency", type=int, metavar="C")
+    cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
+
+
+def _add_checks(cmd: argparse.ArgumentParser) -> None:
+    which = cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--solution", nargs="+", metavar="ID", help="these solutions' candidates")
+    which.add_argument("--all", action="store_true", help="every stored candidate")
     cmd.add_argument("--background", action="store_true", help="queue it as a job for a worker; return at once")
 
 

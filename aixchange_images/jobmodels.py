@@ -31,6 +31,7 @@ class JobKind(StrEnum):
     generate = "generate"
     marketplace_pull = "marketplace_pull"
     catalogue_import = "catalogue_import"  # a bulk file, read by the worker from the data folder
+    checks = "checks"  # the automatic checks again on stored candidates: an item per solution, images = candidates
 
 
 class ItemStatus(StrEnum):
@@ -55,7 +56,7 @@ class Job(SQLModel, table=True):
     batch_id: str | None = Field(default=None, max_length=40)  # its attempts' batch (Review's ?batch=)
     schedule: str | None = Field(default=None, max_length=40)  # the schedule that queued it
     retry_of: int | None = None
-    total: int = 0  # images (a pull: 1)
+    total: int = 0  # images (a pull: 1; checks: candidates)
     done: int = 0
     succeeded: int = 0
     failed: int = 0

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import bulkfiles, jobitems, marketplace
+from . import bulkfiles, jobitems, marketplace, rechecks
 from .auth import Actor, PermissionDenied, require
 from .config import Settings, UserError
 from .db import db_now, session_scope
@@ -82,6 +82,32 @@ def enqueue_import(engine: Engine, settings: Settings, *, actor: Actor, source: 
     options = {"file": str(path), "source": source, "records": len(records)}
     job = Job(kind=JobKind.catalogue_import, actor=actor.username, role=actor.role, options=options)
     return _queue(engine, settings, job, [(None, 1)])
+
+
+def enqueue_checks(
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: Actor,
+    solution_ids: list[str] | None = None,
+    retry_of: int | None = None,
+) -> Job:
+    """Queue the automatic checks again on the stored candidates of these solutions (all with None):
+    one item per solution, its candidates made up to now (later ones are checked by the run that makes them)."""
+    require(actor, "generate")
+    rechecks.require_enabled(settings)
+    with Session(engine) as session:
+        ids = None if solution_ids is None else rechecks.known(session, solution_ids)
+        up_to = rechecks.newest(session)
+        counts = rechecks.per_solution(session, ids, up_to)
+    job = Job(
+        kind=JobKind.checks,
+        actor=actor.username,
+        role=actor.role,
+        options={"up_to": up_to, "solutions": "all" if ids is None else len(ids)},
+        retry_of=retry_of,
+    )
+    return _queue(engine, settings, job, list(counts.items()))
 
 
 def _queue(engine: Engine, settings: Settings, job: Job, items: list[tuple[str | None, int]]) -> Job:
@@ -218,6 +244,8 @@ def retry(engine: Engine, settings: Settings, job_id: int, *, actor: Actor) -> J
         return enqueue_pull(engine, settings, actor=actor)
     if job.kind == JobKind.catalogue_import:
         raise JobError(f"Job {job_id} was an import; import the file again to retry it.")
+    if job.kind == JobKind.checks:
+        return enqueue_checks(engine, settings, actor=actor, solution_ids=[s for s in ids if s], retry_of=job_id)
     options = options_of(job)
     options.actor, options.batch_id = actor, None
     return enqueue_generate(engine, settings, [sid for sid in ids if sid], options, retry_of=job_id)

@@ -112,7 +112,41 @@ def candidates_text(payload: dict[str, Any]) -> str:
         )
         if c["parent_id"] is not None:
             lines.append(f"{'':>6}  refined from #{c['parent_id']}: {c['instruction']!r}")
+        lines += _verdict_lines(c)
     return "\n".join([*lines, f"{len(rows)} candidate(s)"])
+
+
+def _verdict_lines(c: dict[str, Any]) -> list[str]:
+    """Under a candidate: what the automatic checks found, in plain words, each flag with its sentence."""
+    if c["checked_at"] is None:
+        return [f"{'':>6}  not checked yet"]
+    if not c["flags"]:
+        return [f"{'':>6}  checks: no flag"]
+    lines = [f"{'':>6}  flagged: {', '.join(_label(name) for name in c['flags'])}"]
+    for name in c["flags"]:
+        if name in c["checks"]:
+            lines.append(f"{'':>8}{_label(name)}: {c['checks'][name]['sentence']}")
+    return lines
+
+
+def _label(name: str) -> str:
+    from .checks import LABELS  # here, not at the top: the command line's parser loads this module
+
+    return LABELS.get(name, name)
+
+
+def checks_text(payload: dict[str, Any]) -> str:
+    """`checks` for a person: how many were checked, how many each check flagged, what could not be checked."""
+    flagged = [f"{_label(name)} {count:,}" for name, count in payload["flagged"].items()]
+    lines = [
+        f"Checked {payload['checked']:,} candidate(s): {payload['no_flag']:,} with no flag.",
+        f"Flagged: {', '.join(flagged) if flagged else 'no check is on'}.",
+    ]
+    missed = payload["not_checked"]
+    if missed:
+        lines.append(f"Not checked: {len(missed):,} candidate(s).")
+        lines += [f"  #{m['candidate_id']}: {m['problem']}" for m in missed]
+    return "\n".join(lines)
 
 
 def refine_text(payload: dict[str, Any]) -> str:

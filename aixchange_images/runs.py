@@ -17,11 +17,12 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import batch, bulk, bulkfiles, jobitems, jobs
+from . import batch, bulk, bulkfiles, jobitems, jobs, rechecks
 from .auth import Actor
 from .claims import Claims
 from .config import Settings, UserError
 from .deliveries import deliver_waiting
+from .inspections import Inspector
 from .jobitems import Outcome
 from .jobmodels import ItemStatus, Job, JobItem, JobKind
 from .pipeline import GenerateOptions, Generator, Stopped
@@ -43,6 +44,10 @@ class JobRun:
         self.options: GenerateOptions | None = None
         self.generator: Generator | None = None
         self.claims: Claims | None = None
+        self.inspector: Inspector | None = None  # checks: one pool (and hash index) for the job's threads here
+        if job.kind == JobKind.checks:
+            rechecks.require_enabled(settings)  # turned off since it was queued: the job fails with why
+            self.inspector = Inspector(engine, settings)
         if job.kind == JobKind.generate:
             self.options = jobs.options_of(job)
             self.generator = batch.start_run(engine, settings, self.options, self.stop)  # bad values fail here
@@ -63,6 +68,9 @@ class JobRun:
                 return self._pull()
             if self.job.kind == JobKind.catalogue_import:
                 return self._import()
+            if self.job.kind == JobKind.checks:
+                assert self.inspector is not None and item.solution_id is not None
+                return rechecks.run_item(self.engine, self.inspector, item.solution_id, self.job.options.get("up_to"))
             return self._generate(item)
         except UserError as exc:
             return Outcome(ItemStatus.failed, failed=item.images, error=str(exc))
@@ -140,6 +148,8 @@ def shared_run(engine: Engine, settings: Settings, job: Job) -> Iterator[JobRun]
                 _runs[job.id] = (run, users - 1)
         if users == 1 and run.generator is not None:
             run.generator.close()  # the checks of the job's last images finish before it is over
+        if users == 1 and run.inspector is not None:
+            run.inspector.close()
 
 
 def work(engine: Engine, settings: Settings, job_id: int, stopping: threading.Event) -> None:

@@ -1,4 +1,5 @@
-"""Settings (admins): users and roles, generation defaults and budgets, prices, storage, schedules, the audit log."""
+"""Settings (admins): users and roles, generation defaults and budgets, the automatic checks, prices, storage,
+schedules, the audit log."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -9,7 +10,18 @@ from sqlmodel import Session
 
 import jobs_panel
 import ui
-from aixchange_images import admin, auditlog, auth, provider_registry, review, wording
+from aixchange_images import (
+    admin,
+    auditlog,
+    auth,
+    check_settings,
+    inspections,
+    jobs,
+    provider_registry,
+    review,
+    wording,
+)
+from aixchange_images.checks import LABELS, NAMES
 from aixchange_images.config import QUALITIES, STANDARD_SIZES
 from aixchange_images.models import Role, User
 
@@ -189,6 +201,54 @@ def defaults_form() -> dict:
     }
 
 
+def checks_tab() -> None:
+    st.caption(
+        "Every new candidate is checked automatically; auto-approve never publishes one with a flag other than "
+        "Duplicate, and Review shows the flags. A check turned off no longer runs; verdicts already kept stay "
+        "until the candidates are checked again."
+    )
+    with st.form("checks"):
+        enabled, numbers = checks_form()
+        submitted = st.form_submit_button("Save checks", type="primary")
+    if submitted:
+        changes = admin.changed_settings(settings=settings, values=check_settings.form_values(enabled, numbers))
+        if not changes:
+            st.info("Nothing changed.")
+        else:
+            ui.write(
+                lambda s: check_settings.save(session=s, settings=ui.base_settings(), actor=actor, changes=changes),
+                f"Saved {len(changes)} setting(s).",
+            )
+    recheck()
+
+
+def checks_form() -> tuple[list[str], dict]:
+    enabled, numbers = [], {}
+    for name in NAMES:
+        if st.checkbox(
+            LABELS[name], name in settings.enabled_checks, key=f"check-on-{name}", help=check_settings.WHAT[name]
+        ):
+            enabled.append(name)
+        columns = st.columns(3)
+        for column, t in zip(columns, check_settings.thresholds(name), strict=False):
+            numbers[t.key] = column.number_input(
+                t.label, value=getattr(settings, t.key), step=t.step, format=t.format, help=t.help, key=t.key
+            )
+    return enabled, numbers
+
+
+def recheck() -> None:
+    """Check every stored candidate again as a job for the workers (after a threshold changed, say)."""
+    with ui.db() as session:
+        waiting = inspections.unchecked(session)
+    if waiting:
+        st.caption(f"{waiting:,} stored candidate(s) have not been checked yet.")
+    if st.button("Check every candidate again", icon=":material/fact_check:"):
+        job = ui.attempt(lambda: jobs.enqueue_checks(ui.engine(), settings, actor=actor))
+        if job is not None:
+            st.success(f"Queued as job {job.id}: {job.total:,} candidate(s). The Jobs page shows its progress.")
+
+
 def prices_tab() -> None:
     st.caption("USD per 1M tokens. A change applies to calls from now on; past attempts keep what they cost.")
     with ui.db() as session:
@@ -279,7 +339,16 @@ def audit_tab() -> None:
     )
 
 
-tabs = st.tabs(["Users", "Defaults and budgets", "Prices", "Storage", "Schedules", "Audit log"])
-for tab, show in zip(tabs, (users_tab, defaults_tab, prices_tab, storage_tab, schedules_tab, audit_tab), strict=True):
+TABS = {
+    "Users": users_tab,
+    "Defaults and budgets": defaults_tab,
+    "Checks": checks_tab,
+    "Prices": prices_tab,
+    "Storage": storage_tab,
+    "Schedules": schedules_tab,
+    "Audit log": audit_tab,
+}
+tabs = st.tabs(list(TABS))
+for tab, show in zip(tabs, TABS.values(), strict=True):
     with tab:
         show()

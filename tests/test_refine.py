@@ -66,7 +66,8 @@ def test_refine_and_candidates_commands_give_the_contract_json(engine, settings,
     assert all(set(c) >= CANDIDATE_KEYS for c in listed["candidates"])
     assert child["id"] == result["candidate_id"]
     assert (child["parent_id"], child["instruction"], child["provider"]) == (parent, "warmer and lighter", "local")
-    assert (child["status"], child["flags"], child["checks"]) == ("pending", [], [])
+    assert (child["status"], child["flags"]) == ("pending", [])  # the refined image is checked like a new one
+    assert child["checks"]["blank"]["flagged"] is False and child["checked_at"] is not None
     assert (original["id"], original["parent_id"], original["instruction"]) == (parent, None, None)
     assert (settings.data_dir / child["path"]).is_file()
     assert not child["path"].startswith("/")
