@@ -11,7 +11,18 @@ from sqlmodel import Session, col, select
 
 from . import quickstats
 from .attribution import made_by
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
+from .checks import LABELS, NAMES
+from .models import (
+    Attempt,
+    AttemptStatus,
+    Candidate,
+    CandidateCheck,
+    CandidateState,
+    Publication,
+    Purpose,
+    Solution,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,6 +143,61 @@ def scoped_candidates(query: Any, scope: Scope, session: Session | None = None) 
 
 
 APPROVED = cast(col(Candidate.state).in_(APPROVED_STATES), Integer)
+
+# -- how often the automatic checks flag what a model or a template version makes ------------------
+FLAG_BREAKDOWNS = {"model": Candidate.model, "template": Candidate.template_ref}
+FLAG_COUNTS = ["checked", "flagged", *(f"{name}_{part}" for name in NAMES for part in ("checked", "flagged"))]
+FLAG_COLUMNS = ["checked", "flagged", "flag_rate", *(f"{name}_{p}" for name in NAMES for p in ("checked", "rate"))]
+
+
+def flag_sums() -> tuple:
+    """The FLAG_COUNTS of a group of candidates joined to their checks (`checked_candidates`): candidates
+    checked, flagged by any check, and for each check the candidates it ran on and those it flagged."""
+    flagged = col(CandidateCheck.flagged).is_(True)
+    sums: list[Any] = [
+        func.count(func.distinct(Candidate.id)),
+        func.count(func.distinct(case((flagged, Candidate.id)))),
+    ]
+    for name in NAMES:
+        sums.append(func.sum(case((CandidateCheck.name == name, 1), else_=0)))
+        sums.append(func.sum(case((and_(CandidateCheck.name == name, flagged), 1), else_=0)))
+    return tuple(sums)
+
+
+def checked_candidates(query: Any, scope: Scope, session: Session) -> Any:
+    """`query` over the scope's generated candidates (`scoped_candidates`), a row per check that ran on one."""
+    return scoped_candidates(query.join(CandidateCheck, CandidateCheck.candidate_id == Candidate.id), scope, session)
+
+
+def flag_rates(*, session: Session, scope: Scope | None = None, by: str = "model") -> pd.DataFrame:
+    """Per model (or template version, `by="template"`): the generated candidates checked in the scope,
+    the share any check flagged, and for each check the candidates it ran on and the share it flagged.
+    One GROUP BY over candidates joined to their checks."""
+    key = FLAG_BREAKDOWNS[by]
+    query = checked_candidates(select(key, *flag_sums()), scope or Scope(), session).group_by(key).order_by(key)
+    return frame([(name, *flag_figures(counts)) for name, *counts in session.exec(query).all()], [by, *FLAG_COLUMNS])
+
+
+def flag_figures(counts: Any) -> tuple:
+    """FLAG_COLUMNS from FLAG_COUNTS (None: nothing checked): a rate is None where its check never ran."""
+    checked, flagged, *per_check = [int(n or 0) for n in counts] if counts else [0] * len(FLAG_COUNTS)
+    figures: list[Any] = [checked, flagged, flagged / checked if checked else None]
+    for ran, raised in zip(per_check[::2], per_check[1::2], strict=True):
+        figures += [ran, raised / ran if ran else None]
+    return tuple(figures)
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None or value != value else f"{value:.0%}"
+
+
+def flag_readable(table: pd.DataFrame) -> dict[str, Any]:
+    """The flag columns as people read them: candidates checked, then shares in percent under each check's words."""
+    return {
+        "Checked": table["checked"],
+        "Flagged": table["flag_rate"].map(percent),
+        **{LABELS[name]: table[f"{name}_rate"].map(percent) for name in NAMES},
+    }
 
 
 def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:
