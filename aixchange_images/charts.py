@@ -215,18 +215,18 @@ def approval_rates(reviewed: pd.DataFrame) -> go.Figure:
 
 def flag_rates(rates: pd.DataFrame, by: str) -> go.Figure:
     """Per model or template version (`metrics.flag_rates`), the share of checked images any check
-    flagged, then the share each check flagged; how many each share is of on hover."""
+    flagged, then the share each check flagged; how many of how many on hover."""
     fig = _figure()
     names = [plain(name) for name in rates[by]]
-    series = [("Any check", "flag_rate", "checked")] + [(LABELS[n], f"{n}_rate", f"{n}_checked") for n in NAMES]
-    for label, rate, ran in series:
+    series = [("Any check", "flag_rate", "flagged")] + [(LABELS[n], f"{n}_rate", f"{n}_flagged") for n in NAMES]
+    for label, rate, flagged in series:
         fig.add_bar(
             x=rates[rate],
             y=names,
             orientation="h",
             name=label,
-            customdata=rates[ran],
-            hovertemplate=f"{label}: %{{x:.0%}} of %{{customdata:,}} checked<extra></extra>",
+            customdata=list(zip(rates[flagged], rates["checked"], strict=True)),
+            hovertemplate=f"{label}: %{{x:.0%}} (%{{customdata[0]:,}} of %{{customdata[1]:,}} checked)<extra></extra>",
         )
     fig.update_xaxes(tickformat=".0%", rangemode="tozero", title_text="flagged of checked")
     fig.update_yaxes(autorange="reversed", automargin=True, type="category")

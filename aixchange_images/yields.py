@@ -17,18 +17,20 @@ from sqlmodel import Session, select
 from .attribution import by_provider
 from .metrics import (
     APPROVED_STATES,
+    CHECKED_SUMS,
     FINISHED,
     FLAG_COLUMNS,
+    NO_FLAGS,
     Scope,
-    checked_candidates,
+    checked_in,
     flag_figures,
-    flag_rates,
     flag_readable,
-    flag_sums,
+    flags_by,
     frame,
     percent,
+    raised_in,
 )
-from .models import Attempt, AttemptStatus, Candidate, CandidateState
+from .models import Attempt, AttemptStatus, Candidate, CandidateCheck, CandidateState
 from .templates import all_labels, version_refs
 from .wording import money
 
@@ -75,8 +77,7 @@ def yield_table(
         ]
         return frame(rows, PAIR_COLUMNS)
     reviews = _candidate_figures(session, since, until)
-    checked = flag_rates(session=session, scope=Scope(since=since, until=until), by="template")
-    flags = {ref: tuple(figures) for ref, *figures in checked.itertuples(index=False)}
+    flags = flags_by(session=session, scope=Scope(since=since, until=until), by="template")
     marks = all_labels(session=session)
     refs = list(dict.fromkeys([*version_refs(session=session), *sorted(set(attempts) | set(reviews) | set(flags))]))
     rows = [
@@ -111,7 +112,7 @@ def _yield_row(attempts: tuple | None, states: dict | None, flags: tuple | None)
         "approval_rate": approved / reviewed if reviewed else None,
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
         "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
-        **dict(zip(FLAG_COLUMNS, flags or flag_figures(None), strict=True)),
+        **dict(zip(FLAG_COLUMNS, flags or NO_FLAGS, strict=True)),
     }
 
 
@@ -201,10 +202,15 @@ def _pair_candidate_figures(
 def _pair_flag_figures(session: Session, scope: Scope, served: set[tuple[str, str]]) -> dict[tuple, tuple]:
     """The checks' figures (metrics.FLAG_COLUMNS) per provider and model, told apart as
     `_pair_candidate_figures` does."""
-    rows = by_provider(
-        session, _owners(served), lambda query: checked_candidates(query, scope, session), (), flag_sums()
+    owners = _owners(served)
+    checked = by_provider(session, owners, lambda query: checked_in(query, scope, session), (), CHECKED_SUMS)
+    raised = by_provider(
+        session, owners, lambda query: raised_in(query, scope, session), (CandidateCheck.name,), (func.count(),)
     )
-    return {(provider, model): flag_figures(counts) for provider, model, *counts in rows}
+    return flag_figures(
+        [((provider, model), *rest) for provider, model, *rest in checked],
+        [((provider, model), name, n) for provider, model, name, n in raised],
+    )
 
 
 def _owners(served: set[tuple[str, str]]) -> dict[str, set[str]]:

@@ -77,9 +77,9 @@ def test_flag_rates_per_model_count_the_checked_candidates_and_each_checks_share
     assert list(table.index) == [GPT, LOCAL_CARD]
     gpt, local = table.loc[GPT], table.loc[LOCAL_CARD]
     assert (gpt["checked"], gpt["flagged"], gpt["flag_rate"]) == (6, 3, 0.5)
-    assert (gpt["text_garbled_checked"], gpt["text_garbled_rate"]) == (4, 0.5)
-    assert (gpt["duplicate_rate"], gpt["unsafe_rate"], gpt["blank_rate"]) == (0.25, 0.0, 0.0)
-    assert (gpt["wrong_size_checked"], gpt["wrong_size_rate"]) == (6, pytest.approx(1 / 6))
+    assert (gpt["text_garbled_flagged"], gpt["text_garbled_rate"]) == (2, pytest.approx(2 / 6))
+    assert (gpt["duplicate_flagged"], gpt["unsafe_rate"], gpt["blank_rate"]) == (1, 0.0, 0.0)
+    assert (gpt["wrong_size_flagged"], gpt["wrong_size_rate"]) == (1, pytest.approx(1 / 6))
     assert (local["checked"], local["flagged"], local["flag_rate"], local["blank_rate"]) == (2, 1, 0.5, 0.5)
     assert local["text_garbled_rate"] == 0.0
 
@@ -90,28 +90,28 @@ def test_flag_rates_per_template_version_show_which_one_garbles_lettering(engine
     assert list(table.index) == ["default@1", "default@2"]
     one, two = table.loc["default@1"], table.loc["default@2"]
     assert (one["checked"], one["flag_rate"], one["text_garbled_rate"]) == (4, 0.5, 0.5)
-    assert (two["checked"], two["flagged"], two["text_garbled_checked"], two["text_garbled_rate"]) == (4, 2, 2, 0.0)
+    assert (two["checked"], two["flagged"], two["text_garbled_flagged"], two["text_garbled_rate"]) == (4, 2, 0, 0.0)
     assert (two["blank_rate"], two["wrong_size_rate"]) == (0.25, 0.25)
 
 
-def test_a_check_that_never_ran_has_no_rate_rather_than_zero(engine, history):
+def test_the_metrics_filters_narrow_the_flag_rates(engine, history):
     table = rates(engine, "model", Scope(since=utcnow() - timedelta(days=30), template="default@2"))
+    local = rates(engine, "template", Scope(provider="local"))
 
-    gpt = table.loc[GPT]
-    assert (gpt["checked"], gpt["text_garbled_checked"]) == (2, 0)
-    assert pd.isna(gpt["text_garbled_rate"]) and gpt["wrong_size_rate"] == 0.5
+    assert (table.loc[GPT, "checked"], table.loc[GPT, "text_garbled_rate"], table.loc[GPT, "wrong_size_rate"]) == (
+        2,
+        0.0,
+        0.5,
+    )
+    assert list(local.index) == ["default@2"] and local.loc["default@2", "blank_rate"] == 0.5
 
 
 def test_the_period_decides_which_candidates_count(engine, history):
     all_time = rates(engine, "model", Scope()).loc[GPT]
     before = rates(engine, "model", Scope(until=utcnow() - timedelta(days=30)))
 
-    assert (all_time["checked"], all_time["flagged"], all_time["unsafe_checked"], all_time["unsafe_rate"]) == (
-        7,
-        4,
-        5,
-        0.2,
-    )
+    assert (all_time["checked"], all_time["flagged"], all_time["unsafe_flagged"]) == (7, 4, 1)
+    assert all_time["unsafe_rate"] == pytest.approx(1 / 7)
     assert list(before.index) == [GPT]
     assert (before.loc[GPT, "checked"], before.loc[GPT, "unsafe_rate"], before.loc[GPT, "text_garbled_rate"]) == (
         1,
@@ -130,6 +130,7 @@ def test_the_yield_table_has_the_flag_rates_of_each_template_version(engine, his
     assert (one["candidates"], one["checked"], one["flag_rate"], one["text_garbled_rate"]) == (4, 4, 0.5, 0.5)
     assert (two["candidates"], two["checked"], two["blank_rate"]) == (5, 4, 0.25)
     assert (everything.loc["default@1", "checked"], everything.loc["default@1", "unsafe_rate"]) == (5, 0.2)
+    assert (two["text_garbled_flagged"], two["wrong_size_flagged"]) == (0, 1)
     assert "upload" not in table.index
 
 
@@ -158,7 +159,7 @@ def test_the_readable_yield_table_names_the_checks_in_plain_words(engine, histor
         "Wrong size",
     ]
     assert list(readable.loc["default@1", ["Checked", "Flagged", "Garbled lettering"]]) == [4, "50%", "50%"]
-    assert readable.loc["default@2", "Garbled lettering"] == "0%"
+    assert (readable.loc["default@2", "Garbled lettering"], readable.loc["default@2", "Blank"]) == ("0%", "25%")
 
 
 def test_a_version_nothing_was_checked_for_reads_as_no_rate(engine, make_solutions):
@@ -184,8 +185,8 @@ def test_the_flag_rate_chart_has_a_bar_series_per_check_and_a_row_per_model(engi
         "Wrong size",
     ]
     garbled = fig.data[2]
-    assert list(garbled.y) == [GPT, LOCAL_CARD] and list(garbled.x) == [0.5, 0.0]
-    assert list(garbled.customdata) == [4, 2]
+    assert list(garbled.y) == [GPT, LOCAL_CARD] and list(garbled.x) == pytest.approx([2 / 6, 0.0])
+    assert [list(pair) for pair in garbled.customdata] == [[2, 6], [0, 2]]
     assert fig.layout.title.text == "Share of checked images flagged, by model"
 
 
@@ -201,7 +202,7 @@ def test_the_metrics_page_charts_the_flag_rates_per_model_and_template_version(e
         "Share of checked images flagged, by template version",
     } <= chart_titles(at)
     by_model = next(d.value for d in at.dataframe if list(d.value.columns)[0] == "Model").set_index("Model")
-    assert list(by_model.loc[GPT, ["Checked", "Flagged", "Garbled lettering"]]) == [6, "50%", "50%"]
+    assert list(by_model.loc[GPT, ["Checked", "Flagged", "Garbled lettering"]]) == [6, "50%", "33%"]
     assert not any("No checked images" in i.value for i in at.info)
 
 
