@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from .checks import LABELS, NAMES
 from .wording import error_kind, image_status, money, seconds
 
 if TYPE_CHECKING:
@@ -209,6 +210,33 @@ def approval_rates(reviewed: pd.DataFrame) -> go.Figure:
         showlegend=False,
         hovermode="closest",
         height=110 + 34 * len(reviewed),
+    )
+
+
+def flag_rates(rates: pd.DataFrame, by: str) -> go.Figure:
+    """Per model or template version (`metrics.flag_rates`), the share of checked images any check
+    flagged, then the share each check flagged; how many of how many on hover."""
+    fig = _figure()
+    names = [plain(name) for name in rates[by]]
+    series = [("Any check", "flag_rate", "flagged")] + [(LABELS[n], f"{n}_rate", f"{n}_flagged") for n in NAMES]
+    for label, rate, flagged in series:
+        fig.add_bar(
+            x=rates[rate],
+            y=names,
+            orientation="h",
+            name=label,
+            customdata=list(zip(rates[flagged], rates["checked"], strict=True)),
+            hovertemplate=f"{label}: %{{x:.0%}} (%{{customdata[0]:,}} of %{{customdata[1]:,}} checked)<extra></extra>",
+        )
+    fig.update_xaxes(tickformat=".0%", rangemode="tozero", title_text="flagged of checked")
+    fig.update_yaxes(autorange="reversed", automargin=True, type="category")
+    words = {"model": "model", "template": "template version"}
+    return _finish(
+        fig,
+        f"Share of checked images flagged, by {words[by]}",
+        barmode="group",
+        hovermode="closest",
+        height=130 + 90 * len(rates),
     )
 
 

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, text, union_all
+from sqlalchemy import Integer, and_, case, cast, func, literal, literal_column, text, union_all
 from sqlmodel import Session, col, select
 
 from . import quickstats
 from .attribution import made_by
-from .models import Attempt, AttemptStatus, Candidate, CandidateState, Publication, Purpose, Solution, utcnow
+from .checks import LABELS, NAMES
+from .models import (
+    Attempt,
+    AttemptStatus,
+    Candidate,
+    CandidateCheck,
+    CandidateState,
+    Publication,
+    Purpose,
+    Solution,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,6 +144,77 @@ def scoped_candidates(query: Any, scope: Scope, session: Session | None = None) 
 
 
 APPROVED = cast(col(Candidate.state).in_(APPROVED_STATES), Integer)
+
+# -- how often the automatic checks flag what a model or a template version makes ------------------
+FLAG_BREAKDOWNS = {"model": Candidate.model, "template": Candidate.template_ref}
+FLAG_COLUMNS = [
+    "checked",
+    "flagged",
+    "flag_rate",
+    *(f"{name}_{part}" for name in NAMES for part in ("flagged", "rate")),
+]
+NO_FLAGS = (0, 0, None, *(figure for _ in NAMES for figure in (0, None)))  # a row nothing was checked for
+CHECKED_SUMS = (func.count(), func.sum(case((Candidate.flags != "", 1), else_=0)))  # checked, flagged by any check
+
+
+def checked_in(query: Any, scope: Scope, session: Session) -> Any:
+    """`query` over the scope's generated candidates the checks have looked at (ix_candidate_check_cover
+    holds what it reads)."""
+    return scoped_candidates(query.where(col(Candidate.checked_at).is_not(None)), scope, session)
+
+
+def raised_in(query: Any, scope: Scope, session: Session) -> Any:
+    """`query` over the flags raised on the scope's generated candidates: each flagged verdict joined to
+    its candidate. Flags are few, and the index (name, flagged, candidate_id) finds them."""
+    query = query.join(CandidateCheck, CandidateCheck.candidate_id == Candidate.id)
+    flagged = (col(CandidateCheck.name).in_(NAMES), col(CandidateCheck.flagged).is_(True))
+    return scoped_candidates(query.where(*flagged), scope, session)
+
+
+def flags_by(*, session: Session, scope: Scope | None = None, by: str = "model") -> dict[str, tuple]:
+    """FLAG_COLUMNS per model or template version (`by="template"`) the scope's checked candidates have:
+    two GROUP BYs, candidates checked and flagged (their `flags`), and each check's flags."""
+    scope = scope or Scope()
+    # `|| ''` keeps SQLite off the template index, which lacks checked_at, for ix_candidate_check_cover
+    key = FLAG_BREAKDOWNS[by] + literal_column("''")
+    checked = session.exec(checked_in(select(key, *CHECKED_SUMS), scope, session).group_by(key)).all()
+    raised = raised_in(select(key, CandidateCheck.name, func.count()), scope, session)
+    return flag_figures(checked, session.exec(raised.group_by(key, CandidateCheck.name)).all())
+
+
+def flag_figures(checked: Iterable[tuple], raised: Iterable[tuple]) -> dict[Any, tuple]:
+    """FLAG_COLUMNS per key from rows (key, candidates checked, flagged by any check) and (key, check,
+    candidates it flagged); a check that did not run on a candidate counts as not flagging it."""
+    counts: dict[Any, dict[str, int]] = {}
+    for key, name, n in raised:
+        per_check = counts.setdefault(key, dict.fromkeys(NAMES, 0))
+        per_check[name] += int(n)
+    figures = {}
+    for key, n, flagged in checked:
+        n, flagged, per_check = int(n), int(flagged or 0), counts.get(key, dict.fromkeys(NAMES, 0))
+        shares = [(per_check[name], per_check[name] / n) for name in NAMES]
+        figures[key] = (n, flagged, flagged / n, *(figure for share in shares for figure in share))
+    return figures
+
+
+def flag_rates(*, session: Session, scope: Scope | None = None, by: str = "model") -> pd.DataFrame:
+    """Per model (or template version, `by="template"`) the scope's generated candidates the checks looked
+    at: how many, the share any check flagged, and for each check how many it flagged and their share."""
+    figures = flags_by(session=session, scope=scope, by=by)
+    return frame([(key, *figures[key]) for key in sorted(figures)], [by, *FLAG_COLUMNS])
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None or value != value else f"{value:.0%}"
+
+
+def flag_readable(table: pd.DataFrame) -> dict[str, Any]:
+    """The flag columns as people read them: candidates checked, then shares in percent under each check's words."""
+    return {
+        "Checked": table["checked"],
+        "Flagged": table["flag_rate"].map(percent),
+        **{LABELS[name]: table[f"{name}_rate"].map(percent) for name in NAMES},
+    }
 
 
 def headline(*, session: Session, scope: Scope | None = None) -> dict[str, Any]:

@@ -26,6 +26,8 @@ PARTS = (
     "totals",
     "providers",
     "month",
+    "flags_by_model",
+    "flags_by_template",
 )
 _FROM_BREAKDOWN: dict[str, Callable[[list[tuple]], Any]] = {
     "daily": metrics.daily_of,
@@ -77,4 +79,6 @@ def _queries(scope: Scope) -> dict[str, Callable[[Session], Any]]:
         "totals": lambda s: spending.totals(session=s, scope=scope),
         "providers": lambda s: provider_metrics.provider_totals(session=s, scope=scope),
         "month": lambda s: spending.month_outlook(session=s),
+        "flags_by_model": lambda s: metrics.flag_rates(session=s, scope=scope, by="model"),
+        "flags_by_template": lambda s: metrics.flag_rates(session=s, scope=scope, by="template"),
     }

@@ -189,6 +189,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
     (14, "covering indexes for batch estimates and the yield table", _m014_estimate_and_yield_indexes),
     (15, "each candidate's provider; refine's parent and instruction", _m015_providers_and_refine),
     (16, "automatic checks: each candidate's flags and perceptual hash, each check's verdict", _m016_automatic_checks),
+    (17, "a covering index for the checks' flag rates", _create_indexes),
 ]
 
 

@@ -209,6 +209,8 @@ class Candidate(SQLModel, table=True):
         # the yield table per template version, all time or since a day, read from the index alone
         Index("ix_candidate_yield_cover", "template_ref", "state", "reject_reason", "source", "created_at"),
         Index("ix_candidate_time_cover", "created_at", "source", "state", "cost_usd", "model", "template_ref"),
+        # the checks' flag rates per model or template version, in a period (metrics.flags_by)
+        Index("ix_candidate_check_cover", "created_at", "source", "model", "template_ref", "checked_at", "flags"),
         # storage in use, over time and by solution (metrics.storage_bytes and its neighbours)
         Index("ix_candidate_disk_cover", "cache_hit", "deleted_at", "solution_id", "bytes", "created_at", "state"),
         # the review queue: pending candidates of one purpose, grouped by solution, oldest first

@@ -25,7 +25,7 @@ Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]  # (SQL with :named
 
 FINISHED = ("succeeded", "failed", "interrupted")  # metrics.FINISHED, as stored
 APPROVED_STATES = ("approved", "superseded", "rolled_back")  # metrics.APPROVED_STATES, as stored
-SCHEMA_VERSION = 16  # the last of migrations.MIGRATIONS: a database without it is migrated by the general path
+SCHEMA_VERSION = 17  # the last of migrations.MIGRATIONS: a database without it is migrated by the general path
 
 
 class Filters(Protocol):

@@ -2,7 +2,8 @@
 approve, and what each approved image cost.
 
 Every sum runs in SQL (GROUP BY on covering indexes); pandas only sees a row per version or pair.
-Trials' candidates count here once reviewed, like any other.
+Trials' candidates count here once reviewed, like any other, and so do their automatic checks: the
+share of checked candidates any check flagged, and the share each check flagged (garbled lettering...).
 """
 
 from __future__ import annotations
@@ -14,8 +15,22 @@ from sqlalchemy import Integer, cast, func
 from sqlmodel import Session, select
 
 from .attribution import by_provider
-from .metrics import APPROVED_STATES, FINISHED, frame
-from .models import Attempt, AttemptStatus, Candidate, CandidateState
+from .metrics import (
+    APPROVED_STATES,
+    CHECKED_SUMS,
+    FINISHED,
+    FLAG_COLUMNS,
+    NO_FLAGS,
+    Scope,
+    checked_in,
+    flag_figures,
+    flag_readable,
+    flags_by,
+    frame,
+    percent,
+    raised_in,
+)
+from .models import Attempt, AttemptStatus, Candidate, CandidateCheck, CandidateState
 from .templates import all_labels, version_refs
 from .wording import money
 
@@ -36,8 +51,8 @@ FIGURE_COLUMNS = [
     "cost_per_approved_usd",
     "rejections",
 ]
-YIELD_COLUMNS = ["template", "labels", *FIGURE_COLUMNS]
-PAIR_COLUMNS = ["provider", "model", *FIGURE_COLUMNS[:-1]]  # no rejection reasons per pair
+YIELD_COLUMNS = ["template", "labels", *FIGURE_COLUMNS, *FLAG_COLUMNS]
+PAIR_COLUMNS = ["provider", "model", *FIGURE_COLUMNS[:-1], *FLAG_COLUMNS]  # no rejection reasons per pair
 
 
 BY_TEMPLATE, BY_PAIR = "template", "pair"  # one row per template version, or per provider and model
@@ -49,25 +64,36 @@ def yield_table(
     """Per template version (or per provider and model, `by=BY_PAIR`): attempts, success rate, approval
     rate of its candidates, rejection reasons and cost per approved image. Approved counts candidates a
     reviewer approved (live now, superseded later, or rolled back); reviewed adds every rejection,
-    `not_chosen` included."""
+    `not_chosen` included. The flag columns (metrics.FLAG_COLUMNS) count the candidates checked and the
+    shares the checks flagged."""
     attempts = _attempt_figures(session, since, until, by)
     if by == BY_PAIR:
         reviews = _pair_candidate_figures(session, since, until, set(attempts))
-        keys = sorted(set(attempts) | set(reviews))
-        rows = [{"provider": p, "model": m, **_yield_row(attempts.get((p, m)), reviews.get((p, m)))} for p, m in keys]
+        flags = _pair_flag_figures(session, Scope(since=since, until=until), set(attempts))
+        keys = sorted(set(attempts) | set(reviews) | set(flags))
+        rows = [
+            {"provider": p, "model": m, **_yield_row(attempts.get((p, m)), reviews.get((p, m)), flags.get((p, m)))}
+            for p, m in keys
+        ]
         return frame(rows, PAIR_COLUMNS)
     reviews = _candidate_figures(session, since, until)
+    flags = flags_by(session=session, scope=Scope(since=since, until=until), by="template")
     marks = all_labels(session=session)
-    refs = list(dict.fromkeys([*version_refs(session=session), *sorted(set(attempts) | set(reviews))]))
+    refs = list(dict.fromkeys([*version_refs(session=session), *sorted(set(attempts) | set(reviews) | set(flags))]))
     rows = [
-        {"template": ref, "labels": ", ".join(marks.get(ref, [])), **_yield_row(attempts.get(ref), reviews.get(ref))}
+        {
+            "template": ref,
+            "labels": ", ".join(marks.get(ref, [])),
+            **_yield_row(attempts.get(ref), reviews.get(ref), flags.get(ref)),
+        }
         for ref in refs
     ]
     return frame(rows, YIELD_COLUMNS)
 
 
-def _yield_row(attempts: tuple | None, states: dict | None) -> dict[str, Any]:
-    """One row's figures from its attempts (count, successes, spend) and its candidates' states."""
+def _yield_row(attempts: tuple | None, states: dict | None, flags: tuple | None) -> dict[str, Any]:
+    """One row's figures from its attempts (count, successes, spend), its candidates' states and
+    their checks' figures (metrics.FLAG_COLUMNS, None: none checked)."""
     tried, ok, spend = attempts or (0, 0, 0.0)
     states = states or {}
     rejections = {reason: n for (state, reason), n in states.items() if state == CandidateState.rejected}
@@ -86,16 +112,14 @@ def _yield_row(attempts: tuple | None, states: dict | None) -> dict[str, Any]:
         "approval_rate": approved / reviewed if reviewed else None,
         "cost_per_approved_usd": round(spend / approved, 6) if approved else None,
         "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
+        **dict(zip(FLAG_COLUMNS, flags or NO_FLAGS, strict=True)),
     }
 
 
 def yield_readable(table: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
     """The yield table as people read it: plain column names, money as money, rates as percentages,
-    rejection reasons in words (`reasons` maps a reason key to its words)."""
+    rejection reasons in words (`reasons` maps a reason key to its words), the checks' shares last."""
     import pandas as pd
-
-    def percent(value: float | None) -> str:
-        return "—" if value is None or value != value else f"{value:.0%}"
 
     if "provider" in table.columns:
         first = {"Provider": table["provider"], "Model": table["model"]}
@@ -118,7 +142,7 @@ def yield_readable(table: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame
         readable["Rejection reasons"] = table["rejections"].map(
             lambda found: ", ".join(f"{reasons.get(k, k)} {n}" for k, n in found.items())
         )
-    return readable
+    return readable.assign(**flag_readable(table))
 
 
 def _attempt_figures(session: Session, since: datetime | None, until: datetime | None, by: str) -> dict[Any, tuple]:
@@ -164,9 +188,7 @@ def _pair_candidate_figures(
 ) -> dict[tuple, dict]:
     """Generated candidates per provider, model and state (no reasons: the pair view leaves them out);
     `served` (the period's provider and model pairs) tells most candidates' provider by their model."""
-    owners: dict[str, set[str]] = {}
-    for provider, model in served:
-        owners.setdefault(model, set()).add(provider)
+    owners = _owners(served)
 
     def narrow(query: Any) -> Any:
         return _made_between(query.where(Candidate.source == "generated"), Candidate.created_at, since, until)
@@ -175,6 +197,28 @@ def _pair_candidate_figures(
     for provider, model, state, n in by_provider(session, owners, narrow, (Candidate.state,), (func.count(),)):
         _count(figures.setdefault((provider, model), {}), (state, None), n)
     return figures
+
+
+def _pair_flag_figures(session: Session, scope: Scope, served: set[tuple[str, str]]) -> dict[tuple, tuple]:
+    """The checks' figures (metrics.FLAG_COLUMNS) per provider and model, told apart as
+    `_pair_candidate_figures` does."""
+    owners = _owners(served)
+    checked = by_provider(session, owners, lambda query: checked_in(query, scope, session), (), CHECKED_SUMS)
+    raised = by_provider(
+        session, owners, lambda query: raised_in(query, scope, session), (CandidateCheck.name,), (func.count(),)
+    )
+    return flag_figures(
+        [((provider, model), *rest) for provider, model, *rest in checked],
+        [((provider, model), name, n) for provider, model, name, n in raised],
+    )
+
+
+def _owners(served: set[tuple[str, str]]) -> dict[str, set[str]]:
+    """Model -> the providers that served it, from (provider, model) pairs."""
+    owners: dict[str, set[str]] = {}
+    for provider, model in served:
+        owners.setdefault(model, set()).add(provider)
+    return owners
 
 
 def _count(figures: dict, key: tuple, n: int) -> None:

@@ -177,11 +177,31 @@ def storage(data: dict) -> None:
             ui.page_link("pages/settings.py", "Free space: clean-up in Settings", ":material/cleaning_services:")
 
 
+def image_checks(data: dict) -> None:
+    """How often the automatic checks flag what each model and template version makes."""
+    by_model, by_template = data["flags_by_model"], data["flags_by_template"]
+    if by_model.empty:
+        st.info(
+            "No checked images in this period: generate some, or run `python -m aixchange_images checks --all`.",
+            icon=":material/fact_check:",
+        )
+        return
+    st.caption(
+        "Of the images made in this period and filters that the automatic checks looked at, the share each "
+        "check flagged; Any check counts an image once, whatever it was flagged for."
+    )
+    for table, by, first in ((by_model, "model", "Model"), (by_template, "template", "Template version")):
+        st.plotly_chart(charts.flag_rates(table, by), width="stretch")
+        readable = {first: table[by], **metrics.flag_readable(table)}
+        st.dataframe(readable, hide_index=True, width="stretch")
+
+
 TABS = {  # tab -> what it shows, and the figures (metrics_dashboard's parts) that needs
     "Spend per day": (spend_per_day, ("by_model", "by_template", "daily")),
     "Attempts and time": (attempts_and_time, ("daily", "failures", "times")),
     "Totals": (totals, ("providers", "totals")),
     "Storage": (storage, ("storage", "largest")),
+    "Image checks": (image_checks, ("flags_by_model", "flags_by_template")),
 }
 
 

@@ -416,6 +416,9 @@ def yield_tab() -> None:
             "Approval rate", help="approved ÷ reviewed (not chosen counts as reviewed)"
         ),
         "Rejection reasons": st.column_config.TextColumn("Rejection reasons", width="large"),
+        "Flagged": st.column_config.TextColumn(
+            "Flagged", help="Share of the checked candidates any automatic check flagged; each check's share follows"
+        ),
     }
     st.dataframe(yields.yield_readable(table, REASONS), hide_index=True, column_config=columns)
     st.caption("Candidates awaiting review are not in the approval rate yet; admins review them on the Review page.")

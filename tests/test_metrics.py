@@ -430,6 +430,8 @@ def test_the_dashboard_figures_run_side_by_side_and_match_each_query_on_its_own(
             "totals": spending.totals(session=session, scope=scope),
             "providers": provider_metrics.provider_totals(session=session, scope=scope),
             "month": spending.month_outlook(session=session),
+            "flags_by_model": metrics.flag_rates(session=session, scope=scope, by="model"),
+            "flags_by_template": metrics.flag_rates(session=session, scope=scope, by="template"),
         }
 
     together = metrics_dashboard.gather(engine, scope, workers=4)
