@@ -244,7 +244,7 @@ def queue_list() -> None:
         tick, name = st.columns([1, 8], vertical_alignment="center", gap="small")
         if tick.checkbox(ui.literal(f"Select {title}"), key=f"pick-{generation}-{sid}", label_visibility="collapsed"):
             picked[sid] = title
-        flagged = f" · :orange[:material/flag: {row.flagged}]" if row.flagged else ""  # how many a check flagged
+        flagged = f" · :orange-badge[:material/flag: {row.flagged}]" if row.flagged else ""  # how many a check flagged
         name.button(
             ui.literal(f"{title} · {row.candidates}") + flagged,
             key=f"open-{sid}",
@@ -252,6 +252,7 @@ def queue_list() -> None:
             on_click=choose,
             args=(sid,),
             width="stretch",
+            help=f"{row.flagged} of its candidates flagged by an automatic check" if row.flagged else None,
         )
     with bulk:
         if picked and st.button(
@@ -343,9 +344,10 @@ def checks_note(candidate: Candidate) -> None:
         st.caption(":material/help: Not checked yet.")
     for flag in findings.flags:
         icon, colour = (":material/error:", "red") if flag.blocking else (":material/warning:", "orange")
-        st.badge(flag.label, icon=icon, color=colour)
-        if flag.sentence:
-            st.caption(ui.literal(flag.sentence))  # a check's sentence may quote lettering read off the image
+        with st.container(gap=None):  # the sentence right under its badge
+            st.badge(flag.label, icon=icon, color=colour)
+            if flag.sentence:
+                st.caption(ui.literal(flag.sentence))  # a check's sentence may quote lettering read off the image
 
 
 def refine_box(candidate: Candidate, made_by: str) -> None:

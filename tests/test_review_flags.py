@@ -169,7 +169,7 @@ def test_review_shows_a_badge_per_flag_with_its_sentence_literally(engine, setti
     assert literal(MARKED_UP) in captions(at) and literal(SENTENCES["duplicate"]) in captions(at)
     assert not [c for c in captions(at) if "**bold**" in c or "<b>" in c or "](http" in c]  # never markup
     assert ":material/verified: Checks passed" in captions(at)  # the second candidate
-    assert [b for b in at.button if b.key == f"open-{sid}"][0].label.endswith(":orange[:material/flag: 1]")
+    assert [b for b in at.button if b.key == f"open-{sid}"][0].label.endswith(":orange-badge[:material/flag: 1]")
 
 
 def test_review_says_when_a_candidate_is_not_checked_yet_or_being_checked(engine, settings, make_solutions):
