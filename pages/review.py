@@ -342,12 +342,26 @@ def checks_note(candidate: Candidate) -> None:
         st.caption(":material/hourglass_top: Checks running; they show here once done.")
     elif findings.state == "unchecked":
         st.caption(":material/help: Not checked yet.")
+        check_now(candidate)
     for flag in findings.flags:
         icon, colour = (":material/error:", "red") if flag.blocking else (":material/warning:", "orange")
         with st.container(gap=None):  # the sentence right under its badge
             st.badge(flag.label, icon=icon, color=colour)
             if flag.sentence:
                 st.caption(ui.literal(flag.sentence))  # a check's sentence may quote lettering read off the image
+
+
+def check_now(candidate: Candidate) -> None:
+    """Run the automatic checks on a candidate made before they existed (or while they were off)."""
+    if not st.button("Check now", key=f"check-{candidate.id}", type="tertiary", icon=":material/fact_check:"):
+        return
+    with st.spinner(f"Checking #{candidate.id}…"):
+        outcomes = ui.attempt(lambda: inspections.check_again(ui.engine(), settings, [candidate.id]))
+    problem = next((o.problem for o in outcomes or [] if o.problem), None)
+    if problem:
+        st.error(ui.literal(problem), icon=":material/error:")
+    elif outcomes is not None:
+        move_on(current, f"Checked #{candidate.id}.")
 
 
 def refine_box(candidate: Candidate, made_by: str) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import app_test, open_page
+from PIL import Image
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
@@ -228,3 +229,23 @@ def test_a_link_opens_the_queue_filtered_and_sorted(engine, four):
     assert at.selectbox(key="rq-sort").value == "flagged"
     assert at.selectbox(key="rq-check").value == "duplicate"
     assert queue_buttons(at) == ["Solution number 1"]
+
+
+def test_check_now_runs_the_checks_on_a_candidate_not_checked_yet(engine, settings, make_solutions, monkeypatch):
+    monkeypatch.setenv("CHECKS_ENABLED", "blank")  # the one check this test is about: quick
+    [sid] = make_solutions(1)
+    generate(engine, settings, [sid])
+    [cid] = candidate_ids(engine, sid)
+    verdict(engine, cid, checked=False, minutes_ago=60 * 24)
+    with Session(engine) as session:
+        path = settings.data_dir / session.get(Candidate, cid).file_path
+    Image.new("RGB", (256, 256), (40, 90, 160)).save(path)  # flat: blank
+    at = open_page("review", ADMIN)
+
+    at.button(key=f"check-{cid}").click().run()
+
+    assert not at.exception
+    assert badges(at) == [":red-badge[:material/error: Blank]"]
+    assert [t.value for t in at.toast] == [f"Checked #{cid}."]
+    with Session(engine) as session:
+        assert session.get(Candidate, cid).flags == " blank "
