@@ -23,6 +23,11 @@ REFINE_HELP = (
     "What to change. The local provider knows: lighter or darker background, warmer or cooler, more or less "
     "contrast, and colour words (make it teal); OpenAI takes any instruction."
 )
+NO_MATCH = {  # the check filter matched nothing (while other candidates wait): what it found none of
+    "flagged": "No candidate waiting here is flagged by an automatic check.",
+    "unflagged": "No candidate waiting here has passed every automatic check.",
+    "unchecked": "Every candidate waiting here has been checked.",
+}
 actor = ui.guard("review")
 settings = ui.settings()
 ui.show_flash()
@@ -139,11 +144,6 @@ def bulk_outcome() -> None:
 
 undo_bar()
 bulk_outcome()
-NO_MATCH = {  # the check filter matched nothing (while other candidates wait): what it found none of
-    "flagged": "No candidate waiting here is flagged by an automatic check.",
-    "unflagged": "No candidate waiting here has passed every automatic check.",
-    "unchecked": "Every candidate waiting here has been checked.",
-}
 
 
 def nothing_flagged(check: str) -> None:
