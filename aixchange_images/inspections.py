@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func
@@ -393,3 +394,56 @@ def unchecked(session: Session) -> int:
         .where(col(Candidate.checked_at).is_(None), col(Candidate.deleted_at).is_(None))
     )
     return int(session.exec(query).one())
+
+
+# -- what Review shows of a candidate's checks ------------------------------------------------------
+RUNNING_FOR = timedelta(minutes=5)  # an unchecked candidate this new is most likely being checked now
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One raised flag as a person reads it: the check's plain name, whether it blocks, its sentence."""
+
+    name: str
+    label: str
+    blocking: bool
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Findings:
+    """A candidate's checks at a glance. `state`: flagged, passed, running (made a moment ago and not
+    checked yet), unchecked, or none (checked while every check was switched off)."""
+
+    state: str
+    flags: list[Finding]
+
+
+def findings(session: Session, candidates: list[Candidate], now: datetime | None = None) -> dict[int, Findings]:
+    """What each candidate's checks found, blocking flags first, each with the sentence its check wrote."""
+    now = now or utcnow()
+    rows = verdicts(session, [c.id for c in candidates if c.id is not None])
+    found: dict[int, Findings] = {}
+    for candidate in candidates:
+        if candidate.id is None:
+            continue
+        kept = rows.get(candidate.id, [])
+        found[candidate.id] = Findings(_state(candidate, kept, now), _raised(candidate, kept))
+    return found
+
+
+def _raised(candidate: Candidate, rows: list[CandidateCheck]) -> list[Finding]:
+    sentences = {r.name: r.sentence for r in rows if r.flagged}
+    names = [n for n in checks.NAMES if n in sentences or n in flag_names(candidate.flags)]
+    raised = [Finding(n, checks.LABELS[n], n in BLOCKING, sentences.get(n, "")) for n in names]
+    return sorted(raised, key=lambda f: not f.blocking)
+
+
+def _state(candidate: Candidate, rows: list[CandidateCheck], now: datetime) -> str:
+    if candidate.checked_at is None:
+        made = candidate.created_at
+        made = made if made.tzinfo else made.replace(tzinfo=UTC)  # SQLite gives its UTC times back naive
+        return "running" if now - made < RUNNING_FOR else "unchecked"
+    if candidate.flags.strip():
+        return "flagged"
+    return "passed" if rows else "none"

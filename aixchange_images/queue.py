@@ -1,8 +1,8 @@
 """The review queue: solutions whose candidates await a decision, filtered, sorted and paged in SQL.
 
 A solution is in the queue while it has a pending candidate that matches the candidate filters
-(model, template version, run, purpose, flags); the solution filters (text, category) narrow it
-further. Prompt Studio's trial candidates are left out unless asked for (`QueueFilter.purpose`).
+(model, template version, run, purpose, the automatic checks' flags); the solution filters (text,
+category) narrow it further. Prompt Studio's trial candidates are left out unless asked for (`QueueFilter.purpose`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func
+from sqlalchemy import and_, case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from . import review
+from . import checks, review
 from .auth import Actor, require
 from .catalogue import solution_filter
 from .config import Settings, UserError
@@ -32,11 +32,19 @@ SORTS = {
     "newest": "Newest first",
     "most": "Most candidates",
     "title": "Title",
+    "flagged": "Flagged first",  # a blocking flag, then a caution (duplicate), then the rest; oldest first in each
+    "unflagged": "Unflagged first",  # a candidate that passed every check, then unchecked ones, then flagged
 }
 PURPOSES = {Purpose.regular: "Regular", Purpose.trial: "Prompt Studio trials", None: "Both"}
-# The automatic image checks (a later issue) will flag candidates; the queue filters by those flags.
-# Until a check exists no candidate carries a flag: FLAGS is empty and a flag filter matches nothing.
-FLAGS: dict[str, str] = {}
+FLAGS: dict[str, str] = dict(checks.LABELS)  # what the automatic checks flag, in plain words
+# What the check filter offers (QueueFilter.checks): a candidate's verdict as a whole, or one flag.
+CHECK_FILTERS: dict[str, str] = {
+    "all": "All",
+    "flagged": "Flagged",
+    "unflagged": "Not flagged",  # checked, and no check raised a flag
+    "unchecked": "Not checked yet",
+    **FLAGS,
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class QueueFilter:
     batch: str | None = None  # one generation run (Generate's "Review the new candidates")
     purpose: str | None = Purpose.regular  # None: regular and trial candidates alike
     flags: tuple[str, ...] = ()  # candidates flagged by any of these checks
+    checks: str = "all"  # one of CHECK_FILTERS
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class QueueRow:
     solution: Solution
     candidates: int  # pending ones that match the filter
     since: datetime  # when the oldest of them was made
+    flagged: int = 0  # how many of them an automatic check flagged
 
 
 @dataclass(frozen=True)
@@ -79,22 +89,41 @@ def _candidate_clauses(filters: QueueFilter) -> list[Any]:
         clauses.append(col(Candidate.id).in_(run))
     if filters.flags:
         clauses.append(_flagged(filters.flags))
+    if filters.checks != "all":
+        clauses.append(_verdict(filters.checks))
     return clauses
 
 
-def _flagged(flags: tuple[str, ...]) -> Any:
-    """The hook for the automatic checks: no check stores flags yet, so nothing is flagged."""
-    return false()
+def _flagged(flags: tuple[str, ...] | list[str]) -> Any:
+    """Candidates flagged by any of these checks (`flags` holds each name with a space on both sides)."""
+    return or_(*(col(Candidate.flags).contains(f" {name} ", autoescape=True) for name in flags))
+
+
+def _verdict(choice: str) -> Any:
+    """The candidates a check filter keeps (see CHECK_FILTERS)."""
+    if choice == "flagged":
+        return Candidate.flags != ""
+    if choice == "unflagged":
+        return and_(col(Candidate.checked_at).is_not(None), Candidate.flags == "")
+    if choice == "unchecked":
+        return col(Candidate.checked_at).is_(None)
+    if choice in FLAGS:
+        return _flagged([choice])
+    raise review.ReviewError(f"Filter the checks by one of: {', '.join(CHECK_FILTERS)} (got '{choice}').")
 
 
 def _waiting(filters: QueueFilter) -> Any:
-    """Per solution: how many matching candidates wait, the oldest and the newest of them."""
+    """Per solution: how many matching candidates wait, the oldest and the newest of them, and how many
+    of them a check flagged (any flag, a blocking one) or passed."""
     return (
         select(
             Candidate.solution_id,
             func.count().label("n"),
             func.min(Candidate.created_at).label("since"),
             func.max(Candidate.created_at).label("latest"),
+            func.sum(case((Candidate.flags != "", 1), else_=0)).label("flagged"),
+            func.sum(case((_flagged(checks.BLOCKING), 1), else_=0)).label("blocking"),
+            func.sum(case((_verdict("unflagged"), 1), else_=0)).label("passed"),
         )
         .where(*_candidate_clauses(filters))
         .group_by(Candidate.solution_id)
@@ -117,16 +146,23 @@ def _queue(filters: QueueFilter, sort: str, *columns: Any) -> tuple[Any, list[An
         "newest": [waiting.c.latest.desc(), Solution.id],
         "most": [waiting.c.n.desc(), waiting.c.since, Solution.id],
         "title": [func.lower(Solution.title), Solution.id],
+        "flagged": [_last(waiting.c.blocking == 0), _last(waiting.c.flagged == 0), waiting.c.since, Solution.id],
+        "unflagged": [_last(waiting.c.passed == 0), _last(waiting.c.blocking > 0), waiting.c.since, Solution.id],
     }[sort]
     return query, order
+
+
+def _last(condition: Any) -> Any:
+    """An ORDER BY key that puts the solutions meeting `condition` after the others."""
+    return case((condition, 1), else_=0)
 
 
 def page(
     *, session: Session, filters: QueueFilter = QueueFilter(), sort: str = "oldest", offset: int = 0, limit: int = 30
 ) -> list[QueueRow]:
-    query, order = _queue(filters, sort, Solution, "n", "since")
+    query, order = _queue(filters, sort, Solution, "n", "since", "flagged")
     rows = session.exec(query.order_by(*order).offset(offset).limit(limit)).all()
-    return [QueueRow(solution, int(n), since) for solution, n, since in rows]
+    return [QueueRow(solution, int(n), since, int(flagged or 0)) for solution, n, since, flagged in rows]
 
 
 def count(*, session: Session, filters: QueueFilter = QueueFilter()) -> int:

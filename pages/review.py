@@ -1,12 +1,15 @@
 """Review: the queue of solutions whose candidates wait; approve, reject or upload, then on to the next.
 
-User text (titles, categories, URLs) goes through `ui.literal` wherever Streamlit renders markdown.
+User text (titles, categories, URLs) and the automatic checks' sentences go through `ui.literal`
+wherever Streamlit renders markdown.
 """
+
+from dataclasses import replace
 
 import streamlit as st
 
 import ui
-from aixchange_images import batch, candidates, deliveries, pipeline, queue, refine, review
+from aixchange_images import batch, candidates, deliveries, inspections, pipeline, queue, refine, review
 from aixchange_images.models import REJECT_REASONS, Candidate, Purpose, Solution
 
 QUEUE_PAGE = 20
@@ -20,6 +23,11 @@ REFINE_HELP = (
     "What to change. The local provider knows: lighter or darker background, warmer or cooler, more or less "
     "contrast, and colour words (make it teal); OpenAI takes any instruction."
 )
+NO_MATCH = {  # the check filter matched nothing (while other candidates wait): what it found none of
+    "flagged": "No candidate waiting here is flagged by an automatic check.",
+    "unflagged": "No candidate waiting here has passed every automatic check.",
+    "unchecked": "Every candidate waiting here has been checked.",
+}
 actor = ui.guard("review")
 settings = ui.settings()
 ui.show_flash()
@@ -39,12 +47,20 @@ def move_on(solution_id: str | None, message: str) -> None:
 
 
 def start_from_url() -> None:
-    """`?q=` and `?show=` set the search and the trials choice once, so a link can open a view."""
+    """`?q=`, `?show=`, `?check=` and `?sort=` set the search, the trials choice, the check filter and the
+    order once, so a link can open a view (`?check=blank&sort=oldest`)."""
     params = st.query_params
     if "q" in params and "rq-text" not in st.session_state:
         st.session_state["rq-text"] = params["q"]
-    if params.get("show") in SHOW and "rq-show" not in st.session_state:
-        st.session_state["rq-show"] = params["show"]
+    for param, key, offered in (("show", "rq-show", SHOW), ("check", "rq-check", queue.CHECK_FILTERS)):
+        if params.get(param) in offered and key not in st.session_state:
+            st.session_state[key] = params[param]
+    if params.get("sort") in queue.SORTS and "rq-sort" not in st.session_state:
+        st.session_state["rq-sort"] = params["sort"]
+
+
+def show_every_check() -> None:
+    st.session_state["rq-check"] = "all"
 
 
 def show_whole_queue() -> None:
@@ -69,20 +85,20 @@ def filter_bar() -> tuple[queue.QueueFilter, str]:
     sort = c5.selectbox("Sort", list(queue.SORTS), format_func=queue.SORTS.get, key="rq-sort")
     c6, c7 = st.columns([2, 3])
     show = c6.radio("Candidates", list(SHOW), format_func=SHOW_LABELS.get, horizontal=True, key="rq-show")
-    flags = c7.multiselect(
-        "Flags",
-        offered["flags"],
-        key="rq-flags",
-        disabled=not offered["flags"],
-        placeholder="flagged by an automatic check" if offered["flags"] else "no automatic checks yet",
-        help="Candidates an automatic image check flagged. No check exists yet, so nothing is flagged.",
+    check = c7.selectbox(
+        "Checks",
+        list(queue.CHECK_FILTERS),
+        format_func=queue.CHECK_FILTERS.get,
+        key="rq-check",
+        help="Candidates by what the automatic image checks found: any flag, none (checked and passed), "
+        "not checked yet, or one flag.",
     )
     run = st.query_params.get("batch")
     if run:
         left, right = st.columns([4, 1])
         left.info("Showing the candidates of one Generate run.", icon=":material/filter_alt:")
         right.button("Show the whole queue", on_click=show_whole_queue, icon=":material/filter_alt_off:")
-    filters = queue.QueueFilter(text, category, model, template, run or None, SHOW[show], tuple(flags))
+    filters = queue.QueueFilter(text, category, model, template, run or None, SHOW[show], checks=check)
     return filters, sort
 
 
@@ -128,7 +144,26 @@ def bulk_outcome() -> None:
 
 undo_bar()
 bulk_outcome()
+
+
+def nothing_flagged(check: str) -> None:
+    """The check filter's empty state: say what it found none of, and offer the whole queue back."""
+    label = queue.CHECK_FILTERS[check].lower()
+    said = NO_MATCH.get(check, f"No candidate waiting here is flagged {label}.")
+    st.info(f"{said} Show all to see the rest of the queue.", icon=":material/filter_alt_off:")
+    st.button("Show all", icon=":material/filter_alt_off:", on_click=show_every_check, key="rq-show-all")
+
+
+def others_wait() -> bool:
+    """Whether candidates would show with the check filter set back to All."""
+    with ui.db() as session:
+        return queue.count(session=session, filters=replace(filters, checks="all")) > 0
+
+
 if current is None:
+    if filters.checks != "all" and others_wait():
+        nothing_flagged(filters.checks)
+        st.stop()
     st.info("Nothing to review in this view. Generate candidates, or clear the filters.", icon=":material/inbox:")
     ui.page_link("pages/generate.py", "Go to Generate", ":material/auto_awesome:")
     st.stop()
@@ -209,13 +244,15 @@ def queue_list() -> None:
         tick, name = st.columns([1, 8], vertical_alignment="center", gap="small")
         if tick.checkbox(ui.literal(f"Select {title}"), key=f"pick-{generation}-{sid}", label_visibility="collapsed"):
             picked[sid] = title
+        flagged = f" · :orange-badge[:material/flag: {row.flagged}]" if row.flagged else ""  # how many a check flagged
         name.button(
-            ui.literal(f"{title} · {row.candidates}"),
+            ui.literal(f"{title} · {row.candidates}") + flagged,
             key=f"open-{sid}",
             type="primary" if sid == current else "tertiary",
             on_click=choose,
             args=(sid,),
             width="stretch",
+            help=f"{row.flagged} of its candidates flagged by an automatic check" if row.flagged else None,
         )
     with bulk:
         if picked and st.button(
@@ -238,6 +275,7 @@ with ui.db() as session:
     attempts = {c.id: review.attempt_for(session=session, candidate=c) for c in shown}
     lineages = {c.id: candidates.lineage_text(c, candidates.lineage(session=session, candidate=c)) for c in shown}
     conflicts = deliveries.conflicts(session=session, solution_id=current)
+    found = inspections.findings(session, shown)
 after = place.next or place.previous  # where the queue goes once this solution is decided
 editors = refine.edit_providers(settings)  # who can change an image now
 
@@ -265,6 +303,7 @@ def candidate_panel(number: int, candidate: Candidate) -> None:
     extra = (" · cache" if candidate.cache_hit else "") + (" · trial" if candidate.purpose == Purpose.trial else "")
     footer = f"{number}. #{candidate.id} · {candidate.model} · {ui.money(candidate.cost_usd)} · {secs}{extra}"
     ui.card(solution.title, solution.category, candidate.thumb_path, footer)
+    checks_note(candidate)
     if lineages.get(candidate.id):
         st.caption(ui.literal(lineages[candidate.id]))  # an instruction is what someone typed: never markdown
     if at:
@@ -290,6 +329,39 @@ def candidate_panel(number: int, candidate: Candidate) -> None:
         if st.button("Reject candidate", key=f"reject-{candidate.id}"):
             reject([candidate.id], reason, note)
     refine_box(candidate, at.provider if at else "")
+
+
+def checks_note(candidate: Candidate) -> None:
+    """What the automatic checks found: a badge per flag with its check's sentence (literal), or a note."""
+    findings = found.get(candidate.id)
+    if findings is None or findings.state == "none":
+        return
+    if findings.state == "passed":
+        st.caption(":material/verified: Checks passed")
+    elif findings.state == "running":
+        st.caption(":material/hourglass_top: Checks running; they show here once done.")
+    elif findings.state == "unchecked":
+        st.caption(":material/help: Not checked yet.")
+        check_now(candidate)
+    for flag in findings.flags:
+        icon, colour = (":material/error:", "red") if flag.blocking else (":material/warning:", "orange")
+        with st.container(gap=None):  # the sentence right under its badge
+            st.badge(flag.label, icon=icon, color=colour)
+            if flag.sentence:
+                st.caption(ui.literal(flag.sentence))  # a check's sentence may quote lettering read off the image
+
+
+def check_now(candidate: Candidate) -> None:
+    """Run the automatic checks on a candidate made before they existed (or while they were off)."""
+    if not st.button("Check now", key=f"check-{candidate.id}", type="tertiary", icon=":material/fact_check:"):
+        return
+    with st.spinner(f"Checking #{candidate.id}…"):
+        outcomes = ui.attempt(lambda: inspections.check_again(ui.engine(), settings, [candidate.id]))
+    problem = next((o.problem for o in outcomes or [] if o.problem), None)
+    if problem:
+        st.error(ui.literal(problem), icon=":material/error:")
+    elif outcomes is not None:
+        move_on(current, f"Checked #{candidate.id}.")
 
 
 def refine_box(candidate: Candidate, made_by: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from aixchange_images import batch, metrics, migrations, pipeline, queue, review, templates, trials
+from aixchange_images import batch, checks, metrics, migrations, pipeline, queue, review, templates, trials
 from aixchange_images.auth import CLI_ACTOR, Actor, PermissionDenied
 from aixchange_images.config import load_settings
 from aixchange_images.models import (
@@ -137,10 +137,10 @@ def test_the_run_filter_finds_a_runs_candidates_also_when_the_cache_served_them(
     assert waiting_ids(engine, QueueFilter(batch="no-such-run")) == []
 
 
-def test_the_flag_filter_exists_and_matches_nothing_until_checks_flag_candidates(engine, settings, make_solutions):
+def test_the_flag_filter_matches_nothing_while_no_candidate_is_flagged(engine, settings, make_solutions):
     generate(engine, settings, make_solutions(2))
 
-    assert queue.FLAGS == {}
+    assert queue.FLAGS == checks.LABELS
     assert waiting_ids(engine, QueueFilter(flags=("text_in_image",))) == []
     assert count(engine, QueueFilter(flags=())) == 2
 

@@ -210,3 +210,36 @@ def test_upload_moves_on_and_bulk_approval_asks_first(tmp_path, browser_page):
         expect(page.get_by_text("Approved the first candidate of 2 solution(s).")).to_be_visible()
         assert [states(t) for t in order[2:]] == [[("approved", None), ("rejected", "not_chosen")]] * 2
         showing(page, order[1])
+
+
+def test_a_flags_badge_and_its_sentence_are_shown_as_plain_text(tmp_path, browser_page):
+    from playwright.sync_api import expect
+    from test_review_flags import MARKED_UP, SENTENCES, verdict
+
+    catalogue(tmp_path, [solution_record(i, title=t) for i, t in enumerate(["Alpha card", "Bravo card"])])
+    with Session(engine()) as session:
+        first, second = session.exec(
+            select(Candidate.id).join(Solution).where(Solution.title == "Alpha card").order_by(Candidate.id)
+        ).all()
+    verdict(engine(), first, "text_garbled", "duplicate")
+    verdict(engine(), second, "blank")
+    page = browser_page
+    with streamlit_server(tmp_path, {**os.environ, "PYTHONPATH": str(ROOT)}) as url:
+        open_review(page, url)
+        showing(page, "Alpha card")
+        for label, icon in (("Garbled lettering", "error"), ("Duplicate", "warning"), ("Blank", "error")):
+            badge = page.get_by_role("paragraph").filter(has=page.get_by_role("img", name=f"{icon} icon"))
+            expect(badge.filter(has_text=label)).to_be_visible()  # blocking: an error badge; duplicate: a caution
+        expect(page.get_by_text(MARKED_UP, exact=True)).to_be_visible()  # the sentence as its check wrote it
+        expect(page.get_by_text(SENTENCES["duplicate"], exact=True)).to_be_visible()
+        markup = page.locator("strong:has-text('bold'), b:text-is('x'), a[href*='x/phish'], code:text-is('code')")
+        assert markup.count() == 0
+        shot = Path(os.environ.get("REVIEW_FLAGS_PNG") or tmp_path / "review-flags.png")
+        page.screenshot(path=str(shot), full_page=True)
+
+        page.get_by_role("combobox", name="Checks").click()
+        page.get_by_role("option", name="Wrong size").click()
+        expect(page.get_by_text("No candidate waiting here is flagged wrong size.", exact=False)).to_be_visible()
+        page.screenshot(path=str(shot.with_stem(f"{shot.stem}-empty")))
+        page.get_by_role("button", name="Show all").click()
+        showing(page, "Alpha card")
