@@ -144,16 +144,15 @@ def _human(command: str, payload: Any) -> str:
         rows = payload["solutions"]
         lines = [f"{s['id']}  {s['image_status']:<11}  {s['category'][:24]:<24}  {s['title']}" for s in rows]
         return "\n".join(lines + [f"{len(rows)} solution(s)"])
-    if command == "generate" and "job_id" in payload:
-        return f"Job {payload['job_id']} {payload['status']}: {payload['total']} image(s). Follow it with `jobs`."
+    if command in ("generate", "checks") and "job_id" in payload:  # queued with --background
+        unit = "image(s)" if command == "generate" else "candidate(s)"
+        return f"Job {payload['job_id']} {payload['status']}: {payload['total']} {unit}. Follow it with `jobs`."
     if command == "jobs":
         return reports.jobs_text(payload)
     if command == "providers":
         return reports.providers_text(payload)
     if command == "candidates":
         return reports.candidates_text(payload)
-    if command == "checks" and "job_id" in payload:
-        return f"Job {payload['job_id']} {payload['status']}: {payload['total']} candidate(s). Follow it with `jobs`."
     if command == "checks":
         return reports.checks_text(payload)
     if command == "refine":
