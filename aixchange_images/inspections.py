@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
@@ -29,10 +29,14 @@ from .config import Settings
 from .db import session_scope
 from .models import Attempt, Candidate, CandidateCheck, CandidateState, Solution, utcnow
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 log = logging.getLogger(__name__)
 LIVE = (CandidateState.pending, CandidateState.approved)  # what a new image may be a copy of
 NICENESS = 5  # weight 335 against 1024: generation first, yet checks still move on a busy machine
 CHECK_THREADS = os.cpu_count() or 2
+PICTURES_HELD = 32  # decoded images waiting for their checks (3 MB a 1024x1024); past it, the file is read
 
 
 def flag_names(flags: str) -> list[str]:
@@ -127,10 +131,15 @@ class Outcome:
 
 
 def inspect_candidate(
-    engine: Engine, settings: Settings, candidate_id: int, index: HashIndex, requested: str | None = None
+    engine: Engine,
+    settings: Settings,
+    candidate_id: int,
+    index: HashIndex,
+    requested: str | None = None,
+    picture: Image.Image | None = None,
 ) -> Outcome:
-    """Run the enabled checks on one stored candidate and keep their verdicts (replacing older ones)."""
-    from PIL import Image
+    """Run the enabled checks on one stored candidate and keep their verdicts (replacing older ones).
+    `picture`: the stored file's pixels, decoded already (else the file is read)."""
 
     with Session(engine) as session:
         candidate = session.get(Candidate, candidate_id)
@@ -139,11 +148,8 @@ def inspect_candidate(
         solution = session.get(Solution, candidate.solution_id)
         if requested is None and candidate.attempt_id is not None and not candidate.cache_hit:
             requested = session.exec(select(Attempt.size).where(Attempt.id == candidate.attempt_id)).first()
-    path = settings.data_dir / candidate.file_path
     try:
-        with Image.open(path) as opened:
-            opened.draft("RGB", (2048, 2048))
-            image = opened.convert("RGB")
+        image = picture.convert("RGB") if picture is not None else _read(settings, candidate)
     except (OSError, ValueError) as exc:
         return Outcome(candidate_id, [], f"Candidate {candidate_id}'s file could not be read ({exc}).")
     enabled = settings.enabled_checks
@@ -163,6 +169,14 @@ def inspect_candidate(
     _keep(engine, candidate_id, verdicts, phash)
     index.add(candidate_id, candidate.solution_id, phash)
     return Outcome(candidate_id, verdicts)
+
+
+def _read(settings: Settings, candidate: Candidate) -> Image.Image:
+    from PIL import Image
+
+    with Image.open(settings.data_dir / candidate.file_path) as opened:
+        opened.draft("RGB", (2048, 2048))
+        return opened.convert("RGB")
 
 
 def _own_words(solution: Solution | None) -> set[str]:
@@ -263,21 +277,28 @@ class Inspector:
         for _ in range(CHECK_THREADS):
             threads.submit(_warm, names, barrier)
 
-    def submit(self, candidate_id: int, requested: str | None = None) -> Future[Outcome]:
+    def submit(
+        self, candidate_id: int, requested: str | None = None, picture: Image.Image | None = None
+    ) -> Future[Outcome]:
+        """Check the candidate on the check threads. `picture`, its pixels as decoded already, saves
+        reading and decoding the file again, while few enough are waiting (PICTURES_HELD)."""
         with self._lock:
             found = self._futures.get(candidate_id)
             if found is not None:
                 return found
-            future = _check_threads().submit(self._inspect, candidate_id, requested)
+            future = _check_threads().submit(self._inspect, candidate_id, requested, _hold(picture))
             self._futures[candidate_id] = future
             return future
 
-    def _inspect(self, candidate_id: int, requested: str | None) -> Outcome:
+    def _inspect(self, candidate_id: int, requested: str | None, picture: Image.Image | None) -> Outcome:
         try:
-            return inspect_candidate(self.engine, self.settings, candidate_id, self.index, requested)
+            return inspect_candidate(self.engine, self.settings, candidate_id, self.index, requested, picture)
         except Exception as exc:  # noqa: BLE001 - a check's surprise leaves the candidate unchecked, for a person
             log.exception("The checks of candidate %s failed", candidate_id)
             return Outcome(candidate_id, [], f"The checks failed unexpectedly ({type(exc).__name__}).")
+        finally:
+            if picture is not None:
+                _pictures.release()
 
     def wait(self, candidate_ids: Iterable[int]) -> list[Outcome]:
         with self._lock:
@@ -296,6 +317,12 @@ class Inspector:
 
 
 _live: weakref.WeakSet[Inspector] = weakref.WeakSet()  # every run's inspector, for `finish`
+_pictures = threading.BoundedSemaphore(PICTURES_HELD)
+
+
+def _hold(picture: Image.Image | None) -> Image.Image | None:
+    """The picture, if one more may wait in memory for its checks; else None (its file is read then)."""
+    return picture if picture is not None and _pictures.acquire(blocking=False) else None
 
 
 def unfinished() -> int:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import flag_modified
@@ -55,6 +55,9 @@ from .providers.base import (
 from .redaction import redact
 from .reservations import Reservation
 from .templates import resolve as resolve_template
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -448,11 +451,12 @@ class Generator:
         self, attempt: Attempt, reply: ImageResult, started: float, kept: dict[str, Any]
     ) -> GenerationResult:
         try:
-            candidate = storage.keep_reply(
+            data, info = storage.servable_reply(reply.data, size=attempt.size)
+            candidate = storage.keep_candidate(
                 self.settings,
                 attempt.solution_id,
-                reply.data,
-                size=attempt.size,
+                data,
+                info,
                 attempt_id=attempt.id,
                 template_ref=attempt.template_ref,
                 model=attempt.model,
@@ -481,7 +485,7 @@ class Generator:
             _write_outcome(session, attempt)
             _mark_pending(session, attempt.solution_id)
             session.commit()
-        self._inspect(attempt, candidate.id, attempt.size)
+        self._inspect(attempt, candidate.id, attempt.size, info.decoded)
         return self._result(attempt)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -521,16 +525,19 @@ class Generator:
                 session.add(solution)
                 session.commit()
 
-    def _inspect(self, attempt: Attempt, candidate_id: int | None, requested: str | None) -> None:
+    def _inspect(
+        self, attempt: Attempt, candidate_id: int | None, requested: str | None, picture: Image.Image | None = None
+    ) -> None:
         """Hand a new candidate to the check threads (off the critical path); note it for auto-approve.
-        `requested` is the size asked for, or "checked" for a cached candidate checked already."""
+        `requested` is the size asked for, or "checked" for a cached candidate checked already; `picture`,
+        its pixels as decoded already (the checks then need not read and decode the file again)."""
         if candidate_id is None:
             return
         if self.plan.options.auto_approve:
             with self._publish_lock:
                 self._made.setdefault(attempt.solution_id, []).append(candidate_id)
         if requested != "checked" and self.settings.enabled_checks:
-            self.inspector.submit(candidate_id, requested)
+            self.inspector.submit(candidate_id, requested, picture)
 
     def settle(self, solution_id: str) -> str | None:
         """After a solution's last attempt of the run: with auto-approve, wait for its new candidates'

@@ -9,7 +9,7 @@ import re
 import secrets
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,12 +223,21 @@ MIN_SIDE = 16  # a reply narrower than this, or stretched past 1:8, is no pictur
 def keep_reply(settings: Settings, solution_id: str, data: bytes, *, size: str, **fields: Any) -> Candidate:
     """A provider's reply, verified (an image, of a shape a card can show), made servable, stored with its
     thumbnail and described as a new (unsaved) candidate; BadImage or StorageError when it cannot be."""
+    data, info = servable_reply(data, size=size)
+    return keep_candidate(settings, solution_id, data, info, **fields)
+
+
+def servable_reply(data: bytes, *, size: str) -> tuple[bytes, ImageInfo]:
+    """A provider's reply verified and made servable (BadImage when it cannot be). The info's `decoded`
+    image holds exactly the stored pixels, or is None when they were re-encoded with loss (a CMYK JPEG)."""
     info = verify_image(data, source="reply")
     if min(info.width, info.height) < MIN_SIDE or max(info.width, info.height) > 8 * min(info.width, info.height):
         asked = "" if size == "auto" else f" (asked for {size})"
         raise BadImage(f"The provider's reply is {info.width}x{info.height} pixels{asked}: no card can show that.")
-    data, info = normalise_format(data, info)  # another size than asked is kept: the wrong_size check flags it
-    return keep_candidate(settings, solution_id, data, info, **fields)
+    servable, info = normalise_format(data, info)  # another size than asked is kept: the wrong_size check flags it
+    if servable is not data and info.image_format != "png":
+        info = replace(info, decoded=None)  # the JPEG was encoded again: its pixels moved
+    return servable, info
 
 
 def read_data_file(settings: Settings, rel_path: str) -> bytes:
