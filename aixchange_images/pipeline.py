@@ -485,7 +485,9 @@ class Generator:
             _write_outcome(session, attempt)
             _mark_pending(session, attempt.solution_id)
             session.commit()
-        self._inspect(attempt, candidate.id, attempt.size, info.decoded)
+        # The checks take the pixels decoded to verify the reply, when the file stored is the reply itself
+        # (a converted one, WebP to PNG or CMYK to RGB, may hold other pixels: its file is read).
+        self._inspect(attempt, candidate.id, attempt.size, info.decoded if data is reply.data else None)
         return self._result(attempt)
 
     # -- bookkeeping ---------------------------------------------------------------------------

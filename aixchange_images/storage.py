@@ -9,7 +9,7 @@ import re
 import secrets
 import struct
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -228,16 +228,13 @@ def keep_reply(settings: Settings, solution_id: str, data: bytes, *, size: str, 
 
 
 def servable_reply(data: bytes, *, size: str) -> tuple[bytes, ImageInfo]:
-    """A provider's reply verified and made servable (BadImage when it cannot be). The info's `decoded`
-    image holds exactly the stored pixels, or is None when they were re-encoded with loss (a CMYK JPEG)."""
+    """A provider's reply verified and made servable (BadImage when it cannot be): the bytes to store,
+    the same object when they need no conversion, and their info (`decoded`: the reply as decoded)."""
     info = verify_image(data, source="reply")
     if min(info.width, info.height) < MIN_SIDE or max(info.width, info.height) > 8 * min(info.width, info.height):
         asked = "" if size == "auto" else f" (asked for {size})"
         raise BadImage(f"The provider's reply is {info.width}x{info.height} pixels{asked}: no card can show that.")
-    servable, info = normalise_format(data, info)  # another size than asked is kept: the wrong_size check flags it
-    if servable is not data and info.image_format != "png":
-        info = replace(info, decoded=None)  # the JPEG was encoded again: its pixels moved
-    return servable, info
+    return normalise_format(data, info)  # another size than asked is kept: the wrong_size check flags it
 
 
 def read_data_file(settings: Settings, rel_path: str) -> bytes:

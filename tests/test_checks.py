@@ -380,6 +380,25 @@ def test_a_new_image_is_checked_from_its_decoded_pixels_not_by_reading_its_file_
         ), name
 
 
+def test_a_converted_reply_is_checked_from_the_file_stored_not_from_the_reply(
+    engine, make_solutions, standin, openai_settings, monkeypatch
+):
+    """A WebP reply is stored as PNG (the marketplace cannot serve WebP): the checks read that file."""
+    (sid,) = make_solutions(1)
+    read, real = [], inspections._read
+    monkeypatch.setattr(
+        inspections, "_read", lambda settings, candidate: read.append(candidate.id) or real(settings, candidate)
+    )
+
+    (result,), _ = run(engine, openai_settings, [sid], output_format="webp")
+
+    candidate, rows = candidate_of(engine, result.candidate_id)
+    asked = [r["json"].get("output_format") for r in standin.requests if r["path"].endswith("/images/generations")]
+    assert asked == ["webp"] and candidate.image_format == "png"
+    assert candidate.checked_at is not None and sorted(rows) == sorted(checks.NAMES)
+    assert read == [candidate.id]
+
+
 def test_the_checks_judge_the_picture_they_are_given(engine, make_solutions, settings):
     (sid,) = make_solutions(1)
     (result,), _ = run(engine, settings, [sid])
