@@ -32,6 +32,21 @@ class UsageError(UserError):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    finally:
+        _finish_checks()
+
+
+def _finish_checks() -> None:
+    """Wait for the checks the command started: a process waits for them before it exits anyway, and a
+    caller in this process (a test, the next command) then finds the database as a finished command leaves it."""
+    inspections = sys.modules.get("aixchange_images.inspections")  # not loaded: nothing was checked
+    if inspections is not None:
+        inspections.finish()
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "stats" and (figures := _quick_stats(args)) is not None:

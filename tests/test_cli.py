@@ -15,7 +15,7 @@ from conftest import ROOT, get_solution, solution_record
 from sqlmodel import Session, SQLModel, select
 
 from aixchange_images import cli
-from aixchange_images.models import ImageStatus, Solution, User
+from aixchange_images.models import Candidate, ImageStatus, Solution, User
 
 GENERATE_KEYS = {"solution_id", "status", "error_kind", "candidate_id", "cost_usd", "duration_ms", "cache_hit"}
 STATS_KEYS = {
@@ -160,6 +160,18 @@ BAD_USAGE = [
     ["demo-data", "--solutions", "0"],
     ["users", "add", "bob", "--role", "owner"],
 ]
+
+
+def test_a_command_run_in_process_returns_once_the_checks_it_started_are_done(engine, make_solutions, capsys):
+    """As its process does before it exits. Otherwise a caller in the same process (a test comparing the
+    database before and after its next command) saw the checks' verdicts land in between."""
+    make_solutions(3)
+
+    results = run_json(capsys, "generate", "--all", *SMALL)["results"]
+
+    with Session(engine) as session:
+        checked = [session.get(Candidate, r["candidate_id"]).checked_at for r in results]
+    assert len(checked) == 3 and None not in checked
 
 
 @pytest.mark.parametrize("argv", BAD_USAGE, ids=lambda argv: " ".join(argv))
